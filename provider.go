@@ -1,0 +1,139 @@
+package aigrid
+
+import (
+	"context"
+	"time"
+)
+
+// Provider kinds.
+const (
+	KindOpenAI = "openai" // any OpenAI-compatible upstream
+	KindLocal  = "local"  // the embedded engine serving GGUF files
+)
+
+// ProviderConfig describes a source of inference as the operator configured it.
+type ProviderConfig struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	BaseURL string `json:"base_url,omitempty"`
+	// APIKeyEnv names the environment variable that holds the upstream's key.
+	APIKeyEnv string `json:"api_key_env,omitempty"`
+	// APIKey is the upstream's key when given directly; it is never listed back.
+	APIKey       string    `json:"api_key,omitempty"`
+	Jurisdiction string    `json:"jurisdiction,omitempty"`
+	RetainsData  bool      `json:"retains_data"`
+	Timeouts     Timeouts  `json:"timeouts"`
+	Offers       []Offer   `json:"offers"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+}
+
+// Timeouts bound the phases of an upstream request.
+type Timeouts struct {
+	// Connect bounds dialing and the TLS handshake.
+	Connect Duration `json:"connect,omitzero"`
+	// FirstByte bounds the wait for the response headers (and, when streaming, the first chunk).
+	FirstByte Duration `json:"first_byte,omitzero"`
+	// Idle bounds the silence between two chunks of a stream.
+	Idle Duration `json:"idle,omitzero"`
+	// Total bounds a whole non-streaming request.
+	Total Duration `json:"total,omitzero"`
+}
+
+// Default upstream timeouts.
+const (
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultFirstByteTimeout = 60 * time.Second
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultTotalTimeout     = 10 * time.Minute
+)
+
+// WithDefaults returns t with every unset timeout set to its default.
+func (t Timeouts) WithDefaults() Timeouts {
+	if t.Connect <= 0 {
+		t.Connect = Duration(DefaultConnectTimeout)
+	}
+	if t.FirstByte <= 0 {
+		t.FirstByte = Duration(DefaultFirstByteTimeout)
+	}
+	if t.Idle <= 0 {
+		t.Idle = Duration(DefaultIdleTimeout)
+	}
+	if t.Total <= 0 {
+		t.Total = Duration(DefaultTotalTimeout)
+	}
+	return t
+}
+
+// Offer is one model on one provider: what it serves, what it costs the operator,
+// its capacity and what it can do.
+type Offer struct {
+	// Model is the upstream's own model id (or, for local, the model's name).
+	Model string `json:"model"`
+	// Path is the GGUF file of a local offer.
+	Path string `json:"path,omitempty"`
+	// Serves lists the service model names that tenants ask for.
+	Serves []string `json:"serves"`
+	// Price is the operator's cost per million tokens, in the grid's currency.
+	Price          Price `json:"price"`
+	MaxConcurrency int   `json:"max_concurrency,omitempty"`
+	ContextLength  int   `json:"context_length,omitempty"`
+	// Capabilities, such as "chat", "embeddings", "tools", "vision", "json".
+	// Empty means chat, tools and json.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Capabilities an offer may declare.
+const (
+	CapChat       = "chat"
+	CapEmbeddings = "embeddings"
+	CapTools      = "tools"
+	CapVision     = "vision"
+	CapJSON       = "json"
+)
+
+// DefaultCapabilities are those of an offer that declares none.
+var DefaultCapabilities = []string{CapChat, CapTools, CapJSON}
+
+// Can reports whether the offer has the capability.
+func (o *Offer) Can(capability string) bool {
+	caps := o.Capabilities
+	if len(caps) == 0 {
+		caps = DefaultCapabilities
+	}
+	for _, c := range caps {
+		if c == capability {
+			return true
+		}
+	}
+	return false
+}
+
+// Price is a cost per million input and output tokens.
+type Price struct {
+	Input  float64 `json:"input"`
+	Output float64 `json:"output"`
+}
+
+// ProviderService stores provider configurations.
+type ProviderService interface {
+	UpsertProvider(ctx context.Context, p *ProviderConfig) error
+	FindProvider(ctx context.Context, name string) (*ProviderConfig, error)
+	ListProviders(ctx context.Context) ([]*ProviderConfig, error)
+	DeleteProvider(ctx context.Context, name string) error
+}
+
+// Provider is a live source of inference. Implementations convert the canonical
+// request to their protocol and back. Optional abilities are separate interfaces.
+type Provider interface {
+	// Chat runs a chat completion on the offer's model. When req.Stream is set,
+	// each chunk is passed to emit as it arrives and the returned response holds
+	// only what the stream summed up (usage, finish reasons); otherwise emit is not
+	// called. An error from emit stops the request and is returned.
+	Chat(ctx context.Context, offer *Offer, req *ChatRequest, emit func(*ChatChunk) error) (*ChatResponse, error)
+}
+
+// Embedder is a Provider that also computes embeddings.
+type Embedder interface {
+	Embed(ctx context.Context, offer *Offer, req *EmbeddingRequest) (*EmbeddingResponse, error)
+}
