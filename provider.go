@@ -2,6 +2,7 @@ package aigrid
 
 import (
 	"context"
+	"net/url"
 	"time"
 )
 
@@ -136,4 +137,64 @@ type Provider interface {
 // Embedder is a Provider that also computes embeddings.
 type Embedder interface {
 	Embed(ctx context.Context, offer *Offer, req *EmbeddingRequest) (*EmbeddingResponse, error)
+}
+
+// Validate checks a provider configuration as the admin API and the config file accept it.
+func (p *ProviderConfig) Validate() error {
+	if err := ValidateName("provider", p.Name); err != nil {
+		return err
+	}
+	switch p.Kind {
+	case KindOpenAI:
+		u, err := url.Parse(p.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Errorf(EInvalid, "provider %q: base_url %q must be an absolute http or https URL such as http://127.0.0.1:9100/v1", p.Name, p.BaseURL)
+		}
+	case KindLocal:
+		return Errorf(EInvalid, "provider %q: kind local (the embedded engine) is not available in this version yet; use kind openai", p.Name)
+	case "":
+		return Errorf(EInvalid, "provider %q: kind is required (openai)", p.Name)
+	default:
+		return Errorf(EInvalid, "provider %q: kind %q is not known; use openai", p.Name, p.Kind)
+	}
+	if p.Jurisdiction != "" && !ValidJurisdiction(p.Jurisdiction) {
+		return Errorf(EInvalid, "provider %q: jurisdiction %q is not an ISO 3166-1 alpha-2 code such as KE", p.Name, p.Jurisdiction)
+	}
+	if len(p.Offers) == 0 {
+		return Errorf(EInvalid, "provider %q has no offers", p.Name)
+	}
+	for i := range p.Offers {
+		if err := p.Offers[i].validate(p.Name, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *Offer) validate(provider string, i int) error {
+	if o.Model == "" {
+		return Errorf(EInvalid, "provider %q: offers[%d] needs a model", provider, i)
+	}
+	if len(o.Serves) == 0 {
+		return Errorf(EInvalid, "provider %q: offer %q serves no service model; list at least one in serves", provider, o.Model)
+	}
+	for _, s := range o.Serves {
+		if err := ValidateName("service model", s); err != nil {
+			return Errorf(EInvalid, "provider %q: offer %q: %v", provider, o.Model, err)
+		}
+	}
+	if o.Price.Input < 0 || o.Price.Output < 0 {
+		return Errorf(EInvalid, "provider %q: offer %q: prices must not be negative", provider, o.Model)
+	}
+	if o.MaxConcurrency < 0 || o.ContextLength < 0 {
+		return Errorf(EInvalid, "provider %q: offer %q: max_concurrency and context_length must not be negative", provider, o.Model)
+	}
+	for _, c := range o.Capabilities {
+		switch c {
+		case CapChat, CapEmbeddings, CapTools, CapVision, CapJSON:
+		default:
+			return Errorf(EInvalid, "provider %q: offer %q: capability %q is not one of chat, embeddings, tools, vision, json", provider, o.Model, c)
+		}
+	}
+	return nil
 }
