@@ -499,3 +499,21 @@ func ValidateFunctionName(name string) error {
 	}
 	return nil
 }
+
+// EstimatePromptTokens guesses the prompt's size in tokens before any tokenizer
+// has seen it: about four characters a token, plus a few tokens of framing per
+// message. Used where a bound is needed before the provider counts exactly.
+func (r *ChatRequest) EstimatePromptTokens() int {
+	chars := 0
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		chars += len(m.Content.String()) + len(m.Name)
+		for _, tc := range m.ToolCalls {
+			chars += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+	}
+	for _, t := range r.Tools {
+		chars += len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters)
+	}
+	return (chars+3)/4 + 4*len(r.Messages)
+}

@@ -1,0 +1,245 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"aigrid"
+)
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	routes := []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"POST /admin/v1/tenants", s.createTenant},
+		{"GET /admin/v1/tenants", s.listTenants},
+		{"GET /admin/v1/tenants/{name}", s.getTenant},
+		{"PATCH /admin/v1/tenants/{name}", s.updateTenant},
+		{"POST /admin/v1/tenants/{name}/keys", s.createKey},
+		{"GET /admin/v1/tenants/{name}/keys", s.listKeys},
+		{"POST /admin/v1/keys/{id}/revoke", s.revokeKey},
+		{"GET /admin/v1/providers", s.listProviders},
+		{"GET /admin/v1/providers/{name}", s.getProvider},
+		{"PUT /admin/v1/providers/{name}", s.putProvider},
+		{"DELETE /admin/v1/providers/{name}", s.deleteProvider},
+	}
+	byPath := map[string][]string{}
+	for _, rt := range routes {
+		method, path, _ := cut(rt.pattern)
+		mux.Handle(rt.pattern, s.metrics.instrument(rt.pattern, s.adminAuth(rt.h)))
+		byPath[path] = append(byPath[path], method)
+	}
+	for path, methods := range byPath {
+		allow := ""
+		for i, m := range methods {
+			if i > 0 {
+				allow += ", "
+			}
+			allow += m
+		}
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf("method_not_allowed",
+				"%s %s is not supported; use %s.", r.Method, r.URL.Path, allow))
+		})
+	}
+}
+
+// decodeAdmin reads a JSON admin request body into v.
+func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err == nil {
+		err = decodeJSON(body, v)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	var t aigrid.Tenant
+	if !s.decodeAdmin(w, r, &t) {
+		return
+	}
+	t.ID, t.Disabled = 0, false
+	if err := s.cfg.Store.CreateTenant(r.Context(), &t); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("tenant created", "tenant", t.Name, "class", t.Class)
+	writeJSON(w, http.StatusCreated, &t)
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.cfg.Store.ListTenants(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []*aigrid.Tenant{}
+	}
+	writeJSON(w, http.StatusOK, list[*aigrid.Tenant]{Object: "list", Data: ts})
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Store.FindTenantByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
+	var upd aigrid.TenantUpdate
+	if !s.decodeAdmin(w, r, &upd) {
+		return
+	}
+	t, err := s.cfg.Store.UpdateTenant(r.Context(), r.PathValue("name"), upd)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.keys.flush()
+	logger(r).Info("tenant updated", "tenant", t.Name, "disabled", t.Disabled)
+	writeJSON(w, http.StatusOK, t)
+}
+
+type createKeyRequest struct {
+	Name      string     `json:"name"`
+	Models    []string   `json:"models"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+type createdKey struct {
+	Key    *aigrid.Key `json:"key"`
+	Secret string      `json:"secret"`
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	var req createKeyRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	t, err := s.cfg.Store.FindTenantByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	for _, m := range req.Models {
+		if err := aigrid.ValidateName("service model", m); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+		writeError(w, r, aigrid.ParamErrorf("expires_at", "expires_at %s is in the past.", req.ExpiresAt.Format(time.RFC3339)))
+		return
+	}
+	secret := aigrid.NewSecret("sk-")
+	k := &aigrid.Key{TenantID: t.ID, Name: req.Name, Hint: aigrid.KeyHint(secret), Hash: aigrid.HashKey(secret),
+		Models: req.Models, ExpiresAt: req.ExpiresAt}
+	if err := s.cfg.Store.CreateKey(r.Context(), k); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("key created", "tenant", t.Name, "key_id", k.ID)
+	writeJSON(w, http.StatusCreated, createdKey{Key: k, Secret: secret})
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Store.FindTenantByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	keys, err := s.cfg.Store.ListKeys(r.Context(), t.ID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if keys == nil {
+		keys = []*aigrid.Key{}
+	}
+	writeJSON(w, http.StatusOK, list[*aigrid.Key]{Object: "list", Data: keys})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	k, err := s.cfg.Store.RevokeKey(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.keys.flush()
+	logger(r).Info("key revoked", "key_id", k.ID)
+	writeJSON(w, http.StatusOK, k)
+}
+
+// redact hides a provider's upstream key from admin responses.
+func redact(p *aigrid.ProviderConfig) *aigrid.ProviderConfig {
+	c := *p
+	c.APIKey = ""
+	return &c
+}
+
+func (s *Server) listProviders(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.cfg.Store.ListProviders(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := make([]*aigrid.ProviderConfig, len(ps))
+	for i, p := range ps {
+		out[i] = redact(p)
+	}
+	writeJSON(w, http.StatusOK, list[*aigrid.ProviderConfig]{Object: "list", Data: out})
+}
+
+func (s *Server) getProvider(w http.ResponseWriter, r *http.Request) {
+	p, err := s.cfg.Store.FindProvider(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redact(p))
+}
+
+func (s *Server) putProvider(w http.ResponseWriter, r *http.Request) {
+	var p aigrid.ProviderConfig
+	if !s.decodeAdmin(w, r, &p) {
+		return
+	}
+	p.Name = r.PathValue("name")
+	if p.Kind == "" {
+		p.Kind = aigrid.KindOpenAI
+	}
+	if err := p.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Store.UpsertProvider(r.Context(), &p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Providers.Set(&p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("provider set", "provider", p.Name, "offers", len(p.Offers))
+	writeJSON(w, http.StatusOK, redact(&p))
+}
+
+func (s *Server) deleteProvider(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.cfg.Store.DeleteProvider(r.Context(), name); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.cfg.Providers.Remove(name)
+	logger(r).Info("provider removed", "provider", name)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"aigrid"
+)
+
+// streamWriteTimeout bounds how long one chunk may wait for a client that has
+// stopped reading, so that a stuck client cannot hold an offer forever.
+const streamWriteTimeout = time.Minute
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *aigrid.Call) {
+	start := time.Now()
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	req, err := decodeChatRequest(body)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !call.Key.AllowsModel(req.Model) {
+		writeError(w, r, &aigrid.Error{Code: aigrid.EForbidden, Param: "model",
+			Message: "This API key may not use the model " + quote(req.Model) + "."})
+		return
+	}
+	call.Service = req.Model
+	id := "chatcmpl-" + call.ID
+	created := start.Unix()
+
+	var resp *aigrid.ChatResponse
+	if req.Stream {
+		sw := &sseWriter{w: w, rc: http.NewResponseController(w), call: call, id: id, created: created,
+			model: req.Model, includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+		defer sw.release()
+		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, func(c *aigrid.ChatChunk) error {
+			if !sw.started {
+				s.metrics.ttft.WithLabelValues(call.Service, call.Provider).Observe(time.Since(start).Seconds())
+			}
+			return sw.chunk(c)
+		})
+		if err != nil && !sw.started {
+			writeError(w, r, err)
+			return
+		}
+		if err != nil {
+			// Bytes already reached the client: the status is sent, so the error
+			// travels in the stream, as OpenAI sends it.
+			sw.fail(r, err)
+		} else {
+			sw.done()
+		}
+	} else {
+		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, nil)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		resp.ID, resp.Object, resp.Created, resp.Model = id, "chat.completion", created, req.Model
+		if resp.Choices == nil {
+			resp.Choices = []aigrid.Choice{}
+		}
+		setOffer(w, call)
+		writeJSON(w, http.StatusOK, resp)
+	}
+	s.count(r, call, resp)
+}
+
+// count records the tokens of a served call in the metrics and the log.
+func (s *Server) count(r *http.Request, call *aigrid.Call, resp *aigrid.ChatResponse) {
+	if resp == nil || resp.Usage == nil {
+		return
+	}
+	u := resp.Usage
+	class := string(call.Tenant.Class)
+	s.metrics.tokens.WithLabelValues("in", call.Service, call.Provider, class).Add(float64(u.PromptTokens))
+	s.metrics.tokens.WithLabelValues("out", call.Service, call.Provider, class).Add(float64(u.CompletionTokens))
+	logger(r).Info("served", "tenant", call.Tenant.Name, "service_model", call.Service, "provider", call.Provider,
+		"attempts", call.Attempts, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+}
+
+func setOffer(w http.ResponseWriter, call *aigrid.Call) {
+	if call.Offer != nil {
+		w.Header().Set("X-Aigrid-Offer", call.Provider+"/"+call.Offer.Model)
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// sseWriter writes chunks to the client as server-sent events, with the
+// response's own id and the service model's name in place of the upstream's.
+type sseWriter struct {
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	call         *aigrid.Call
+	id           string
+	created      int64
+	model        string
+	includeUsage bool
+	started      bool
+	buf          *bytes.Buffer
+	enc          *json.Encoder
+}
+
+func (sw *sseWriter) begin() {
+	sw.started = true
+	h := sw.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	setOffer(sw.w, sw.call)
+	sw.w.WriteHeader(http.StatusOK)
+	sw.buf = bufPool.Get().(*bytes.Buffer)
+	sw.enc = json.NewEncoder(sw.buf)
+}
+
+func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
+	if c.Usage != nil && !sw.includeUsage {
+		if len(c.Choices) == 0 {
+			return nil
+		}
+		c.Usage = nil
+	}
+	if !sw.started {
+		sw.begin()
+	}
+	c.ID, c.Object, c.Created, c.Model = sw.id, "chat.completion.chunk", sw.created, sw.model
+	if c.Choices == nil {
+		c.Choices = []aigrid.ChunkChoice{}
+	}
+	sw.buf.Reset()
+	sw.buf.WriteString("data: ")
+	if err := sw.enc.Encode(c); err != nil {
+		return err
+	}
+	sw.buf.WriteByte('\n')
+	return sw.flush()
+}
+
+func (sw *sseWriter) flush() error {
+	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := sw.w.Write(sw.buf.Bytes()); err != nil {
+		return errClientGone
+	}
+	if err := sw.rc.Flush(); err != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+func (sw *sseWriter) done() {
+	if !sw.started {
+		sw.begin()
+	}
+	sw.buf.Reset()
+	sw.buf.WriteString("data: [DONE]\n\n")
+	sw.flush()
+}
+
+func (sw *sseWriter) fail(r *http.Request, err error) {
+	if errors.Is(err, errClientGone) || r.Context().Err() != nil {
+		return
+	}
+	e := toError(err)
+	_, typ := statusOf(e.Code)
+	if e.Code == aigrid.EInternal {
+		logger(r).Error("stream failed", "error", err.Error())
+	}
+	sw.buf.Reset()
+	sw.buf.WriteString("data: ")
+	sw.enc.Encode(errorBody{Error: errorDetail{Message: e.Message, Type: typ, Code: errorCode(e)}})
+	sw.buf.WriteByte('\n')
+	sw.flush()
+}
+
+func (sw *sseWriter) release() {
+	if sw.buf != nil {
+		bufPool.Put(sw.buf)
+		sw.buf = nil
+	}
+}
+
+// errClientGone stops a stream whose client went away.
+var errClientGone = errors.New("client went away")
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

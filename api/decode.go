@@ -1,0 +1,111 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"aigrid"
+)
+
+// readBody reads a JSON request body up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, aigrid.Errorf(aigrid.EUnsupportedType, "Content-Type %q is not supported: send the body as JSON with Content-Type: application/json.", ct)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, aigrid.Errorf(aigrid.ETooLarge, "The request body is larger than this grid's limit of %s.", formatBytes(limit))
+		}
+		return nil, aigrid.Errorf(aigrid.EInvalid, "The request body could not be read: %v.", err)
+	}
+	return body, nil
+}
+
+// decodeJSON decodes a request body into v, turning decoder errors into
+// messages that name the parameter at fault.
+func decodeJSON(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return aigrid.Errorf(aigrid.EInvalid, "The request body is empty: send a JSON object.")
+	}
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return nil
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return aigrid.Errorf(aigrid.EInvalid, "We could not parse the JSON body of your request: %v (at byte %d).", syntax, syntax.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return aigrid.Errorf(aigrid.EInvalid, "The request body must be a JSON object, not %s.", typ.Value)
+	case errors.As(err, &typ):
+		return aigrid.ParamErrorf(typ.Field, "Invalid type for '%s': expected %s, got %s.", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return aigrid.Errorf(aigrid.EInvalid, "We could not parse the JSON body of your request: it ends too early.")
+	}
+	// Errors from the custom decoders (content, stop, input) are written for people already.
+	return aigrid.Errorf(aigrid.EInvalid, "Invalid request body: %v.", err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "float32", "float64":
+		return "a number"
+	}
+	if strings.Contains(goKind, "int") {
+		return "an integer"
+	}
+	return goKind
+}
+
+// decodeChatRequest reads and checks a chat completion request body.
+func decodeChatRequest(body []byte) (*aigrid.ChatRequest, error) {
+	var req aigrid.ChatRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// decodeEmbeddingRequest reads and checks an embeddings request body.
+func decodeEmbeddingRequest(body []byte) (*aigrid.EmbeddingRequest, error) {
+	var req aigrid.EmbeddingRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus series.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	ttft     *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	inFlight *prometheus.GaugeVec
+}
+
+// Buckets from 5 ms to about 80 s: gateway overhead at the low end, long generations at the top.
+var latencyBuckets = prometheus.ExponentialBuckets(0.005, 2, 15)
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigrid_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "aigrid_request_duration_seconds", Help: "Time from request to the end of the response.", Buckets: latencyBuckets,
+		}, []string{"endpoint"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "aigrid_time_to_first_token_seconds", Help: "Time from request to the first streamed chunk sent to the client.", Buckets: latencyBuckets,
+		}, []string{"service_model", "provider"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigrid_tokens_total", Help: "Tokens served, by direction (in: prompt, out: completion).",
+		}, []string{"direction", "service_model", "provider", "class"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aigrid_requests_in_flight", Help: "Requests being served now.",
+		}, []string{"endpoint"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.tokens, m.inFlight,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// instrument counts, times and gauges the requests of one endpoint.
+func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
+	inFlight := m.inFlight.WithLabelValues(endpoint)
+	duration := m.duration.WithLabelValues(endpoint)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		inFlight.Inc()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			inFlight.Dec()
+			elapsed := time.Since(start)
+			duration.Observe(elapsed.Seconds())
+			m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
+			logger(r).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", float64(elapsed.Microseconds())/1000)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// statusRecorder remembers the status code written. Unwrap lets
+// http.ResponseController reach the connection's Flush and deadlines.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

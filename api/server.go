@@ -1,0 +1,201 @@
+// Package api serves the grid over HTTP: the OpenAI-compatible API under /v1
+// for tenants, the admin API under /admin/v1 for the operator, and /metrics,
+// /healthz and /readyz for whoever watches it.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"aigrid"
+)
+
+// DefaultMaxBodyBytes is the request body limit when none is configured.
+const DefaultMaxBodyBytes = 8 << 20
+
+// ProviderSet is what the admin API changes when the operator adds or removes a provider.
+type ProviderSet interface {
+	Set(cfg *aigrid.ProviderConfig) error
+	Remove(name string)
+}
+
+// Config is what a Server needs.
+type Config struct {
+	Store      aigrid.Store
+	Dispatcher aigrid.Dispatcher
+	Providers  ProviderSet
+	Logger     *slog.Logger
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Registry receives the server's metrics; nil makes a new one.
+	Registry *prometheus.Registry
+	// Ready, when set, reports whether the server's dependencies can serve.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP face of the grid.
+type Server struct {
+	cfg      Config
+	keys     *keyCache
+	metrics  *metrics
+	handler  http.Handler
+	draining atomic.Bool
+}
+
+// New returns a server ready to be mounted in an http.Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, keys: newKeyCache(cfg.Store), metrics: newMetrics(cfg.Registry)}
+	s.handler = s.routes()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain marks the server as shutting down: /readyz fails so that load
+// balancers stop sending new requests, while those in flight finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	tenant := func(h func(http.ResponseWriter, *http.Request, *aigrid.Call)) http.Handler {
+		return s.tenantAuth(h)
+	}
+	s.handle(mux, "POST /v1/chat/completions", tenant(s.chatCompletions))
+	s.handle(mux, "POST /v1/embeddings", tenant(s.embeddings))
+	s.handle(mux, "GET /v1/models", tenant(s.listModels))
+	s.handle(mux, "GET /v1/models/{model...}", tenant(s.getModel))
+	s.adminRoutes(mux)
+
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "There is no endpoint %s %s.", r.Method, r.URL.Path))
+	})
+	return s.withRequestID(s.withRecover(mux))
+}
+
+// handle registers h for pattern ("METHOD /path") and answers any other
+// method on the same path with an OpenAI-shaped 405.
+func (s *Server) handle(mux *http.ServeMux, pattern string, h http.Handler) {
+	mux.Handle(pattern, s.metrics.instrument(pattern, h))
+	method, path, _ := cut(pattern)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", method)
+		writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf("method_not_allowed",
+			"%s %s is not supported; use %s.", r.Method, r.URL.Path, method))
+	})
+}
+
+func cut(pattern string) (method, path string, ok bool) {
+	for i := 0; i < len(pattern); i++ {
+		if pattern[i] == ' ' {
+			return pattern[:i], pattern[i+1:], true
+		}
+	}
+	return "", pattern, false
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeError(w, r, aigrid.Errorf(aigrid.EUnavailable, "The server is shutting down."))
+		return
+	}
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			logger(r).Error("not ready", "error", err.Error())
+			writeError(w, r, aigrid.Errorf(aigrid.EUnavailable, "The store is not reachable."))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	loggerKey
+)
+
+// withRequestID keeps a client's X-Request-Id (when it is sane) or makes one,
+// echoes it in the response and puts a logger that carries it in the context.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx = context.WithValue(ctx, loggerKey, s.cfg.Logger.With("request_id", id))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// withRecover turns a panic in a handler into a 500 and a log line with the
+// stack, so that no panic reaches a client as a dropped connection.
+func (s *Server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger(r).Error("panic", "panic", v)
+				writeError(w, r, aigrid.Errorf(aigrid.EInternal, "Internal error."))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+func logger(r *http.Request) *slog.Logger {
+	if l, ok := r.Context().Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
