@@ -1,0 +1,154 @@
+// Package sqlite is the embedded default store of aigrid: tenants, keys and
+// providers in one SQLite file, through the pure-Go modernc.org/sqlite driver
+// (no cgo).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"aigrid"
+)
+
+var _ aigrid.Store = (*DB)(nil)
+
+// DB is the SQLite store. Writes go through one connection, so writers queue in
+// Go rather than fail with SQLITE_BUSY; reads use a pool, which WAL mode lets
+// run beside the writer.
+type DB struct {
+	write *sql.DB
+	read  *sql.DB
+}
+
+// Open opens or creates the database file at path and brings its schema up to date.
+func Open(path string) (*DB, error) {
+	// synchronous=FULL: a committed transaction survives a power cut, not just a crash.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)&_txlock=immediate"
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	db := &DB{write: write, read: read}
+	if err := db.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	rerr := db.read.Close()
+	if err := db.write.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return rerr
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// migrations bring the schema from version i to i+1; the database's
+// user_version records how many have been applied.
+var migrations = []string{
+	`CREATE TABLE tenants (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		class TEXT NOT NULL,
+		residency TEXT NOT NULL DEFAULT '[]',
+		no_retention INTEGER NOT NULL DEFAULT 0,
+		disabled INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE keys (
+		id TEXT PRIMARY KEY,
+		tenant_id INTEGER REFERENCES tenants(id),
+		admin INTEGER NOT NULL DEFAULT 0,
+		name TEXT NOT NULL DEFAULT '',
+		hint TEXT NOT NULL,
+		hash TEXT NOT NULL UNIQUE,
+		models TEXT NOT NULL DEFAULT '[]',
+		expires_at INTEGER,
+		revoked_at INTEGER,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX keys_tenant ON keys(tenant_id, created_at);
+	CREATE TABLE providers (
+		name TEXT PRIMARY KEY,
+		config TEXT NOT NULL,
+		updated_at INTEGER NOT NULL
+	);`,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	var version int
+	if err := db.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("sqlite: the database has schema version %d, newer than this aigrid knows (%d): upgrade aigrid", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate to schema version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Times are stored as Unix nanoseconds, UTC.
+func toNanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullTime(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
