@@ -1,0 +1,393 @@
+// Package openai is the provider for any upstream that speaks the OpenAI HTTP
+// API (vLLM, SGLang, llama.cpp server, Ollama, DeepSeek, Qwen, Zhipu, ...):
+// a streaming proxy with pooled connections and a timeout for every phase.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"aigrid"
+)
+
+var (
+	_ aigrid.Provider = (*Provider)(nil)
+	_ aigrid.Embedder = (*Provider)(nil)
+)
+
+// Provider is one OpenAI-compatible upstream.
+type Provider struct {
+	name     string
+	baseURL  string
+	apiKey   string
+	timeouts aigrid.Timeouts
+	client   *http.Client
+}
+
+// New returns a provider for the configured upstream.
+func New(cfg *aigrid.ProviderConfig) (*Provider, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: base_url %q must be an absolute http or https URL", cfg.Name, cfg.BaseURL)
+	}
+	key := cfg.APIKey
+	if key == "" && cfg.APIKeyEnv != "" {
+		key = os.Getenv(cfg.APIKeyEnv)
+	}
+	t := cfg.Timeouts.WithDefaults()
+	dialer := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   time.Duration(t.Connect),
+		ResponseHeaderTimeout: time.Duration(t.FirstByte),
+		// Streams hold a connection each: keep enough idle ones for a busy offer.
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	return &Provider{
+		name:     cfg.Name,
+		baseURL:  strings.TrimSuffix(cfg.BaseURL, "/"),
+		apiKey:   key,
+		timeouts: t,
+		client:   &http.Client{Transport: transport},
+	}, nil
+}
+
+// Close drops the idle connections to the upstream.
+func (p *Provider) Close() { p.client.CloseIdleConnections() }
+
+// Chat runs a chat completion upstream.
+func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.ChatRequest, emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+	up := *req // a shallow copy: the caller's request is not changed
+	up.Model = offer.Model
+	if up.Stream {
+		// Always ask for usage, so that the grid can meter the stream.
+		up.StreamOptions = &aigrid.StreamOptions{IncludeUsage: true}
+		return p.stream(ctx, &up, req, emit)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
+	defer cancel()
+	resp, err := p.post(ctx, "/chat/completions", &up)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out aigrid.ChatResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, p.readError(ctx, err)
+	}
+	if out.Usage == nil {
+		out.Usage = estimateUsage(req, completionChars(&out))
+	}
+	return &out, nil
+}
+
+// stream relays a streamed completion chunk by chunk.
+func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The first chunk must come within the first-byte timeout, every later one
+	// within the idle timeout of the one before.
+	firstByte, idle := time.Duration(p.timeouts.FirstByte), time.Duration(p.timeouts.Idle)
+	var started atomic.Bool
+	watchdog := time.AfterFunc(firstByte, func() {
+		if started.Load() {
+			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s went silent for %s in the middle of a stream", p.name, idle))
+		} else {
+			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, firstByte))
+		}
+	})
+	defer watchdog.Stop()
+
+	resp, err := p.post(ctx, "/chat/completions", up)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	out := &aigrid.ChatResponse{}
+	chars, finished := 0, false
+	events := newSSEReader(resp.Body)
+	for {
+		data, err := events.next()
+		if err != nil {
+			if err == io.EOF && finished {
+				break // some servers end without [DONE]
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, aigrid.Errorf(aigrid.EUpstream, "provider %s closed the stream early", p.name)
+			}
+			return nil, p.readError(ctx, err)
+		}
+		started.Store(true)
+		if bytes.Equal(data, []byte("[DONE]")) {
+			break
+		}
+		if bytes.HasPrefix(data, []byte(`{"error"`)) {
+			return nil, p.streamError(data)
+		}
+		chunk := new(aigrid.ChatChunk)
+		if err := json.Unmarshal(data, chunk); err != nil {
+			return nil, aigrid.Errorf(aigrid.EUpstream, "provider %s sent a chunk that is not valid JSON", p.name)
+		}
+		for i := range chunk.Choices {
+			c := &chunk.Choices[i]
+			chars += deltaChars(&c.Delta)
+			if c.FinishReason != nil {
+				finished = true
+			}
+		}
+		if chunk.Usage != nil {
+			out.Usage = chunk.Usage
+		}
+		out.ID, out.Model, out.Created = chunk.ID, chunk.Model, chunk.Created
+		// A client slow to take a chunk is not the upstream's silence.
+		watchdog.Stop()
+		if err := emit(chunk); err != nil {
+			return nil, err
+		}
+		watchdog.Reset(idle)
+	}
+	if out.Usage == nil {
+		out.Usage = estimateUsage(orig, chars)
+	}
+	return out, nil
+}
+
+// Embed computes embeddings upstream.
+func (p *Provider) Embed(ctx context.Context, offer *aigrid.Offer, req *aigrid.EmbeddingRequest) (*aigrid.EmbeddingResponse, error) {
+	up := *req
+	up.Model = offer.Model
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
+	defer cancel()
+	resp, err := p.post(ctx, "/embeddings", &up)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out aigrid.EmbeddingResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, p.readError(ctx, err)
+	}
+	if out.Usage.PromptTokens == 0 {
+		chars := 0
+		for _, t := range req.Input.Texts {
+			chars += len(t)
+		}
+		for _, t := range req.Input.Tokens {
+			chars += 4 * len(t)
+		}
+		out.Usage.PromptTokens = (chars + 3) / 4
+		out.Usage.TotalTokens = out.Usage.PromptTokens
+	}
+	return &out, nil
+}
+
+// Probe checks that the upstream answers GET /models.
+func (p *Provider) Probe(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.baseURL+"/models", nil)
+	if err != nil {
+		return err
+	}
+	p.authorize(req)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return p.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return p.statusError(resp)
+	}
+	return nil
+}
+
+func (p *Provider) authorize(req *http.Request) {
+	if p.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+p.apiKey)
+	}
+}
+
+// post sends body as JSON and returns a 200 response, or the error the status maps to.
+func (p *Provider) post(ctx context.Context, path string, body any) (*http.Response, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("openai: encode request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.baseURL+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	p.authorize(req)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, p.transportError(ctx, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, p.statusError(resp)
+	}
+	return resp, nil
+}
+
+// transportError explains a failure to get a response at all.
+func (p *Provider) transportError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		if e, ok := cause.(*aigrid.Error); ok {
+			return e
+		}
+		if errors.Is(cause, context.DeadlineExceeded) {
+			return aigrid.Errorf(aigrid.EUpstream, "provider %s did not answer within %s", p.name, time.Duration(p.timeouts.Total))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the client went away: not the provider's fault
+	}
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "awaiting response headers"):
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, time.Duration(p.timeouts.FirstByte))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s timed out connecting after %s", p.name, time.Duration(p.timeouts.Connect))
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s could not be reached", p.name)
+	}
+	return aigrid.Errorf(aigrid.EUpstream, "provider %s failed: the connection broke", p.name)
+}
+
+// readError explains a failure while reading a response body.
+func (p *Provider) readError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		return p.transportError(ctx, err)
+	}
+	if errors.Is(err, errEventTooLarge) {
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s sent an oversized event", p.name)
+	}
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s sent a response that is not valid JSON", p.name)
+	}
+	return aigrid.Errorf(aigrid.EUpstream, "provider %s failed: the connection broke", p.name)
+}
+
+// upstreamError is OpenAI's error body, as upstreams send it.
+type upstreamError struct {
+	Error struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// statusError maps an upstream's error status to the error a client sees.
+// The upstream's body is never passed on whole: only the message of a
+// request error, which is about the client's own request.
+func (p *Provider) statusError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch code := resp.StatusCode; {
+	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
+		msg := p.clean(raw)
+		if msg == "" {
+			msg = "the request was refused as invalid"
+		}
+		return aigrid.Errorf(aigrid.EInvalid, "provider %s: %s", p.name, msg)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s rejected the grid's credentials", p.name)
+	case code == http.StatusNotFound:
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s does not know the requested model or endpoint", p.name)
+	case code == http.StatusRequestEntityTooLarge:
+		return aigrid.Errorf(aigrid.ETooLarge, "provider %s refused the request as too large", p.name)
+	case code == http.StatusTooManyRequests:
+		e := aigrid.Errorf(aigrid.ERateLimited, "provider %s is rate-limiting the grid; try again shortly", p.name)
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		return e
+	}
+	return aigrid.Errorf(aigrid.EUpstream, "provider %s failed with status %d", p.name, resp.StatusCode)
+}
+
+func (p *Provider) streamError(data []byte) error {
+	if msg := p.clean(data); msg != "" {
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s failed mid-stream: %s", p.name, msg)
+	}
+	return aigrid.Errorf(aigrid.EUpstream, "provider %s failed mid-stream", p.name)
+}
+
+// clean extracts the message of an OpenAI error body, shortened, with the
+// grid's upstream key blanked should the upstream echo it.
+func (p *Provider) clean(raw []byte) string {
+	var e upstreamError
+	if json.Unmarshal(raw, &e) != nil {
+		return ""
+	}
+	msg := e.Error.Message
+	if p.apiKey != "" {
+		msg = strings.ReplaceAll(msg, p.apiKey, "[redacted]")
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+func retryAfter(h string) time.Duration {
+	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return time.Second
+}
+
+// Upstreams that do not report usage are metered by estimate: about four
+// characters a token, as the prompt estimate is.
+func estimateUsage(req *aigrid.ChatRequest, completionChars int) *aigrid.Usage {
+	in := req.EstimatePromptTokens()
+	out := (completionChars + 3) / 4
+	return &aigrid.Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out}
+}
+
+func completionChars(r *aigrid.ChatResponse) int {
+	n := 0
+	for i := range r.Choices {
+		m := &r.Choices[i].Message
+		n += len(m.Content.String()) + len(m.ReasoningContent)
+		for _, tc := range m.ToolCalls {
+			n += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+	}
+	return n
+}
+
+func deltaChars(d *aigrid.Delta) int {
+	n := 0
+	if d.Content != nil {
+		n += len(*d.Content)
+	}
+	if d.ReasoningContent != nil {
+		n += len(*d.ReasoningContent)
+	}
+	for _, tc := range d.ToolCalls {
+		n += len(tc.Function.Name) + len(tc.Function.Arguments)
+	}
+	return n
+}

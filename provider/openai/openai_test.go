@@ -1,0 +1,273 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"aigrid"
+	"aigrid/internal/upstreamtest"
+)
+
+func chatReq(stream bool) *aigrid.ChatRequest {
+	return &aigrid.ChatRequest{Model: "chat", Stream: stream, Messages: []aigrid.Message{
+		{Role: aigrid.RoleSystem, Content: aigrid.TextContent("be brief")},
+		{Role: aigrid.RoleUser, Content: aigrid.TextContent("hello there grid")},
+	}}
+}
+
+func newProvider(t *testing.T, up *upstreamtest.Server, timeouts aigrid.Timeouts) *Provider {
+	t.Helper()
+	t.Setenv("UP_KEY", "sk-upstream-secret")
+	p, err := New(&aigrid.ProviderConfig{Name: "up1", Kind: aigrid.KindOpenAI, BaseURL: up.URL, APIKeyEnv: "UP_KEY", Timeouts: timeouts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestChat(t *testing.T) {
+	up := upstreamtest.New(t, "sk-upstream-secret", map[string]upstreamtest.Behaviour{"small-chat": {}})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	req := chatReq(false)
+	resp, err := p.Chat(context.Background(), &aigrid.Offer{Model: "small-chat"}, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content.String(); got != "You said: hello there grid" {
+		t.Errorf("reply %q", got)
+	}
+	if u := resp.Usage; u.PromptTokens != 5 || u.CompletionTokens != 5 || u.TotalTokens != 10 {
+		t.Errorf("usage %+v", u)
+	}
+	if req.Model != "chat" {
+		t.Error("the caller's request was changed")
+	}
+	sent := up.Requests()[0]
+	var body map[string]any
+	json.Unmarshal(sent.Body, &body)
+	if body["model"] != "small-chat" || sent.Header.Get("Authorization") != "Bearer sk-upstream-secret" {
+		t.Errorf("sent model %v, auth %q", body["model"], sent.Header.Get("Authorization"))
+	}
+}
+
+func collect(t *testing.T, p *Provider, model string, req *aigrid.ChatRequest) ([]*aigrid.ChatChunk, *aigrid.ChatResponse, error) {
+	t.Helper()
+	var chunks []*aigrid.ChatChunk
+	resp, err := p.Chat(context.Background(), &aigrid.Offer{Model: model}, req, func(c *aigrid.ChatChunk) error {
+		chunks = append(chunks, c)
+		return nil
+	})
+	return chunks, resp, err
+}
+
+func TestStream(t *testing.T) {
+	up := upstreamtest.New(t, "sk-upstream-secret", map[string]upstreamtest.Behaviour{
+		"small-chat": {Reply: "one two three four"},
+		"quiet":      {Reply: "one two three four", NoUsage: true},
+	})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	chunks, resp, err := collect(t, p, "small-chat", chatReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, c := range chunks {
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				text.WriteString(*ch.Delta.Content)
+			}
+		}
+	}
+	if text.String() != "one two three four" {
+		t.Errorf("streamed %q", text.String())
+	}
+	last := chunks[len(chunks)-1]
+	if last.Usage == nil || len(last.Choices) != 0 {
+		t.Errorf("the usage chunk was not passed on: %+v", last)
+	}
+	if resp.Usage.CompletionTokens != 4 || resp.Usage.PromptTokens != 5 {
+		t.Errorf("usage %+v", resp.Usage)
+	}
+	var sent aigrid.ChatRequest
+	json.Unmarshal(up.Requests()[0].Body, &sent)
+	if sent.StreamOptions == nil || !sent.StreamOptions.IncludeUsage {
+		t.Error("usage was not asked of the upstream")
+	}
+
+	_, resp, err = collect(t, p, "quiet", chatReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Estimated: "one two three four" is 18 characters, 5 tokens at four characters a token.
+	if resp.Usage.CompletionTokens != 5 || resp.Usage.PromptTokens != chatReq(false).EstimatePromptTokens() {
+		t.Errorf("estimated usage %+v", resp.Usage)
+	}
+}
+
+func TestToolCalls(t *testing.T) {
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {ToolArguments: `{"city":"Kisumu"}`}})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	req := chatReq(true)
+	req.Tools = []aigrid.Tool{{Type: "function", Function: aigrid.FunctionDecl{Name: "get_weather"}}}
+	chunks, _, err := collect(t, p, "small-chat", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args, name, finish string
+	for _, c := range chunks {
+		for _, ch := range c.Choices {
+			for _, tc := range ch.Delta.ToolCalls {
+				if tc.Index == nil || *tc.Index != 0 {
+					t.Errorf("tool call delta without index 0: %+v", tc)
+				}
+				name += tc.Function.Name
+				args += tc.Function.Arguments
+			}
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	if name != "get_weather" || args != `{"city":"Kisumu"}` || finish != "tool_calls" {
+		t.Errorf("name %q args %q finish %q", name, args, finish)
+	}
+	req.Stream = false
+	resp, err := p.Chat(context.Background(), &aigrid.Offer{Model: "small-chat"}, req, nil)
+	if err != nil || resp.Choices[0].Message.ToolCalls[0].Function.Arguments != `{"city":"Kisumu"}` || resp.Choices[0].FinishReason != "tool_calls" {
+		t.Errorf("non-streamed tool call: %+v %v", resp, err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	up := upstreamtest.New(t, "sk-upstream-secret", map[string]upstreamtest.Behaviour{
+		"bad":      {Status: 400, ErrorMessage: "max_tokens is too large for key sk-upstream-secret"},
+		"denied":   {Status: 401, ErrorMessage: "bad key sk-upstream-secret"},
+		"limited":  {Status: 429, ErrorMessage: "slow down"},
+		"broken":   {Status: 500, ErrorMessage: "Traceback: secret internals"},
+		"toobig":   {Status: 413, ErrorMessage: "too big"},
+		"slow":     {FirstByteDelay: 2 * time.Second},
+		"stall":    {StallAfter: 2},
+		"drop":     {DropAfter: 2},
+		"slowbody": {ChunkDelay: 2 * time.Second},
+	})
+	p := newProvider(t, up, aigrid.Timeouts{FirstByte: aigrid.Duration(300 * time.Millisecond), Idle: aigrid.Duration(300 * time.Millisecond)})
+	cases := []struct {
+		model, code, contains string
+		stream                bool
+	}{
+		{"bad", aigrid.EInvalid, "max_tokens is too large", false},
+		{"denied", aigrid.EUpstream, "rejected the grid's credentials", false},
+		{"limited", aigrid.ERateLimited, "rate-limiting", false},
+		{"broken", aigrid.EUpstream, "status 500", false},
+		{"toobig", aigrid.ETooLarge, "too large", false},
+		{"missing", aigrid.EUpstream, "does not know", false},
+		{"slow", aigrid.EUpstream, "first byte", false},
+		{"slow", aigrid.EUpstream, "first byte", true},
+		{"stall", aigrid.EUpstream, "went silent", true},
+		{"slowbody", aigrid.EUpstream, "went silent", true},
+		{"drop", aigrid.EUpstream, "", true},
+	}
+	for _, c := range cases {
+		_, _, err := collect(t, p, c.model, chatReq(c.stream))
+		var e *aigrid.Error
+		if !errors.As(err, &e) || e.Code != c.code || !strings.Contains(e.Message, c.contains) {
+			t.Errorf("%s (stream %v): got %v, want %s error with %q", c.model, c.stream, err, c.code, c.contains)
+			continue
+		}
+		for _, leak := range []string{"sk-upstream-secret", "Traceback"} {
+			if strings.Contains(e.Message, leak) {
+				t.Errorf("%s: message leaks %q: %s", c.model, leak, e.Message)
+			}
+		}
+		if c.model == "limited" && e.RetryAfter != 7*time.Second {
+			t.Errorf("Retry-After %v, want 7s", e.RetryAfter)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	p, err := New(&aigrid.ProviderConfig{Name: "gone", Kind: aigrid.KindOpenAI, BaseURL: "http://127.0.0.1:9/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(false), nil)
+	if aigrid.ErrorCode(err) != aigrid.EUpstream || !strings.Contains(err.Error(), "could not be reached") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := New(&aigrid.ProviderConfig{Name: "x", BaseURL: "ftp://x"}); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Errorf("bad base_url accepted: %v", err)
+	}
+}
+
+// TestCancel checks that a client going away ends the upstream request at once.
+func TestCancel(t *testing.T) {
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {Reply: strings.Repeat("word ", 100), ChunkDelay: 50 * time.Millisecond}})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err := p.Chat(ctx, &aigrid.Offer{Model: "small-chat"}, chatReq(true), func(*aigrid.ChatChunk) error {
+		if n++; n == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	select {
+	case m := <-up.Ended():
+		if m != "small-chat" {
+			t.Errorf("ended %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request went on after the client left")
+	}
+}
+
+func TestEmitError(t *testing.T) {
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	stop := errors.New("client gone")
+	_, err := p.Chat(context.Background(), &aigrid.Offer{Model: "small-chat"}, chatReq(true), func(*aigrid.ChatChunk) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"embed-small": {Dimensions: 4}})
+	p := newProvider(t, up, aigrid.Timeouts{})
+	var req aigrid.EmbeddingRequest
+	json.Unmarshal([]byte(`{"model":"embed","input":["jambo dunia","habari"]}`), &req)
+	resp, err := p.Embed(context.Background(), &aigrid.Offer{Model: "embed-small"}, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vec []float32
+	json.Unmarshal(resp.Data[1].Embedding, &vec)
+	want := upstreamtest.Vector("habari", 4)
+	if len(resp.Data) != 2 || len(vec) != 4 || vec[0] != want[0] || resp.Usage.PromptTokens != 3 {
+		t.Errorf("embeddings %s, usage %+v", resp.Data[1].Embedding, resp.Usage)
+	}
+	req.EncodingFormat = "base64"
+	resp, err = p.Embed(context.Background(), &aigrid.Offer{Model: "embed-small"}, &req)
+	if err != nil || resp.Data[0].Embedding[0] != '"' {
+		t.Errorf("base64 embedding %s %v", resp.Data[0].Embedding, err)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	up := upstreamtest.New(t, "sk-upstream-secret", map[string]upstreamtest.Behaviour{"m": {}})
+	if err := newProvider(t, up, aigrid.Timeouts{}).Probe(context.Background()); err != nil {
+		t.Error(err)
+	}
+	p, _ := New(&aigrid.ProviderConfig{Name: "nokey", BaseURL: up.URL})
+	if err := p.Probe(context.Background()); aigrid.ErrorCode(err) != aigrid.EUpstream {
+		t.Errorf("probe without key: %v", err)
+	}
+}

@@ -1,0 +1,91 @@
+package openai
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// maxEventBytes bounds one server-sent event, so that a hostile or broken
+// upstream cannot make the grid buffer without end.
+const maxEventBytes = 8 << 20
+
+var errEventTooLarge = errors.New("an event of the stream is larger than 8 MiB")
+
+// sseReader reads the data of server-sent events (the text/event-stream
+// format): lines "data: ..." accumulate until a blank line ends the event;
+// comments (":") and other fields (event, id, retry) are skipped.
+type sseReader struct {
+	r    *bufio.Reader
+	data []byte
+}
+
+func newSSEReader(r io.Reader) *sseReader {
+	return &sseReader{r: bufio.NewReaderSize(r, 32<<10)}
+}
+
+// next returns the data of the next event. The slice is valid until the next
+// call. At the end of the stream it returns io.EOF, or io.ErrUnexpectedEOF if
+// the stream ended inside an event.
+func (s *sseReader) next() ([]byte, error) {
+	s.data = s.data[:0]
+	inEvent := false
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if err == io.EOF && inEvent {
+				// A final event without its blank line still counts.
+				return s.data, nil
+			}
+			return nil, err
+		}
+		if len(line) == 0 {
+			if inEvent {
+				return s.data, nil
+			}
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte{':'})
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+		if string(field) != "data" {
+			continue
+		}
+		if inEvent {
+			s.data = append(s.data, '\n')
+		}
+		if len(s.data)+len(value) > maxEventBytes {
+			return nil, errEventTooLarge
+		}
+		s.data = append(s.data, value...)
+		inEvent = true
+	}
+}
+
+// readLine returns one line without its end (LF, CRLF or CR).
+func (s *sseReader) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		// A long line: gather it in a buffer of its own.
+		long := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			if len(long) > maxEventBytes {
+				return nil, errEventTooLarge
+			}
+			line, err = s.r.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	if err != nil && (err != io.EOF || len(line) == 0) {
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	return line, nil
+}

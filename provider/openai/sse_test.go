@@ -1,0 +1,78 @@
+package openai
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func events(t *testing.T, stream string) ([]string, error) {
+	t.Helper()
+	r := newSSEReader(strings.NewReader(stream))
+	var out []string
+	for {
+		data, err := r.next()
+		if err != nil {
+			if err == io.EOF {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, string(data))
+	}
+}
+
+func TestSSEReader(t *testing.T) {
+	long := strings.Repeat("x", 100_000)
+	cases := []struct {
+		name, in string
+		want     []string
+	}{
+		{"plain", "data: {\"a\":1}\n\ndata: [DONE]\n\n", []string{`{"a":1}`, "[DONE]"}},
+		{"no space", "data:{\"a\":1}\n\n", []string{`{"a":1}`}},
+		{"crlf", "data: a\r\n\r\ndata: b\r\n\r\n", []string{"a", "b"}},
+		{"comments and fields", ": keep-alive\n\nevent: message\nid: 7\ndata: a\nretry: 10\n\n", []string{"a"}},
+		{"multi-line data", "data: a\ndata: b\n\n", []string{"a\nb"}},
+		{"blank lines between", "\n\n\ndata: a\n\n\n\ndata: b\n\n", []string{"a", "b"}},
+		{"last event unterminated", "data: a\n\ndata: b", []string{"a", "b"}},
+		{"long line", "data: " + long + "\n\n", []string{long}},
+		{"only comments", ": ping\n: ping\n", nil},
+	}
+	for _, c := range cases {
+		got, err := events(t, c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if strings.Join(got, "|") != strings.Join(c.want, "|") || len(got) != len(c.want) {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSSETooLarge(t *testing.T) {
+	huge := "data: " + strings.Repeat("y", maxEventBytes+10) + "\n\n"
+	if _, err := events(t, huge); err != errEventTooLarge {
+		t.Errorf("got %v, want errEventTooLarge", err)
+	}
+}
+
+func FuzzSSE(f *testing.F) {
+	f.Add("data: {\"a\":1}\n\ndata: [DONE]\n\n")
+	f.Add(": c\r\nevent: x\r\ndata: a\r\ndata:b\r\n\r\n")
+	f.Add("data")
+	f.Add("\r\r\n\n:")
+	f.Fuzz(func(t *testing.T, in string) {
+		r := newSSEReader(strings.NewReader(in))
+		for i := 0; i <= len(in)+1; i++ {
+			data, err := r.next()
+			if err != nil {
+				return
+			}
+			if len(data) > len(in) {
+				t.Fatalf("event of %d bytes from %d bytes of input", len(data), len(in))
+			}
+		}
+		t.Fatal("the reader did not end")
+	})
+}
