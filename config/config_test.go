@@ -1,0 +1,164 @@
+package config
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aigrid"
+	"aigrid/sqlite"
+)
+
+func TestParseFull(t *testing.T) {
+	f, err := Load(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Server.Listen != "127.0.0.1:9090" || f.Server.MaxBodyBytes != 2<<20 || time.Duration(f.Server.ShutdownGrace) != 45*time.Second || f.Server.LogLevel != "debug" {
+		t.Errorf("server: %+v", f.Server)
+	}
+	ps := f.ProviderConfigs()
+	up1, up2 := ps[0], ps[1]
+	if up1.Kind != "openai" || up1.APIKeyEnv != "AIGRID_TEST_UP1_KEY" || up1.Jurisdiction != "KE" || time.Duration(up1.Timeouts.Idle) != 10*time.Second || time.Duration(up1.Timeouts.Total) != 5*time.Minute {
+		t.Errorf("up1: %+v", up1)
+	}
+	o := up1.Offers[0]
+	if o.Model != "small-chat" || len(o.Serves) != 2 || o.Price.Output != 0.40 || o.MaxConcurrency != 32 || o.ContextLength != 8192 {
+		t.Errorf("offer: %+v", o)
+	}
+	if !up1.Offers[1].Can(aigrid.CapEmbeddings) || up1.Offers[1].Can(aigrid.CapChat) {
+		t.Errorf("capabilities: %+v", up1.Offers[1])
+	}
+	if up2.Kind != "openai" || !up2.RetainsData || !up2.Disabled {
+		t.Errorf("up2 (kind defaults to openai): %+v", up2)
+	}
+	a := f.Tenants[0]
+	if a.Class != "emergency" || len(a.Residency) != 2 || !a.NoRetention || len(a.Keys) != 2 {
+		t.Errorf("tenant: %+v", a)
+	}
+	k := a.Keys[1]
+	if k.Secret != "sk-clinic-a-2" || k.Name != "mobile-app" || k.Models[0] != "chat" || !k.Expires.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("key: %+v", k)
+	}
+	if !f.Tenants[1].Disabled {
+		t.Error("school-b not disabled")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown top key", "tariffz: []\n", `grid.yaml:1: unknown key "tariffz"`},
+		{"unknown provider key", "providers:\n  - name: up1\n    base_ulr: http://x/v1\n", `grid.yaml:3: unknown key "base_ulr"`},
+		{"wrong type", "providers:\n  - name: up1\n    base_url: http://x/v1\n    offers:\n      - model: m\n        serves: [chat]\n        max_concurrency: lots\n", `grid.yaml:7: expected an integer, got "lots"`},
+		{"bad class", "tenants:\n  - name: a\n  - name: b\n    class: gold\n", `grid.yaml:3: tenants[1]: tenant "b": class "gold" is not one of`},
+		{"local refused", "providers:\n  - name: eng\n    kind: local\n    offers: [{model: m, path: m.gguf, serves: [chat]}]\n", `grid.yaml:2: providers[0]: provider "eng": kind local (the embedded engine) is not available`},
+		{"bad url", "providers:\n  - name: up1\n    base_url: 127.0.0.1:9100\n    offers: [{model: m, serves: [chat]}]\n", `base_url "127.0.0.1:9100" must be an absolute http or https URL`},
+		{"no serves", "providers:\n  - name: up1\n    base_url: http://x/v1\n    offers: [{model: m}]\n", `serves no service model`},
+		{"duplicate tenant", "tenants:\n  - name: a\n  - name: a\n", `grid.yaml:3: tenants[1].name: tenant "a" is listed twice`},
+		{"bad jurisdiction", "tenants:\n  - name: a\n    residency: [Kenya]\n", `residency "Kenya" is not an ISO 3166-1 alpha-2 code`},
+		{"bad duration", "providers:\n  - name: up1\n    base_url: http://x/v1\n    timeouts: {idle: soon}\n    offers: [{model: m, serves: [chat]}]\n", `grid.yaml:4: "soon" is not a duration`},
+		{"unknown key field", "tenants:\n  - name: a\n    keys:\n      - {secret: sk-abcdefgh, modles: [chat]}\n", `grid.yaml:4: unknown key "modles"`},
+		{"key for unserved model", "providers:\n  - {name: up1, base_url: http://x/v1, offers: [{model: m, serves: [chat]}]}\ntenants:\n  - name: a\n    keys:\n      - {secret: sk-abcdefgh, models: [vision]}\n", `grid.yaml:6: tenants[0].keys[0].models: no offer in this file serves the model "vision" (served: chat)`},
+		{"shared key", "tenants:\n  - name: a\n    keys: [sk-abcdefgh]\n  - name: b\n    keys: [sk-abcdefgh]\n", `grid.yaml:5: tenants[1].keys[0]: this key is also listed under tenants[0]`},
+		{"bad expiry", "tenants:\n  - name: a\n    keys:\n      - {secret: sk-abcdefgh, expires: tomorrow}\n", `expires "tomorrow" is not a date`},
+		{"bad size", "server: {max_body_bytes: huge}\n", `grid.yaml:1: expected a size`},
+		{"bad yaml", "providers: [\n", `grid.yaml:`},
+		{"short admin key", "admin_keys: [abc]\n", `grid.yaml:1: admin_keys[0]: an admin key must be at least 16 characters long`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("grid.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got\n  %v\nwant it to contain\n  %s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSeveralErrorsAtOnce(t *testing.T) {
+	_, err := Parse("grid.yaml", []byte("tenants:\n  - name: a\n    class: gold\n  - name: b\n    class: silver\n"))
+	errs, ok := err.(Errors)
+	if !ok || len(errs) != 2 || errs[0].Line != 2 || errs[1].Line != 4 {
+		t.Errorf("got %#v", err)
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	for _, in := range []string{"", "# nothing\n", "---\n"} {
+		f, err := Parse("grid.yaml", []byte(in))
+		if err != nil || len(f.Providers)+len(f.Tenants) != 0 {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+func TestApplyIdempotent(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "aigrid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// Something the file does not name stays.
+	store.CreateTenant(ctx, &aigrid.Tenant{Name: "left-alone"})
+
+	f, err := Load(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Apply(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Providers != 2 || res.Tenants != 2 || res.Keys != 2 || res.AdminKeys != 1 {
+		t.Errorf("result %+v", res)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "AIGRID_TEST_UP1_KEY") {
+		t.Errorf("warnings %v", res.Warnings)
+	}
+	if _, err := f.Apply(ctx, store); err != nil {
+		t.Fatalf("second apply: %v", err)
+	}
+	tenants, _ := store.ListTenants(ctx)
+	if len(tenants) != 3 {
+		t.Errorf("%d tenants after two applies, want 3", len(tenants))
+	}
+	a, _ := store.FindTenantByName(ctx, "clinic-a")
+	keys, _ := store.ListKeys(ctx, a.ID)
+	if len(keys) != 2 || keys[1].Name != "mobile-app" || keys[1].ExpiresAt == nil {
+		t.Errorf("keys %+v", keys)
+	}
+	k, err := store.FindKeyByHash(ctx, aigrid.HashKey("sk-clinic-a-1"))
+	if err != nil || k.TenantID != a.ID {
+		t.Errorf("key by hash: %+v %v", k, err)
+	}
+	if n, _ := store.CountAdminKeys(ctx); n != 1 {
+		t.Errorf("%d admin keys", n)
+	}
+	p, _ := store.FindProvider(ctx, "up1")
+	if p.Offers[0].MaxConcurrency != 32 {
+		t.Errorf("provider %+v", p)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("tenants:\n  - name: a\n    keys: [{secret: x, expires: 2027-01-01}]\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		Parse("fuzz.yaml", data)
+	})
+}
