@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// adminClient talks to a running server's admin API.
+type adminClient struct {
+	server string
+	key    string
+	json   bool
+	out    io.Writer
+}
+
+// adminFlags parses the flags every admin command shares, plus the command's
+// own (declared by define), allowing flags after the positional arguments.
+func adminFlags(name, usage string, args []string, out io.Writer, define func(*flag.FlagSet)) (*adminClient, []string, error) {
+	c := &adminClient{out: out}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	fs.StringVar(&c.server, "server", envOr("AIGRID_SERVER", "http://127.0.0.1:8080"), "URL of the running aigrid (env AIGRID_SERVER)")
+	fs.StringVar(&c.key, "admin-key", os.Getenv("AIGRID_ADMIN_KEY"), "operator admin key (env AIGRID_ADMIN_KEY)")
+	fs.BoolVar(&c.json, "json", false, "print the server's JSON answer")
+	if define != nil {
+		define(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(&help, "usage: %s\n\nflags:\n", usage)
+		fs.PrintDefaults()
+	}
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.Copy(out, &help)
+			return nil, nil, errUsageShown
+		}
+		return nil, nil, fmt.Errorf("%v\n%s", err, help.String())
+	}
+	if c.key == "" {
+		return nil, nil, errors.New("no admin key: pass --admin-key or set AIGRID_ADMIN_KEY (aigrid serve printed one on first start; aigrid init makes another)")
+	}
+	c.server = strings.TrimSuffix(c.server, "/")
+	return c, positional, nil
+}
+
+// parseInterleaved parses flags wherever they stand among the positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// call sends a request to the admin API and decodes the answer into out.
+// It returns the raw answer too, for --json.
+func (c *adminClient) call(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("bad server URL %q: %v", c.server, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach aigrid at %s: is `aigrid serve` running? (%v)", c.server, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %v", c.server, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return nil, fmt.Errorf("%s (HTTP %d)", e.Error.Message, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("the server answered HTTP %d", resp.StatusCode)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("the server's answer is not what this aigrid expects: %v", err)
+		}
+	}
+	return raw, nil
+}
+
+// printJSON writes a raw JSON answer, indented.
+func (c *adminClient) printJSON(raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err := c.out.Write(b.Bytes())
+	return err
+}
+
+// table writes rows in aligned columns.
+func (c *adminClient) table(header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func commaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}
+
+// subcommand picks the verb of an admin command.
+func subcommand(name string, args []string, verbs string) (string, []string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return "", nil, fmt.Errorf("usage: aigrid %s %s ...", name, verbs)
+	}
+	return args[0], args[1:], nil
+}
+
+func wantArgs(positional []string, n int, usage string) error {
+	if len(positional) != n {
+		return fmt.Errorf("usage: %s", usage)
+	}
+	return nil
+}

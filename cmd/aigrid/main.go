@@ -1,0 +1,72 @@
+// Command aigrid runs the AI utility grid (aigrid serve) and administers a
+// running one (aigrid tenant|key|provider ...).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `aigrid: AI as a public utility.
+
+Usage:
+  aigrid serve [--data DIR] [--listen ADDR] [--config FILE]   run the grid
+  aigrid init [--data DIR]                                   create the store and a new admin key
+  aigrid tenant add|list|show|disable|enable ...             manage tenants
+  aigrid key create|list|revoke ...                          manage tenant keys
+  aigrid provider add|list|show|remove ...                   manage providers
+  aigrid version
+
+Admin commands talk to a running server: --server (or AIGRID_SERVER) and
+--admin-key (or AIGRID_ADMIN_KEY). Run "aigrid COMMAND -h" for its flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsageShown) {
+			fmt.Fprintf(os.Stderr, "aigrid: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsageShown ends a command whose usage text was already printed.
+var errUsageShown = errors.New("usage shown")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsageShown
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "init":
+		return runInit(ctx, rest, stdout)
+	case "tenant":
+		return runTenant(ctx, rest, stdout)
+	case "key":
+		return runKey(ctx, rest, stdout)
+	case "provider":
+		return runProvider(ctx, rest, stdout)
+	case "version":
+		fmt.Fprintln(stdout, "aigrid", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "aigrid: unknown command %q\n\n%s", cmd, usage)
+		return errUsageShown
+	}
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"aigrid"
+	"aigrid/api"
+	"aigrid/config"
+	"aigrid/dispatch"
+	"aigrid/provider/openai"
+	"aigrid/sqlite"
+)
+
+// Defaults of aigrid serve.
+const (
+	defaultDataDir = "aigrid-data"
+	defaultListen  = "127.0.0.1:8080"
+	defaultGrace   = 30 * time.Second
+)
+
+// Main is the grid server as the binary runs it; end-to-end tests start the
+// same program in-process.
+type Main struct {
+	DataDir      string
+	Listen       string
+	ConfigPath   string
+	Grace        time.Duration
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// Stdout receives what a person must see once, such as a new admin key.
+	Stdout io.Writer
+
+	// AdminKey is the admin key created on first start, if one was.
+	AdminKey string
+
+	store      *sqlite.DB
+	dispatcher *dispatch.Dispatcher
+	api        *api.Server
+	http       *http.Server
+	listener   net.Listener
+	cancelBase context.CancelFunc
+	served     chan error
+}
+
+// NewMain returns a Main with the defaults of aigrid serve.
+func NewMain() *Main {
+	return &Main{DataDir: defaultDataDir, Listen: defaultListen, Grace: defaultGrace, Stdout: os.Stdout,
+		Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := NewMain()
+	m.Stdout = stdout
+	fs := flag.NewFlagSet("aigrid serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&m.DataDir, "data", m.DataDir, "data directory (created if missing)")
+	fs.StringVar(&m.Listen, "listen", "", "address to listen on (default "+defaultListen+", or server.listen in the config)")
+	fs.StringVar(&m.ConfigPath, "config", "", "YAML file to apply at start (see docs/configuration.md)")
+	fs.DurationVar(&m.Grace, "grace", 0, "how long in-flight requests may finish at shutdown (default 30s, or server.shutdown_grace)")
+	fs.Int64Var(&m.MaxBodyBytes, "max-body", 0, "request body limit in bytes (default 8 MiB, or server.max_body_bytes)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info, or server.log_level)")
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if err := m.Run(ctx, *logLevel, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "aigrid: serving on http://%s (data in %s)\n", m.Addr(), m.DataDir)
+	select {
+	case <-ctx.Done():
+	case err := <-m.served:
+		m.Close()
+		return err
+	}
+	fmt.Fprintf(stderr, "aigrid: shutting down (in-flight requests have %s to finish)\n", m.Grace)
+	return m.Close()
+}
+
+// Run opens the store, applies the configuration file and starts serving. It
+// returns once the server listens; Close stops it.
+func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error {
+	var file *config.File
+	if m.ConfigPath != "" {
+		var err error
+		if file, err = config.Load(m.ConfigPath); err != nil {
+			return err
+		}
+		m.applyServerSettings(file, &logLevel)
+	}
+	if m.Listen == "" {
+		m.Listen = defaultListen
+	}
+	if m.Grace <= 0 {
+		m.Grace = defaultGrace
+	}
+	if logLevel != "" {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+			return fmt.Errorf("log level %q is not one of debug, info, warn, error", logLevel)
+		}
+		m.Logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	}
+
+	if err := m.openStore(); err != nil {
+		return err
+	}
+	if file != nil {
+		res, err := file.Apply(ctx, m.store)
+		if err != nil {
+			m.store.Close()
+			return fmt.Errorf("applying %s: %w", m.ConfigPath, err)
+		}
+		for _, w := range res.Warnings {
+			m.Logger.Warn("config", "file", m.ConfigPath, "warning", w)
+		}
+	}
+	if err := m.ensureAdminKey(ctx); err != nil {
+		m.store.Close()
+		return err
+	}
+
+	m.dispatcher = dispatch.New(newProvider, m.Logger)
+	if err := m.dispatcher.Load(ctx, m.store); err != nil {
+		m.store.Close()
+		return err
+	}
+	m.api = api.New(api.Config{
+		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Logger: m.Logger,
+		MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
+	})
+
+	ln, err := net.Listen("tcp", m.Listen)
+	if err != nil {
+		m.dispatcher.Close()
+		m.store.Close()
+		return fmt.Errorf("cannot listen on %s: %w", m.Listen, err)
+	}
+	m.listener = ln
+	base, cancel := context.WithCancel(context.Background())
+	m.cancelBase = cancel
+	m.http = &http.Server{
+		Handler:           m.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() {
+		if err := m.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			m.served <- err
+		}
+	}()
+	return nil
+}
+
+// applyServerSettings takes the config file's server settings where no flag set them.
+func (m *Main) applyServerSettings(f *config.File, logLevel *string) {
+	s := f.Server
+	if m.Listen == "" {
+		m.Listen = s.Listen
+	}
+	if m.Grace <= 0 {
+		m.Grace = time.Duration(s.ShutdownGrace)
+	}
+	if m.MaxBodyBytes <= 0 {
+		m.MaxBodyBytes = int64(s.MaxBodyBytes)
+	}
+	if *logLevel == "" {
+		*logLevel = s.LogLevel
+	}
+}
+
+func (m *Main) openStore() error {
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create the data directory: %w", err)
+	}
+	store, err := sqlite.Open(filepath.Join(m.DataDir, "aigrid.db"))
+	if err != nil {
+		return err
+	}
+	m.store = store
+	return nil
+}
+
+// ensureAdminKey creates and prints an admin key when the store has none, so
+// that a new grid can be administered at once.
+func (m *Main) ensureAdminKey(ctx context.Context) error {
+	n, err := m.store.CountAdminKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	secret, err := createAdminKey(ctx, m.store)
+	if err != nil {
+		return err
+	}
+	m.AdminKey = secret
+	fmt.Fprintf(m.Stdout, "Operator admin key (shown once; keep it safe, it is stored hashed):\n\n    %s\n\n", secret)
+	return nil
+}
+
+func createAdminKey(ctx context.Context, store aigrid.KeyService) (string, error) {
+	secret := aigrid.NewSecret("sk-admin-")
+	k := &aigrid.Key{Admin: true, Name: "operator", Hint: aigrid.KeyHint(secret), Hash: aigrid.HashKey(secret)}
+	if err := store.CreateKey(ctx, k); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// Addr returns the address the server listens on.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Close stops accepting requests, lets those in flight finish within the
+// grace period, cuts the rest, and closes the store.
+func (m *Main) Close() error {
+	m.api.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), m.Grace)
+	defer cancel()
+	err := m.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		m.Logger.Warn("grace period over: cutting the requests still in flight", "grace", m.Grace.String())
+		m.cancelBase()
+		err = m.http.Close()
+	}
+	m.cancelBase()
+	m.dispatcher.Close()
+	if cerr := m.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// newProvider makes a live provider of the configured kind.
+func newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) {
+	switch cfg.Kind {
+	case aigrid.KindOpenAI:
+		return openai.New(cfg)
+	default:
+		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: kind %q is not available in this version", cfg.Name, cfg.Kind)
+	}
+}
+
+func runInit(ctx context.Context, args []string, stdout io.Writer) error {
+	m := NewMain()
+	fs := flag.NewFlagSet("aigrid init", flag.ContinueOnError)
+	fs.StringVar(&m.DataDir, "data", m.DataDir, "data directory (created if missing)")
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	if err := m.openStore(); err != nil {
+		return err
+	}
+	defer m.store.Close()
+	secret, err := createAdminKey(ctx, m.store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Store ready in %s.\nNew operator admin key (shown once; keep it safe, it is stored hashed):\n\n    %s\n\n", m.DataDir, secret)
+	return nil
+}
