@@ -31,7 +31,9 @@ func (p *scripted) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 func ok(ctx context.Context, emit func(*aigrid.ChatChunk) error) error { return nil }
 
 func failing(code string) func(context.Context, func(*aigrid.ChatChunk) error) error {
-	return func(context.Context, func(*aigrid.ChatChunk) error) error { return aigrid.Errorf(code, "scripted %s", code) }
+	return func(context.Context, func(*aigrid.ChatChunk) error) error {
+		return aigrid.Errorf(code, "scripted %s", code)
+	}
 }
 
 func newDispatcher(t *testing.T, providers map[string]*scripted, cfgs ...*aigrid.ProviderConfig) *Dispatcher {

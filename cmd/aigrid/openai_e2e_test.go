@@ -30,7 +30,7 @@ const tenantKey = "sk-clinic-a-0001"
 func startSDKGrid(t *testing.T) *sdkGrid {
 	t.Helper()
 	up := upstreamtest.New(t, "sk-upstream-secret", map[string]upstreamtest.Behaviour{
-		"small-chat": {},
+		"small-chat":  {},
 		"vision-chat": {Reply: "a red rash"},
 		"tool-chat":   {ToolArguments: `{"city":"Kisumu","unit":"celsius"}`},
 		"embedder":    {Dimensions: 6},
