@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// A provider that fails breakerThreshold times in a row is left out of
+// An offer that fails breakerThreshold times in a row is left out of
 // dispatch for breakerCooldown; then calls go to it again, and one more
 // failure keeps it out for another cooldown.
 const (

@@ -41,13 +41,16 @@ type Dispatcher struct {
 type provider struct {
 	cfg    *aigrid.ProviderConfig
 	impl   aigrid.Provider
-	health breaker
+	offers []*offer
 }
 
+// offer is an offer and its live state. The breaker is per offer, not per
+// provider: a hosted provider failing one model still serves the others.
 type offer struct {
 	provider *provider
 	offer    *aigrid.Offer
 	inFlight atomic.Int64
+	health   breaker
 }
 
 // New returns a dispatcher with no providers.
@@ -123,7 +126,11 @@ func (d *Dispatcher) build(cfg *aigrid.ProviderConfig) (*provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider{cfg: cfg, impl: impl}, nil
+	p := &provider{cfg: cfg, impl: impl}
+	for i := range cfg.Offers {
+		p.offers = append(p.offers, &offer{provider: p, offer: &cfg.Offers[i]})
+	}
+	return p, nil
 }
 
 // swap installs the provider set that change returns and closes the providers
@@ -157,9 +164,7 @@ func index(providers map[string]*provider) map[string][]*offer {
 	sort.Strings(names)
 	services := map[string][]*offer{}
 	for _, name := range names {
-		p := providers[name]
-		for i := range p.cfg.Offers {
-			o := &offer{provider: p, offer: &p.cfg.Offers[i]}
+		for _, o := range providers[name].offers {
 			for _, s := range o.offer.Serves {
 				services[s] = append(services[s], o)
 			}
@@ -310,7 +315,7 @@ func (d *Dispatcher) try(ctx context.Context, call *aigrid.Call, offers []*offer
 		if call.Attempts >= MaxAttempts {
 			break
 		}
-		if !o.provider.health.allow(time.Now()) {
+		if !o.health.allow(time.Now()) {
 			down++
 			continue
 		}
@@ -323,7 +328,7 @@ func (d *Dispatcher) try(ctx context.Context, call *aigrid.Call, offers []*offer
 		started, err := attempt(o)
 		o.inFlight.Add(-1)
 		if err == nil {
-			o.provider.health.succeed()
+			o.health.succeed()
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -332,7 +337,7 @@ func (d *Dispatcher) try(ctx context.Context, call *aigrid.Call, offers []*offer
 		if !isProviderFault(err) {
 			return err
 		}
-		o.provider.health.fail(time.Now())
+		o.health.fail(time.Now())
 		d.logger.Warn("offer failed", "request_id", call.ID, "provider", call.Provider, "model", o.offer.Model, "error", err.Error(), "output_started", started)
 		if started {
 			return err

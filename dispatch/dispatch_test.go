@@ -162,7 +162,7 @@ func TestBreaker(t *testing.T) {
 		t.Errorf("open breaker: %v after %d calls", err, a.calls)
 	}
 	// After the cooldown calls go through again; success closes the breaker.
-	p := d.providers["a"]
+	p := d.providers["a"].offers[0]
 	p.health.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
 	a.chat = ok
 	if _, err := d.Chat(context.Background(), call(anyone), request(), nil); err != nil {

@@ -38,6 +38,8 @@ func startSDKGrid(t *testing.T) *sdkGrid {
 		"stalling":    {StallAfter: 3},
 		"slow-chat":   {Reply: "one two three four five six seven eight", ChunkDelay: 100 * time.Millisecond},
 		"limited":     {Status: 429, ErrorMessage: "quota"},
+		"dropping":    {Reply: "one two three four", DropAfter: 2},
+		"slow-start":  {FirstByteDelay: 3 * time.Second},
 	})
 	t.Setenv("UP1_KEY", "sk-upstream-secret")
 	g := startGrid(t, `
@@ -57,6 +59,15 @@ providers:
       - {model: stalling, serves: [stalling]}
       - {model: slow-chat, serves: [slow]}
       - {model: limited, serves: [limited]}
+      - {model: dropping, serves: [dropping]}
+  - name: up-impatient
+    kind: openai
+    base_url: `+up.URL+`
+    api_key_env: UP1_KEY
+    jurisdiction: KE
+    timeouts: {first_byte: 300ms}
+    offers:
+      - {model: slow-start, serves: [slow-start]}
   - name: faraway
     kind: openai
     base_url: `+up.URL+`
@@ -266,7 +277,7 @@ func TestSDKModelsAndPolicy(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	// us-only is served only in the US, outside the tenant's residency.
-	if strings.Join(ids, ",") != "broken,chat,embed,limited,slow,stalling,tools,vision" {
+	if strings.Join(ids, ",") != "broken,chat,dropping,embed,limited,slow,slow-start,stalling,tools,vision" {
 		t.Errorf("models %v", ids)
 	}
 	limited := openai.NewClient(option.WithBaseURL(g.url+"/v1"), option.WithAPIKey("sk-clinic-a-limited"), option.WithMaxRetries(0))
@@ -306,6 +317,32 @@ func TestSDKUpstreamFailures(t *testing.T) {
 	}
 	if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "went silent") || n == 0 {
 		t.Errorf("stalled stream: %d chunks, error %v", n, err)
+	}
+
+	// A connection dropped mid-stream: the chunks so far, then an error, never [DONE].
+	stream = g.client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "dropping", Messages: user("hi")})
+	n = 0
+	for stream.Next() {
+		n++
+	}
+	if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "closed the stream early") || n != 2 {
+		t.Errorf("dropped stream: %d chunks, error %v", n, err)
+	}
+
+	// An upstream slower than its first-byte timeout fails before any byte: a clean 502.
+	for _, streaming := range []bool{false, true} {
+		params := openai.ChatCompletionNewParams{Model: "slow-start", Messages: user("hi")}
+		if streaming {
+			s := g.client.Chat.Completions.NewStreaming(ctx, params)
+			for s.Next() {
+			}
+			err = s.Err()
+		} else {
+			_, err = g.client.Chat.Completions.New(ctx, params)
+		}
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || !strings.Contains(apiErr.Message, "first byte after 300ms") {
+			t.Errorf("slow first byte (stream %v): %v", streaming, err)
+		}
 	}
 }
 
