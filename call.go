@@ -16,6 +16,9 @@ type Call struct {
 	Offer    *Offer
 	// Attempts counts the offers tried, failovers included.
 	Attempts int
+	// BrownoutFrom is the service model the client asked for when the call was
+	// browned out to that model's fallback, which Service then names.
+	BrownoutFrom string
 }
 
 // Dispatcher serves calls from the offers of the grid.

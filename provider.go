@@ -20,13 +20,16 @@ type ProviderConfig struct {
 	// APIKeyEnv names the environment variable that holds the upstream's key.
 	APIKeyEnv string `json:"api_key_env,omitempty"`
 	// APIKey is the upstream's key when given directly; it is never listed back.
-	APIKey       string    `json:"api_key,omitempty"`
-	Jurisdiction string    `json:"jurisdiction,omitempty"`
-	RetainsData  bool      `json:"retains_data"`
-	Timeouts     Timeouts  `json:"timeouts"`
-	Offers       []Offer   `json:"offers"`
-	Disabled     bool      `json:"disabled,omitempty"`
-	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+	APIKey       string   `json:"api_key,omitempty"`
+	Jurisdiction string   `json:"jurisdiction,omitempty"`
+	RetainsData  bool     `json:"retains_data"`
+	Timeouts     Timeouts `json:"timeouts"`
+	// ProbeInterval is how often the grid asks the provider whether it is up
+	// (GET /models); 0 means DefaultProbeInterval.
+	ProbeInterval Duration  `json:"probe_interval,omitzero"`
+	Offers        []Offer   `json:"offers"`
+	Disabled      bool      `json:"disabled,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at,omitzero"`
 }
 
 // Timeouts bound the phases of an upstream request.
@@ -40,6 +43,9 @@ type Timeouts struct {
 	// Total bounds a whole non-streaming request.
 	Total Duration `json:"total,omitzero"`
 }
+
+// DefaultProbeInterval is how often providers are probed when not configured.
+const DefaultProbeInterval = 30 * time.Second
 
 // Default upstream timeouts.
 const (

@@ -33,10 +33,13 @@ type Tenant struct {
 	// alpha-2 jurisdictions.
 	Residency []string `json:"residency,omitempty"`
 	// NoRetention limits the tenant to offers whose provider does not retain data.
-	NoRetention bool      `json:"no_retention,omitempty"`
-	Disabled    bool      `json:"disabled"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	NoRetention bool `json:"no_retention,omitempty"`
+	// Brownout lets the tenant be served at once by a service model's smaller
+	// fallback when every offer of the model is saturated, rather than wait.
+	Brownout  bool      `json:"brownout,omitempty"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Validate checks the fields a caller sets.
@@ -79,6 +82,7 @@ type TenantUpdate struct {
 	Class       *ServiceClass `json:"class,omitempty"`
 	Residency   *[]string     `json:"residency,omitempty"`
 	NoRetention *bool         `json:"no_retention,omitempty"`
+	Brownout    *bool         `json:"brownout,omitempty"`
 	Disabled    *bool         `json:"disabled,omitempty"`
 }
 
@@ -93,6 +97,16 @@ type TenantService interface {
 	FindTenantByName(ctx context.Context, name string) (*Tenant, error)
 	ListTenants(ctx context.Context) ([]*Tenant, error)
 	UpdateTenant(ctx context.Context, name string, upd TenantUpdate) (*Tenant, error)
+}
+
+// Weight is the class's share in fair queueing: priority tenants get twice the
+// service of lifeline and standard ones when all are waiting. Emergency calls
+// do not share: they go before everyone.
+func (c ServiceClass) Weight() float64 {
+	if c == ClassPriority {
+		return 2
+	}
+	return 1
 }
 
 // ValidateName checks a name given by an operator: 1 to 64 characters of

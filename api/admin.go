@@ -23,6 +23,10 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"GET /admin/v1/providers/{name}", s.getProvider},
 		{"PUT /admin/v1/providers/{name}", s.putProvider},
 		{"DELETE /admin/v1/providers/{name}", s.deleteProvider},
+		{"GET /admin/v1/service-models", s.listServiceModels},
+		{"PUT /admin/v1/service-models/{name}", s.putServiceModel},
+		{"DELETE /admin/v1/service-models/{name}", s.deleteServiceModel},
+		{"GET /admin/v1/dispatch/{model}", s.explainDispatch},
 	}
 	byPath := map[string][]string{}
 	for _, rt := range routes {
@@ -242,4 +246,59 @@ func (s *Server) deleteProvider(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Providers.Remove(name)
 	logger(r).Info("provider removed", "provider", name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listServiceModels(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.cfg.Store.ListServiceModels(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if ms == nil {
+		ms = []*aigrid.ServiceModel{}
+	}
+	writeJSON(w, http.StatusOK, list[*aigrid.ServiceModel]{Object: "list", Data: ms})
+}
+
+func (s *Server) putServiceModel(w http.ResponseWriter, r *http.Request) {
+	var m aigrid.ServiceModel
+	if !s.decodeAdmin(w, r, &m) {
+		return
+	}
+	m.Name = r.PathValue("name")
+	if err := s.cfg.Store.UpsertServiceModel(r.Context(), &m); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.cfg.Providers.SetServiceModel(&m)
+	logger(r).Info("service model set", "service_model", m.Name, "fallback", m.Fallback)
+	writeJSON(w, http.StatusOK, &m)
+}
+
+func (s *Server) deleteServiceModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.cfg.Store.DeleteServiceModel(r.Context(), name); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.cfg.Providers.SetServiceModel(&aigrid.ServiceModel{Name: name})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// explainDispatch shows a service model's merit order; ?tenant=NAME applies that tenant's data policy.
+func (s *Server) explainDispatch(w http.ResponseWriter, r *http.Request) {
+	var t *aigrid.Tenant
+	if name := r.URL.Query().Get("tenant"); name != "" {
+		var err error
+		if t, err = s.cfg.Store.FindTenantByName(r.Context(), name); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	ex, err := s.cfg.Explainer.Explain(r.PathValue("model"), t)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex)
 }

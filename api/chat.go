@@ -39,7 +39,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 	var resp *aigrid.ChatResponse
 	if req.Stream {
 		sw := &sseWriter{w: w, rc: http.NewResponseController(w), call: call, id: id, created: created,
-			model: req.Model, includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
 		defer sw.release()
 		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, func(c *aigrid.ChatChunk) error {
 			if !sw.started {
@@ -64,7 +64,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 			writeError(w, r, err)
 			return
 		}
-		resp.ID, resp.Object, resp.Created, resp.Model = id, "chat.completion", created, req.Model
+		resp.ID, resp.Object, resp.Created, resp.Model = id, "chat.completion", created, call.Service
 		if resp.Choices == nil {
 			resp.Choices = []aigrid.Choice{}
 		}
@@ -87,10 +87,16 @@ func (s *Server) count(r *http.Request, call *aigrid.Call, resp *aigrid.ChatResp
 		"attempts", call.Attempts, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
 }
 
+// setOffer names the offer that served the call, and marks a brownout.
 func setOffer(w http.ResponseWriter, call *aigrid.Call) {
-	if call.Offer != nil {
-		w.Header().Set("X-Aigrid-Offer", call.Provider+"/"+call.Offer.Model)
+	if call.Offer == nil {
+		return
 	}
+	v := call.Provider + "/" + call.Offer.Model
+	if call.BrownoutFrom != "" {
+		v += "; brownout-from=" + call.BrownoutFrom
+	}
+	w.Header().Set("X-Aigrid-Offer", v)
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -103,7 +109,6 @@ type sseWriter struct {
 	call         *aigrid.Call
 	id           string
 	created      int64
-	model        string
 	includeUsage bool
 	started      bool
 	buf          *bytes.Buffer
@@ -132,7 +137,7 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	if !sw.started {
 		sw.begin()
 	}
-	c.ID, c.Object, c.Created, c.Model = sw.id, "chat.completion.chunk", sw.created, sw.model
+	c.ID, c.Object, c.Created, c.Model = sw.id, "chat.completion.chunk", sw.created, sw.call.Service
 	if c.Choices == nil {
 		c.Choices = []aigrid.ChunkChoice{}
 	}

@@ -67,7 +67,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 		writeError(w, r, err)
 		return
 	}
-	resp.Object, resp.Model = "list", req.Model
+	resp.Object, resp.Model = "list", call.Service
 	for i := range resp.Data {
 		resp.Data[i].Object = "embedding"
 	}

@@ -15,15 +15,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aigrid"
+	"aigrid/dispatch"
 )
 
 // DefaultMaxBodyBytes is the request body limit when none is configured.
 const DefaultMaxBodyBytes = 8 << 20
 
-// ProviderSet is what the admin API changes when the operator adds or removes a provider.
+// ProviderSet is what the admin API changes when the operator changes
+// providers or service models.
 type ProviderSet interface {
 	Set(cfg *aigrid.ProviderConfig) error
 	Remove(name string)
+	SetServiceModel(m *aigrid.ServiceModel)
+}
+
+// Explainer shows the merit order of a service model.
+type Explainer interface {
+	Explain(service string, t *aigrid.Tenant) (*dispatch.Explanation, error)
 }
 
 // Config is what a Server needs.
@@ -31,6 +39,7 @@ type Config struct {
 	Store      aigrid.Store
 	Dispatcher aigrid.Dispatcher
 	Providers  ProviderSet
+	Explainer  Explainer
 	Logger     *slog.Logger
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64

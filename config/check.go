@@ -50,6 +50,26 @@ func (f *File) check(filename string, root *yaml.Node) Errors {
 		}
 	}
 
+	if f.Dispatch.MaxAttempts < 0 || f.Dispatch.MaxQueue < 0 {
+		add(at("dispatch"), "dispatch", "max_attempts and max_queue must not be negative")
+	}
+	models := map[string]bool{}
+	for i, m := range f.ServiceModels {
+		path := fmt.Sprintf("service_models[%d]", i)
+		sm := aigrid.ServiceModel{Name: m.Name, Fallback: m.Fallback}
+		switch {
+		case models[m.Name]:
+			add(at("service_models", i, "name"), path+".name", "service model %q is listed twice", m.Name)
+		case sm.Validate() != nil:
+			add(at("service_models", i), path, "%s", aigrid.ErrorMessage(sm.Validate()))
+		case len(served) > 0 && !served[m.Name]:
+			add(at("service_models", i, "name"), path+".name", "no offer in this file serves the model %q (served: %s)", m.Name, list(served))
+		case len(served) > 0 && m.Fallback != "" && !served[m.Fallback]:
+			add(at("service_models", i, "fallback"), path+".fallback", "no offer in this file serves the fallback %q (served: %s)", m.Fallback, list(served))
+		}
+		models[m.Name] = true
+	}
+
 	tenants := map[string]bool{}
 	secrets := map[string]string{}
 	for _, s := range f.AdminKeys {

@@ -27,10 +27,26 @@ const MaxFileBytes = 4 << 20
 
 // File is the configuration file.
 type File struct {
-	AdminKeys []string   `yaml:"admin_keys"`
-	Server    Server     `yaml:"server"`
-	Providers []Provider `yaml:"providers"`
-	Tenants   []Tenant   `yaml:"tenants"`
+	AdminKeys     []string       `yaml:"admin_keys"`
+	Server        Server         `yaml:"server"`
+	Dispatch      Dispatch       `yaml:"dispatch"`
+	Providers     []Provider     `yaml:"providers"`
+	ServiceModels []ServiceModel `yaml:"service_models"`
+	Tenants       []Tenant       `yaml:"tenants"`
+}
+
+// Dispatch tunes how calls are dispatched to offers; zero values take the defaults.
+type Dispatch struct {
+	MaxAttempts  int      `yaml:"max_attempts"`
+	Deadline     Duration `yaml:"deadline"`
+	QueueTimeout Duration `yaml:"queue_timeout"`
+	MaxQueue     int      `yaml:"max_queue"`
+}
+
+// ServiceModel holds a service model's settings.
+type ServiceModel struct {
+	Name     string `yaml:"name"`
+	Fallback string `yaml:"fallback"`
 }
 
 // Server holds settings of aigrid serve; command-line flags override them.
@@ -43,15 +59,16 @@ type Server struct {
 
 // Provider is a provider as the file writes it.
 type Provider struct {
-	Name         string   `yaml:"name"`
-	Kind         string   `yaml:"kind"`
-	BaseURL      string   `yaml:"base_url"`
-	APIKeyEnv    string   `yaml:"api_key_env"`
-	Jurisdiction string   `yaml:"jurisdiction"`
-	RetainsData  bool     `yaml:"retains_data"`
-	Disabled     bool     `yaml:"disabled"`
-	Timeouts     Timeouts `yaml:"timeouts"`
-	Offers       []Offer  `yaml:"offers"`
+	Name          string   `yaml:"name"`
+	Kind          string   `yaml:"kind"`
+	BaseURL       string   `yaml:"base_url"`
+	APIKeyEnv     string   `yaml:"api_key_env"`
+	Jurisdiction  string   `yaml:"jurisdiction"`
+	RetainsData   bool     `yaml:"retains_data"`
+	Disabled      bool     `yaml:"disabled"`
+	Timeouts      Timeouts `yaml:"timeouts"`
+	ProbeInterval Duration `yaml:"probe_interval"`
+	Offers        []Offer  `yaml:"offers"`
 }
 
 // Timeouts of a provider.
@@ -85,6 +102,7 @@ type Tenant struct {
 	Class       string      `yaml:"class"`
 	Residency   []string    `yaml:"residency"`
 	NoRetention bool        `yaml:"no_retention"`
+	Brownout    bool        `yaml:"brownout"`
 	Disabled    bool        `yaml:"disabled"`
 	Keys        []TenantKey `yaml:"keys"`
 }
@@ -303,8 +321,8 @@ const maxErrors = 10
 
 // Result says what Apply did.
 type Result struct {
-	Providers, Tenants, Keys, AdminKeys int
-	Warnings                            []string
+	Providers, ServiceModels, Tenants, Keys, AdminKeys int
+	Warnings                                           []string
 }
 
 // ProviderConfigs returns the file's providers in the form the store keeps.
@@ -312,7 +330,7 @@ func (f *File) ProviderConfigs() []*aigrid.ProviderConfig {
 	out := make([]*aigrid.ProviderConfig, len(f.Providers))
 	for i, p := range f.Providers {
 		cfg := &aigrid.ProviderConfig{Name: p.Name, Kind: p.Kind, BaseURL: p.BaseURL, APIKeyEnv: p.APIKeyEnv,
-			Jurisdiction: p.Jurisdiction, RetainsData: p.RetainsData, Disabled: p.Disabled,
+			Jurisdiction: p.Jurisdiction, RetainsData: p.RetainsData, Disabled: p.Disabled, ProbeInterval: aigrid.Duration(p.ProbeInterval),
 			Timeouts: aigrid.Timeouts{Connect: aigrid.Duration(p.Timeouts.Connect), FirstByte: aigrid.Duration(p.Timeouts.FirstByte),
 				Idle: aigrid.Duration(p.Timeouts.Idle), Total: aigrid.Duration(p.Timeouts.Total)}}
 		for _, o := range p.Offers {
@@ -327,7 +345,7 @@ func (f *File) ProviderConfigs() []*aigrid.ProviderConfig {
 
 func (t *Tenant) tenant() *aigrid.Tenant {
 	return &aigrid.Tenant{Name: t.Name, Class: aigrid.ServiceClass(t.Class), Residency: t.Residency,
-		NoRetention: t.NoRetention, Disabled: t.Disabled}
+		NoRetention: t.NoRetention, Brownout: t.Brownout, Disabled: t.Disabled}
 }
 
 // Apply writes the file into the store: providers, tenants and their keys, and
@@ -342,6 +360,12 @@ func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 			return res, err
 		}
 		res.Providers++
+	}
+	for _, m := range f.ServiceModels {
+		if err := store.UpsertServiceModel(ctx, &aigrid.ServiceModel{Name: m.Name, Fallback: m.Fallback}); err != nil {
+			return res, err
+		}
+		res.ServiceModels++
 	}
 	for i := range f.Tenants {
 		ft := &f.Tenants[i]

@@ -20,9 +20,15 @@ func TestParseFull(t *testing.T) {
 	if f.Server.Listen != "127.0.0.1:9090" || f.Server.MaxBodyBytes != 2<<20 || time.Duration(f.Server.ShutdownGrace) != 45*time.Second || f.Server.LogLevel != "debug" {
 		t.Errorf("server: %+v", f.Server)
 	}
+	if d := f.Dispatch; d.MaxAttempts != 2 || time.Duration(d.Deadline) != 90*time.Second || time.Duration(d.QueueTimeout) != 20*time.Second || d.MaxQueue != 500 {
+		t.Errorf("dispatch: %+v", d)
+	}
+	if len(f.ServiceModels) != 1 || f.ServiceModels[0].Fallback != "chat-small" {
+		t.Errorf("service models: %+v", f.ServiceModels)
+	}
 	ps := f.ProviderConfigs()
 	up1, up2 := ps[0], ps[1]
-	if up1.Kind != "openai" || up1.APIKeyEnv != "AIGRID_TEST_UP1_KEY" || up1.Jurisdiction != "KE" || time.Duration(up1.Timeouts.Idle) != 10*time.Second || time.Duration(up1.Timeouts.Total) != 5*time.Minute {
+	if up1.Kind != "openai" || up1.APIKeyEnv != "AIGRID_TEST_UP1_KEY" || up1.Jurisdiction != "KE" || time.Duration(up1.Timeouts.Idle) != 10*time.Second || time.Duration(up1.Timeouts.Total) != 5*time.Minute || time.Duration(up1.ProbeInterval) != 15*time.Second {
 		t.Errorf("up1: %+v", up1)
 	}
 	o := up1.Offers[0]
@@ -36,7 +42,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("up2 (kind defaults to openai): %+v", up2)
 	}
 	a := f.Tenants[0]
-	if a.Class != "emergency" || len(a.Residency) != 2 || !a.NoRetention || len(a.Keys) != 2 {
+	if a.Class != "emergency" || len(a.Residency) != 2 || !a.NoRetention || !a.Brownout || len(a.Keys) != 2 {
 		t.Errorf("tenant: %+v", a)
 	}
 	k := a.Keys[1]
@@ -66,6 +72,8 @@ func TestErrors(t *testing.T) {
 		{"bad expiry", "tenants:\n  - name: a\n    keys:\n      - {secret: sk-abcdefgh, expires: tomorrow}\n", `expires "tomorrow" is not a date`},
 		{"bad size", "server: {max_body_bytes: huge}\n", `grid.yaml:1: expected a size`},
 		{"bad yaml", "providers: [\n", `grid.yaml:`},
+		{"fallback not served", "providers:\n  - {name: up1, base_url: http://x/v1, offers: [{model: m, serves: [chat]}]}\nservice_models:\n  - {name: chat, fallback: chat-tiny}\n", `grid.yaml:4: service_models[0].fallback: no offer in this file serves the fallback "chat-tiny"`},
+		{"own fallback", "service_models:\n  - {name: chat, fallback: chat}\n", `cannot be its own fallback`},
 		{"short admin key", "admin_keys: [abc]\n", `grid.yaml:1: admin_keys[0]: an admin key must be at least 16 characters long`},
 	}
 	for _, c := range cases {
@@ -116,7 +124,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Providers != 2 || res.Tenants != 2 || res.Keys != 2 || res.AdminKeys != 1 {
+	if res.Providers != 2 || res.ServiceModels != 1 || res.Tenants != 2 || res.Keys != 2 || res.AdminKeys != 1 {
 		t.Errorf("result %+v", res)
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "AIGRID_TEST_UP1_KEY") {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func failing(code string) func(context.Context, func(*aigrid.ChatChunk) error) e
 
 func newDispatcher(t *testing.T, providers map[string]*scripted, cfgs ...*aigrid.ProviderConfig) *Dispatcher {
 	t.Helper()
-	d := New(func(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) { return providers[cfg.Name], nil }, nil)
+	d := New(func(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) { return providers[cfg.Name], nil }, nil, Settings{QueueTimeout: 200 * time.Millisecond})
 	for _, c := range cfgs {
 		if err := d.Set(c); err != nil {
 			t.Fatal(err)
@@ -161,19 +162,38 @@ func TestBreaker(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != aigrid.EUnavailable || e.RetryAfter != breakerCooldown || a.calls != breakerThreshold {
 		t.Errorf("open breaker: %v after %d calls", err, a.calls)
 	}
-	// After the cooldown calls go through again; success closes the breaker.
-	p := d.providers["a"].offers[0]
-	p.health.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	// After the cooldown one trial call goes through; its success closes the breaker.
+	b := &d.providers["a"].offers[0].health
+	b.mu.Lock()
+	b.openUntil = time.Now().Add(-time.Second)
+	b.mu.Unlock()
+	if !b.allow(time.Now()) || b.allow(time.Now()) {
+		t.Error("a half-open breaker must let exactly one trial through")
+	}
+	b.cancelTrial()
 	a.chat = ok
 	if _, err := d.Chat(context.Background(), call(anyone), request(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if p.health.failures.Load() != 0 {
-		t.Error("success did not close the breaker")
+	if b.String() != "closed" {
+		t.Errorf("after a successful trial: %s", b)
+	}
+	// A failed trial opens it again at once.
+	b.fail(time.Now())
+	b.fail(time.Now())
+	b.fail(time.Now())
+	b.probed(true, time.Now())
+	if b.String() != "half-open" {
+		t.Errorf("a good probe should half-open an open breaker: %s", b)
+	}
+	b.allow(time.Now())
+	b.fail(time.Now())
+	if b.String() != "open" {
+		t.Errorf("after a failed trial: %s", b)
 	}
 }
 
-func TestCapacity(t *testing.T) {
+func TestQueueTimeout(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
 	a := &scripted{chat: func(ctx context.Context, emit func(*aigrid.ChatChunk) error) error {
@@ -196,8 +216,11 @@ func TestCapacity(t *testing.T) {
 	<-started
 	_, err := d.Chat(context.Background(), call(anyone), request(), nil)
 	var e *aigrid.Error
-	if !errors.As(err, &e) || e.Code != aigrid.EUnavailable || e.RetryAfter != time.Second {
+	if !errors.As(err, &e) || e.Code != aigrid.EUnavailable || e.RetryAfter != time.Second || !strings.Contains(e.Message, "stayed at capacity") {
 		t.Errorf("third call at capacity 2: %v", err)
+	}
+	if _, queued, _ := d.providers["a"].offers[0].slots.load(); queued != 0 {
+		t.Errorf("%d calls left in the queue", queued)
 	}
 	close(release)
 	wg.Wait()

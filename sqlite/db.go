@@ -95,6 +95,11 @@ var migrations = []string{
 		config TEXT NOT NULL,
 		updated_at INTEGER NOT NULL
 	);`,
+	`ALTER TABLE tenants ADD COLUMN brownout INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE service_models (
+		name TEXT PRIMARY KEY,
+		fallback TEXT NOT NULL DEFAULT ''
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

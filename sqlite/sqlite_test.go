@@ -211,3 +211,39 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d tenants, want 80", len(list))
 	}
 }
+
+func TestServiceModelsAndBrownout(t *testing.T) {
+	ctx := context.Background()
+	db, _ := open(t)
+	if err := db.UpsertServiceModel(ctx, &aigrid.ServiceModel{Name: "chat", Fallback: "chat-small"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpsertServiceModel(ctx, &aigrid.ServiceModel{Name: "chat", Fallback: "chat-tiny"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpsertServiceModel(ctx, &aigrid.ServiceModel{Name: "x", Fallback: "x"}); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Errorf("own fallback: %v", err)
+	}
+	ms, err := db.ListServiceModels(ctx)
+	if err != nil || len(ms) != 1 || ms[0].Fallback != "chat-tiny" {
+		t.Errorf("list: %+v %v", ms, err)
+	}
+	if err := db.DeleteServiceModel(ctx, "chat"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteServiceModel(ctx, "chat"); aigrid.ErrorCode(err) != aigrid.ENotFound {
+		t.Errorf("delete twice: %v", err)
+	}
+
+	tn := &aigrid.Tenant{Name: "a", Brownout: true}
+	db.CreateTenant(ctx, tn)
+	got, _ := db.FindTenantByName(ctx, "a")
+	off := false
+	if !got.Brownout {
+		t.Error("brownout not stored")
+	}
+	got, _ = db.UpdateTenant(ctx, "a", aigrid.TenantUpdate{Brownout: &off})
+	if got.Brownout {
+		t.Error("brownout not updated")
+	}
+}

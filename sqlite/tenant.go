@@ -12,13 +12,13 @@ import (
 	"aigrid"
 )
 
-const tenantColumns = `id, name, class, residency, no_retention, disabled, created_at, updated_at`
+const tenantColumns = `id, name, class, residency, no_retention, brownout, disabled, created_at, updated_at`
 
 func scanTenant(row interface{ Scan(...any) error }) (*aigrid.Tenant, error) {
 	var t aigrid.Tenant
 	var residency string
 	var created, updated int64
-	if err := row.Scan(&t.ID, &t.Name, &t.Class, &residency, &t.NoRetention, &t.Disabled, &created, &updated); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Class, &residency, &t.NoRetention, &t.Brownout, &t.Disabled, &created, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(residency), &t.Residency); err != nil {
@@ -45,9 +45,9 @@ func (db *DB) CreateTenant(ctx context.Context, t *aigrid.Tenant) error {
 		return err
 	}
 	now := time.Now().UTC()
-	err := db.write.QueryRowContext(ctx, `INSERT INTO tenants (name, class, residency, no_retention, disabled, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		t.Name, t.Class, residencyJSON(t.Residency), t.NoRetention, t.Disabled, toNanos(now), toNanos(now)).Scan(&t.ID)
+	err := db.write.QueryRowContext(ctx, `INSERT INTO tenants (name, class, residency, no_retention, brownout, disabled, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		t.Name, t.Class, residencyJSON(t.Residency), t.NoRetention, t.Brownout, t.Disabled, toNanos(now), toNanos(now)).Scan(&t.ID)
 	if isUniqueViolation(err) {
 		return aigrid.Errorf(aigrid.EConflict, "tenant %q already exists", t.Name)
 	} else if err != nil {
@@ -64,12 +64,12 @@ func (db *DB) UpsertTenant(ctx context.Context, t *aigrid.Tenant) error {
 	}
 	now := toNanos(time.Now())
 	var created, updated int64
-	err := db.write.QueryRowContext(ctx, `INSERT INTO tenants (name, class, residency, no_retention, disabled, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	err := db.write.QueryRowContext(ctx, `INSERT INTO tenants (name, class, residency, no_retention, brownout, disabled, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET class = excluded.class, residency = excluded.residency,
-			no_retention = excluded.no_retention, disabled = excluded.disabled, updated_at = excluded.updated_at
+			no_retention = excluded.no_retention, brownout = excluded.brownout, disabled = excluded.disabled, updated_at = excluded.updated_at
 		RETURNING id, created_at, updated_at`,
-		t.Name, t.Class, residencyJSON(t.Residency), t.NoRetention, t.Disabled, now, now).Scan(&t.ID, &created, &updated)
+		t.Name, t.Class, residencyJSON(t.Residency), t.NoRetention, t.Brownout, t.Disabled, now, now).Scan(&t.ID, &created, &updated)
 	if err != nil {
 		return fmt.Errorf("sqlite: upsert tenant: %w", err)
 	}
@@ -142,6 +142,9 @@ func (db *DB) UpdateTenant(ctx context.Context, name string, upd aigrid.TenantUp
 		if upd.NoRetention != nil {
 			t.NoRetention = *upd.NoRetention
 		}
+		if upd.Brownout != nil {
+			t.Brownout = *upd.Brownout
+		}
 		if upd.Disabled != nil {
 			t.Disabled = *upd.Disabled
 		}
@@ -149,8 +152,8 @@ func (db *DB) UpdateTenant(ctx context.Context, name string, upd aigrid.TenantUp
 			return err
 		}
 		t.UpdatedAt = time.Now().UTC()
-		_, err = tx.ExecContext(ctx, `UPDATE tenants SET class = ?, residency = ?, no_retention = ?, disabled = ?, updated_at = ? WHERE id = ?`,
-			t.Class, residencyJSON(t.Residency), t.NoRetention, t.Disabled, toNanos(t.UpdatedAt), t.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE tenants SET class = ?, residency = ?, no_retention = ?, brownout = ?, disabled = ?, updated_at = ? WHERE id = ?`,
+			t.Class, residencyJSON(t.Residency), t.NoRetention, t.Brownout, t.Disabled, toNanos(t.UpdatedAt), t.ID)
 		return err
 	})
 	if err != nil {

@@ -132,13 +132,19 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		return err
 	}
 
-	m.dispatcher = dispatch.New(newProvider, m.Logger)
+	var settings dispatch.Settings
+	if file != nil {
+		d := file.Dispatch
+		settings = dispatch.Settings{MaxAttempts: d.MaxAttempts, Deadline: time.Duration(d.Deadline),
+			QueueTimeout: time.Duration(d.QueueTimeout), MaxQueue: d.MaxQueue}
+	}
+	m.dispatcher = dispatch.New(newProvider, m.Logger, settings)
 	if err := m.dispatcher.Load(ctx, m.store); err != nil {
 		m.store.Close()
 		return err
 	}
 	m.api = api.New(api.Config{
-		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Logger: m.Logger,
+		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Logger: m.Logger,
 		MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
 	})
 
