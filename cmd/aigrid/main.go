@@ -20,6 +20,8 @@ Usage:
   aigrid tenant add|list|show|disable|enable ...             manage tenants
   aigrid key create|list|revoke ...                          manage tenant keys
   aigrid provider add|list|show|remove ...                   manage providers
+  aigrid service-model set|list|remove ...                   brownout fallbacks of service models
+  aigrid dispatch SERVICE_MODEL [--tenant NAME]              show the merit order of a model
   aigrid version
 
 Admin commands talk to a running server: --server (or AIGRID_SERVER) and
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKey(ctx, rest, stdout)
 	case "provider":
 		return runProvider(ctx, rest, stdout)
+	case "service-model":
+		return runServiceModel(ctx, rest, stdout)
+	case "dispatch":
+		return runDispatch(ctx, rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "aigrid", version)
 		return nil

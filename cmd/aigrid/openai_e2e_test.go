@@ -420,3 +420,5 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("logs hold the prompt or no request id:\n%s", logs)
 	}
 }
+
+func asAPIError(err error, target **openai.Error) bool { return errors.As(err, target) }

@@ -19,12 +19,13 @@ func runTenant(ctx context.Context, args []string, stdout io.Writer) error {
 	switch verb {
 	case "add":
 		var class, residency string
-		var noRetention bool
-		const usage = "aigrid tenant add NAME [--class lifeline|standard|priority|emergency] [--residency KE,TZ] [--no-retention]"
+		var noRetention, brownout bool
+		const usage = "aigrid tenant add NAME [--class lifeline|standard|priority|emergency] [--residency KE,TZ] [--no-retention] [--brownout]"
 		c, pos, err := adminFlags("tenant add", usage, args, stdout, func(fs *flag.FlagSet) {
 			fs.StringVar(&class, "class", "standard", "service class: lifeline, standard, priority or emergency")
 			fs.StringVar(&residency, "residency", "", "comma-separated ISO 3166-1 alpha-2 jurisdictions the tenant's data may go to")
 			fs.BoolVar(&noRetention, "no-retention", false, "only providers that retain no data")
+			fs.BoolVar(&brownout, "brownout", false, "serve from a model's smaller fallback at once when the model is saturated, rather than wait")
 		})
 		if err != nil {
 			return err
@@ -32,7 +33,7 @@ func runTenant(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := wantArgs(pos, 1, usage); err != nil {
 			return err
 		}
-		t := aigrid.Tenant{Name: pos[0], Class: aigrid.ServiceClass(class), Residency: commaList(strings.ToUpper(residency)), NoRetention: noRetention}
+		t := aigrid.Tenant{Name: pos[0], Class: aigrid.ServiceClass(class), Residency: commaList(strings.ToUpper(residency)), NoRetention: noRetention, Brownout: brownout}
 		return c.showTenant(ctx, "POST", "/admin/v1/tenants", &t)
 	case "list":
 		const usage = "aigrid tenant list"
