@@ -22,7 +22,7 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 32<<10)}
+	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // next returns the data of the next event. The slice is valid until the next

@@ -1,0 +1,426 @@
+// Command gateway measures what aigrid adds to a streamed chat completion, side
+// by side with its peers in one run, on loopback: clients straight to a mock
+// upstream, through a bare httputil.ReverseProxy, and through aigrid (a real
+// `aigrid serve` process, with authentication and dispatch on). It prints one
+// JSON line per setup, the ratios against the bare proxy, and aigrid's
+// resident memory while it holds many concurrent streams.
+//
+//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	role := flag.String("role", "bench", "bench, or proxy (internal: the bare reverse proxy process)")
+	upstream := flag.String("upstream", "", "proxy role: the upstream base URL")
+	listen := flag.String("listen", "127.0.0.1:0", "proxy role: address to listen on")
+	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
+	concurrency := flag.Int("concurrency", 32, "clients in the fixed-concurrency measurement")
+	maxConcurrency := flag.Int("max-concurrency", 128, "clients in the maximum-throughput measurement")
+	streams := flag.Int("streams", 1000, "concurrent slow streams held through aigrid for the memory measurement")
+	chunks := flag.Int("chunks", 32, "chunks in the mock's completion")
+	flag.Parse()
+	if *role == "proxy" {
+		runProxy(*upstream, *listen)
+		return
+	}
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// runProxy serves a bare reverse proxy to the upstream, flushing every write,
+// as a streaming gateway with nothing else to do would.
+func runProxy(upstream, listen string) {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ln.Addr().String())
+	log.Fatal(http.Serve(ln, proxy))
+}
+
+// result is one setup's measurement.
+type result struct {
+	Setup       string  `json:"setup"`
+	Concurrency int     `json:"concurrency"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	TTFTP50ms   float64 `json:"ttft_p50_ms"`
+	TTFTP99ms   float64 `json:"ttft_p99_ms"`
+	RPS         float64 `json:"rps"`
+	MaxRPS      float64 `json:"max_rps"`
+	Errors      int64   `json:"errors"`
+}
+
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int) error {
+	mock, err := startMock(chunks)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "aigrid-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	proxyAddr, stopProxy, err := startProxy(mock)
+	if err != nil {
+		return err
+	}
+	defer stopProxy()
+	grid, err := startAigrid(work, mock+"/v1", streams)
+	if err != nil {
+		return err
+	}
+	defer grid.stop()
+
+	setups := []struct{ name, url, key string }{
+		{"direct", mock, ""},
+		{"reverse_proxy", "http://" + proxyAddr, ""},
+		{"aigrid", grid.url, grid.key},
+	}
+	results := map[string]result{}
+	for _, s := range setups {
+		load(s.url, s.key, "fast", concurrency, time.Second) // warm up connections and caches
+		r := load(s.url, s.key, "fast", concurrency, duration)
+		r.MaxRPS = load(s.url, s.key, "fast", maxConcurrency, duration).RPS
+		r.Setup = s.name
+		results[s.name] = r
+		line, _ := json.Marshal(r)
+		fmt.Println(string(line))
+	}
+
+	direct, proxy, ag := results["direct"], results["reverse_proxy"], results["aigrid"]
+	proxyAdded := proxy.P50ms - direct.P50ms
+	aigridAdded := ag.P50ms - direct.P50ms
+	ratios := map[string]any{
+		"ratios":                          "aigrid against the bare reverse proxy",
+		"added_p50_ms_reverse_proxy":      round(proxyAdded),
+		"added_p50_ms_aigrid":             round(aigridAdded),
+		"added_p50_ratio":                 round(aigridAdded / proxyAdded),
+		"added_p50_ratio_target":          "<= 1.5",
+		"max_rps_ratio":                   round(ag.MaxRPS / proxy.MaxRPS),
+		"max_rps_ratio_target":            ">= 0.7",
+		"added_ttft_p50_ms_aigrid":        round(ag.TTFTP50ms - direct.TTFTP50ms),
+		"added_ttft_p50_ms_reverse_proxy": round(proxy.TTFTP50ms - direct.TTFTP50ms),
+	}
+	line, _ := json.Marshal(ratios)
+	fmt.Println(string(line))
+
+	rss, held, err := holdStreams(grid, streams)
+	if err != nil {
+		return err
+	}
+	line, _ = json.Marshal(map[string]any{"memory": "aigrid resident set while holding concurrent streams",
+		"streams_held": held, "rss_mib": round(float64(rss) / (1 << 20)), "target_mib": "< 64"})
+	fmt.Println(string(line))
+	return nil
+}
+
+func round(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// startMock serves a fixed streamed completion. Model "fast" streams it at
+// once; "slow" sends a chunk a second, to hold streams open.
+func startMock(chunks int) (string, error) {
+	var fast bytes.Buffer
+	fast.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
+	for i := 0; i < chunks; i++ {
+		fmt.Fprintf(&fast, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"word%d "},"finish_reason":null}]}`+"\n\n", i)
+	}
+	fast.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n")
+	fast.WriteString(fmt.Sprintf(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}`+"\n\n", chunks, chunks+8))
+	fast.WriteString("data: [DONE]\n\n")
+	body := fast.Bytes()
+	events := bytes.SplitAfter(body, []byte("\n\n"))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		if !bytes.Contains(raw, []byte(`"model":"slow"`)) {
+			w.Write(body)
+			return
+		}
+		flusher := w.(http.Flusher)
+		for _, e := range events {
+			if _, err := w.Write(e); err != nil {
+				return
+			}
+			flusher.Flush()
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","data":[{"id":"fast","object":"model"},{"id":"slow","object":"model"}]}`)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(ln, mux)
+	return "http://" + ln.Addr().String(), nil
+}
+
+func startProxy(upstream string) (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-role", "proxy", "-upstream", upstream)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return "", nil, fmt.Errorf("proxy did not start: %v", err)
+	}
+	return strings.TrimSpace(addr), func() { cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+type aigridProcess struct {
+	url, key string
+	cmd      *exec.Cmd
+}
+
+func (a *aigridProcess) stop() {
+	a.cmd.Process.Signal(os.Interrupt)
+	a.cmd.Wait()
+}
+
+// startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
+func startAigrid(work, upstream string, streams int) (*aigridProcess, error) {
+	bin := filepath.Join(work, "aigrid")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/aigrid")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("building aigrid (run from the repository root): %v", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	key := "sk-bench-tenant-0001"
+	config := fmt.Sprintf(`admin_keys: [sk-admin-bench-000001]
+server: {log_level: error}
+providers:
+  - name: mock
+    base_url: %s
+    offers:
+      - {model: fast, serves: [chat], max_concurrency: %d}
+      - {model: slow, serves: [slow], max_concurrency: %d}
+tenants:
+  - name: bench
+    keys: [%s]
+`, upstream, 4*streams, 2*streams, key)
+	cfg := filepath.Join(work, "grid.yaml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:"+port, "--config", cfg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	a := &aigridProcess{url: "http://127.0.0.1:" + port, key: key, cmd: cmd}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(a.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a, nil
+			}
+		}
+	}
+	a.stop()
+	return nil, fmt.Errorf("aigrid did not become ready")
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port, nil
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096, MaxConnsPerHost: 0}}
+
+// load runs `clients` closed-loop clients for d, each reading whole streams.
+func load(base, key, model string, clients int, d time.Duration) result {
+	body := []byte(`{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if model == "fast" && key != "" {
+		body = []byte(`{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	}
+	var mu sync.Mutex
+	var lat, ttft []float64
+	var errs atomic.Int64
+	stop := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var myLat, myTTFT []float64
+			for time.Now().Before(stop) {
+				l, t, err := stream(base, key, body)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				myLat, myTTFT = append(myLat, l), append(myTTFT, t)
+			}
+			mu.Lock()
+			lat, ttft = append(lat, myLat...), append(ttft, myTTFT...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	return result{Concurrency: clients, P50ms: pct(lat, 50), P99ms: pct(lat, 99), TTFTP50ms: pct(ttft, 50), TTFTP99ms: pct(ttft, 99),
+		RPS: round(float64(len(lat)) / elapsed), Errors: errs.Load()}
+}
+
+// stream sends one streamed completion and reads it to the end; it returns the
+// latency and the time to the first content byte, in milliseconds.
+func stream(base, key string, body []byte) (float64, float64, error) {
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		io.Copy(io.Discard, resp.Body)
+		return 0, 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	r := bufio.NewReader(resp.Body)
+	var first time.Duration
+	done := false
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 && first == 0 && bytes.HasPrefix(line, []byte("data:")) {
+			first = time.Since(start)
+		}
+		if bytes.HasPrefix(line, []byte("data: [DONE]")) {
+			done = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !done {
+		return 0, 0, fmt.Errorf("stream ended without [DONE]")
+	}
+	return ms(time.Since(start)), ms(first), nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return round(xs[int(float64(len(xs)-1)*p/100)])
+}
+
+// holdStreams opens n slow streams through aigrid at once and reads aigrid's
+// resident set once they all have their first chunk.
+func holdStreams(a *aigridProcess, n int) (rss int64, held int64, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var started atomic.Int64
+	var wg sync.WaitGroup
+	body := []byte(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, "POST", a.url+"/v1/chat/completions", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+a.key)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			r := bufio.NewReader(resp.Body)
+			if _, err := r.ReadSlice('\n'); err == nil {
+				started.Add(1)
+			}
+			io.Copy(io.Discard, r)
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for started.Load() < int64(n) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let the streams settle
+	rss, err = residentSet(a.cmd.Process.Pid)
+	held = started.Load()
+	cancel()
+	wg.Wait()
+	return rss, held, err
+}
+
+// residentSet reads a process's VmRSS from /proc, in bytes.
+func residentSet(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
