@@ -267,6 +267,9 @@ type ChatChunk struct {
 	Choices           []ChunkChoice `json:"choices"`
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
+	// More tells the writer that the provider holds the next chunk already, so
+	// that this one may go out with it rather than in a network write of its own.
+	More bool `json:"-"`
 }
 
 // ChunkChoice is the part of a chunk that belongs to one choice.

@@ -147,6 +147,13 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 		return err
 	}
 	sw.buf.WriteByte('\n')
+	if c.More {
+		// The next chunk is already at hand: let them leave in one write.
+		if _, err := sw.w.Write(sw.buf.Bytes()); err != nil {
+			return errClientGone
+		}
+		return nil
+	}
 	return sw.flush()
 }
 

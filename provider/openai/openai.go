@@ -156,6 +156,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 			out.Usage = chunk.Usage
 		}
 		out.ID, out.Model, out.Created = chunk.ID, chunk.Model, chunk.Created
+		chunk.More = events.pending()
 		// A client slow to take a chunk is not the upstream's silence.
 		watchdog.Stop()
 		if err := emit(chunk); err != nil {

@@ -67,6 +67,19 @@ func (s *sseReader) next() ([]byte, error) {
 	}
 }
 
+// pending reports whether a whole next event is buffered already, so that
+// reading it will not wait on the network.
+func (s *sseReader) pending() bool {
+	buf, _ := s.r.Peek(s.r.Buffered())
+	end := bytes.Index(buf, []byte("\n\n"))
+	if crlf := bytes.Index(buf, []byte("\r\n\r\n")); crlf >= 0 && (end < 0 || crlf < end) {
+		end = crlf
+	}
+	// An event without data (a keep-alive comment) does not count: reading
+	// past it may wait on the network.
+	return end >= 0 && bytes.Contains(buf[:end], []byte("data:"))
+}
+
 // readLine returns one line without its end (LF, CRLF or CR).
 func (s *sseReader) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')

@@ -76,3 +76,21 @@ func FuzzSSE(f *testing.F) {
 		t.Fatal("the reader did not end")
 	})
 }
+
+func TestSSEPending(t *testing.T) {
+	for in, want := range map[string]bool{
+		"data: a\n\ndata: b\n\n":         true,
+		"data: a\n\ndata: b":             false,
+		"data: a\n\n: keepalive\n\n":     false,
+		"data: a\r\n\r\ndata: b\r\n\r\n": true,
+		"data: a\n\n":                    false,
+	} {
+		r := newSSEReader(strings.NewReader(in))
+		if _, err := r.next(); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.pending(); got != want {
+			t.Errorf("%q: pending %v, want %v", in, got, want)
+		}
+	}
+}
