@@ -136,7 +136,8 @@ type Provider interface {
 	// Chat runs a chat completion on the offer's model. When req.Stream is set,
 	// each chunk is passed to emit as it arrives and the returned response holds
 	// only what the stream summed up (usage, finish reasons); otherwise emit is not
-	// called. An error from emit stops the request and is returned.
+	// called. emit must not keep a chunk after it returns: providers may reuse it.
+	// An error from emit stops the request and is returned.
 	Chat(ctx context.Context, offer *Offer, req *ChatRequest, emit func(*ChatChunk) error) (*ChatResponse, error)
 }
 

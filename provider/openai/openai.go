@@ -123,6 +123,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	out := &aigrid.ChatResponse{}
 	chars, finished := 0, false
 	events := newSSEReader(resp.Body)
+	var chunks chunkDecoder
 	for {
 		data, err := events.next()
 		if err != nil {
@@ -141,8 +142,8 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 		if bytes.HasPrefix(data, []byte(`{"error"`)) {
 			return nil, p.streamError(data)
 		}
-		chunk := new(aigrid.ChatChunk)
-		if err := json.Unmarshal(data, chunk); err != nil {
+		chunk, err := chunks.decode(data)
+		if err != nil {
 			return nil, aigrid.Errorf(aigrid.EUpstream, "provider %s sent a chunk that is not valid JSON", p.name)
 		}
 		for i := range chunk.Choices {

@@ -59,7 +59,11 @@ func collect(t *testing.T, p *Provider, model string, req *aigrid.ChatRequest) (
 	t.Helper()
 	var chunks []*aigrid.ChatChunk
 	resp, err := p.Chat(context.Background(), &aigrid.Offer{Model: model}, req, func(c *aigrid.ChatChunk) error {
-		chunks = append(chunks, c)
+		// The provider reuses its chunk: keep a copy.
+		var kept aigrid.ChatChunk
+		b, _ := json.Marshal(c)
+		json.Unmarshal(b, &kept)
+		chunks = append(chunks, &kept)
 		return nil
 	})
 	return chunks, resp, err
