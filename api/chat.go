@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -99,7 +98,8 @@ func setOffer(w http.ResponseWriter, call *aigrid.Call) {
 	w.Header().Set("X-Aigrid-Offer", v)
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bufPool holds the streams' event buffers; a pointer keeps Put free of allocation.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // sseWriter writes chunks to the client as server-sent events, with the
 // response's own id and the service model's name in place of the upstream's.
@@ -111,8 +111,7 @@ type sseWriter struct {
 	created      int64
 	includeUsage bool
 	started      bool
-	buf          *bytes.Buffer
-	enc          *json.Encoder
+	buf          *[]byte
 }
 
 func (sw *sseWriter) begin() {
@@ -123,8 +122,7 @@ func (sw *sseWriter) begin() {
 	h.Set("X-Accel-Buffering", "no")
 	setOffer(sw.w, sw.call)
 	sw.w.WriteHeader(http.StatusOK)
-	sw.buf = bufPool.Get().(*bytes.Buffer)
-	sw.enc = json.NewEncoder(sw.buf)
+	sw.buf = bufPool.Get().(*[]byte)
 }
 
 func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
@@ -141,15 +139,14 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	if c.Choices == nil {
 		c.Choices = []aigrid.ChunkChoice{}
 	}
-	sw.buf.Reset()
-	sw.buf.WriteString("data: ")
-	if err := sw.enc.Encode(c); err != nil {
+	b, err := appendChunk(append((*sw.buf)[:0], "data: "...), c)
+	if err != nil {
 		return err
 	}
-	sw.buf.WriteByte('\n')
+	*sw.buf = append(b, '\n', '\n')
 	if c.More {
 		// The next chunk is already at hand: let them leave in one write.
-		if _, err := sw.w.Write(sw.buf.Bytes()); err != nil {
+		if _, err := sw.w.Write(*sw.buf); err != nil {
 			return errClientGone
 		}
 		return nil
@@ -159,7 +156,7 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 
 func (sw *sseWriter) flush() error {
 	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	if _, err := sw.w.Write(sw.buf.Bytes()); err != nil {
+	if _, err := sw.w.Write(*sw.buf); err != nil {
 		return errClientGone
 	}
 	if err := sw.rc.Flush(); err != nil {
@@ -172,8 +169,7 @@ func (sw *sseWriter) done() {
 	if !sw.started {
 		sw.begin()
 	}
-	sw.buf.Reset()
-	sw.buf.WriteString("data: [DONE]\n\n")
+	*sw.buf = append((*sw.buf)[:0], "data: [DONE]\n\n"...)
 	sw.flush()
 }
 
@@ -186,15 +182,14 @@ func (sw *sseWriter) fail(r *http.Request, err error) {
 	if e.Code == aigrid.EInternal {
 		logger(r).Error("stream failed", "error", err.Error())
 	}
-	sw.buf.Reset()
-	sw.buf.WriteString("data: ")
-	sw.enc.Encode(errorBody{Error: errorDetail{Message: e.Message, Type: typ, Code: errorCode(e)}})
-	sw.buf.WriteByte('\n')
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Message: e.Message, Type: typ, Code: errorCode(e)}})
+	*sw.buf = append(append(append((*sw.buf)[:0], "data: "...), body...), '\n', '\n')
 	sw.flush()
 }
 
 func (sw *sseWriter) release() {
-	if sw.buf != nil {
+	// A buffer grown by one huge chunk is left to the collector.
+	if sw.buf != nil && cap(*sw.buf) <= 64<<10 {
 		bufPool.Put(sw.buf)
 		sw.buf = nil
 	}

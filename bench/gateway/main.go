@@ -147,27 +147,42 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	return nil
 }
 
+// longChunks is the length of the "long" completion, which tells the cost of
+// one more chunk apart from the cost of one more request.
+const longChunks = 512
+
+// streamBody is an upstream's SSE stream of a completion in n content chunks.
+func streamBody(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"word%d "},"finish_reason":null}]}`+"\n\n", i)
+	}
+	b.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n")
+	fmt.Fprintf(&b, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}`+"\n\n", n, n+8)
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
+}
+
 func round(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 // startMock serves a fixed streamed completion. Model "fast" streams it at
-// once; "slow" sends a chunk a second, to hold streams open.
+// once; "long" streams longChunks at once; "slow" sends a chunk a second, to
+// hold streams open.
 func startMock(chunks int) (string, error) {
-	var fast bytes.Buffer
-	fast.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
-	for i := 0; i < chunks; i++ {
-		fmt.Fprintf(&fast, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"word%d "},"finish_reason":null}]}`+"\n\n", i)
-	}
-	fast.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n")
-	fast.WriteString(fmt.Sprintf(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}`+"\n\n", chunks, chunks+8))
-	fast.WriteString("data: [DONE]\n\n")
-	body := fast.Bytes()
+	body := streamBody(chunks)
+	long := streamBody(longChunks)
 	events := bytes.SplitAfter(body, []byte("\n\n"))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
-		if !bytes.Contains(raw, []byte(`"model":"slow"`)) {
+		switch {
+		case bytes.Contains(raw, []byte(`"model":"long"`)):
+			w.Write(long)
+			return
+		case !bytes.Contains(raw, []byte(`"model":"slow"`)):
 			w.Write(body)
 			return
 		}
@@ -185,7 +200,7 @@ func startMock(chunks int) (string, error) {
 		}
 	})
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"object":"list","data":[{"id":"fast","object":"model"},{"id":"slow","object":"model"}]}`)
+		io.WriteString(w, `{"object":"list","data":[{"id":"fast","object":"model"},{"id":"long","object":"model"},{"id":"slow","object":"model"}]}`)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

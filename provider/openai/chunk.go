@@ -100,7 +100,7 @@ func (d *chunkDecoder) decodeChoices(s *scanner) error {
 							d.finish[n] = f
 							ch.FinishReason = &d.finish[n]
 						} else {
-							ch.FinishReason = &f
+							ch.FinishReason = heapString(f)
 						}
 					}
 				}
@@ -129,7 +129,7 @@ func (d *chunkDecoder) decodeDelta(s *scanner, n int, delta *aigrid.Delta) error
 				return nil, nil
 			}
 			v, err := s.string()
-			return &v, err
+			return heapString(v), err
 		}
 		switch string(key) {
 		case "role":
@@ -144,7 +144,7 @@ func (d *chunkDecoder) decodeDelta(s *scanner, n int, delta *aigrid.Delta) error
 						d.content[n] = v
 						delta.Content = &d.content[n]
 					} else {
-						delta.Content = &v
+						delta.Content = heapString(v)
 					}
 				}
 			}
@@ -163,6 +163,10 @@ func (d *chunkDecoder) decodeDelta(s *scanner, n int, delta *aigrid.Delta) error
 		return err
 	})
 }
+
+// heapString returns a pointer to a copy of v; taking &v directly would move
+// v to the heap on every path, not only on this rare one.
+func heapString(v string) *string { return &v }
 
 func isNull(raw []byte) bool { return bytes.Equal(raw, []byte("null")) }
 

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"aigrid"
+)
+
+func strp(s string) *string { return &s }
+
+func chunkCases() []*aigrid.ChatChunk {
+	stop := "stop"
+	return []*aigrid.ChatChunk{
+		{ID: "chatcmpl-1", Object: "chat.completion.chunk", Created: 1732400000, Model: "chat",
+			Choices: []aigrid.ChunkChoice{{Delta: aigrid.Delta{Role: "assistant", Content: strp("")}}}},
+		{ID: "x", Object: "o", Model: "m", Choices: []aigrid.ChunkChoice{}},
+		{ID: "x", Object: "o", Model: "m"},
+		{ID: "é\"\\<>&\u2028\u2029\x00\x1f\t\n\r\b\f\x7f", Created: -5, Model: "bad\xff\xfeutf8",
+			Choices: []aigrid.ChunkChoice{{Index: 3, FinishReason: &stop,
+				Delta: aigrid.Delta{Content: strp("日本語 🌍 </script>"), ReasoningContent: strp("think"), Refusal: strp("no")}}}},
+		{ID: "t", Choices: []aigrid.ChunkChoice{
+			{Delta: aigrid.Delta{ToolCalls: []aigrid.ToolCall{{Index: new(int), ID: "call_1", Type: "function",
+				Function: aigrid.FunctionCall{Name: "get_weather", Arguments: `{"city":"Nairobi"}`}}}}},
+			{Index: 1, Delta: aigrid.Delta{Refusal: strp("r")}, Logprobs: &aigrid.Logprobs{Content: []aigrid.TokenLogprob{
+				{Token: "a", Logprob: -0.25, Bytes: []int{97}, TopLogprobs: []aigrid.TopLogprob{{Token: "b", Logprob: -1.5}}}}}},
+		}},
+		{ID: "u", Choices: []aigrid.ChunkChoice{}, Usage: &aigrid.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15},
+			SystemFingerprint: "fp_1"},
+	}
+}
+
+// The hand-written encoder must write exactly what encoding/json writes.
+func TestAppendChunkMatchesEncodingJSON(t *testing.T) {
+	for i, c := range chunkCases() {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendChunk(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "<&>", "\u2028", "\xff", "a\x00b", "日本"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
+
+func BenchmarkAppendChunk(b *testing.B) {
+	c := chunkCases()[0]
+	c.Choices[0].Delta.Content = strp(" the")
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = appendChunk(buf[:0], c)
+	}
+}
