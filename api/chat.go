@@ -99,7 +99,7 @@ func setOffer(w http.ResponseWriter, call *aigrid.Call) {
 }
 
 // bufPool holds the streams' event buffers; a pointer keeps Put free of allocation.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // sseWriter writes chunks to the client as server-sent events, with the
 // response's own id and the service model's name in place of the upstream's.

@@ -93,7 +93,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	}
 	defer os.RemoveAll(work)
 
-	proxyAddr, stopProxy, err := startProxy(mock)
+	proxyAddr, proxyPID, stopProxy, err := startProxy(mock)
 	if err != nil {
 		return err
 	}
@@ -137,12 +137,18 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
 
-	rss, held, err := holdStreams(grid, streams)
+	proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
 	if err != nil {
 		return err
 	}
-	line, _ = json.Marshal(map[string]any{"memory": "aigrid resident set while holding concurrent streams",
-		"streams_held": held, "rss_mib": round(float64(rss) / (1 << 20)), "target_mib": "< 64"})
+	rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
+	if err != nil {
+		return err
+	}
+	line, _ = json.Marshal(map[string]any{"memory": "resident set while holding concurrent slow streams",
+		"streams_held_aigrid": held, "rss_mib_aigrid": round(float64(rss) / (1 << 20)), "target_mib": "< 64",
+		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": round(float64(proxyRSS) / (1 << 20)),
+		"rss_ratio": round(float64(rss) / float64(proxyRSS))})
 	fmt.Println(string(line))
 	return nil
 }
@@ -210,26 +216,26 @@ func startMock(chunks int) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-func startProxy(upstream string) (string, func(), error) {
+func startProxy(upstream string) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(self, "-role", "proxy", "-upstream", upstream)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	addr, err := bufio.NewReader(out).ReadString('\n')
+	addr, err = bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
-		return "", nil, fmt.Errorf("proxy did not start: %v", err)
+		return "", 0, nil, fmt.Errorf("proxy did not start: %v", err)
 	}
-	return strings.TrimSpace(addr), func() { cmd.Process.Kill(); cmd.Wait() }, nil
+	return strings.TrimSpace(addr), cmd.Process.Pid, func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
 type aigridProcess struct {
@@ -386,9 +392,10 @@ func pct(xs []float64, p float64) float64 {
 	return round(xs[int(float64(len(xs)-1)*p/100)])
 }
 
-// holdStreams opens n slow streams through aigrid at once and reads aigrid's
+// holdStreams opens n slow streams through a gateway at once and reads its
 // resident set once they all have their first chunk.
-func holdStreams(a *aigridProcess, n int) (rss int64, held int64, err error) {
+// While they are held it calls during, if not nil.
+func holdStreams(url, key string, pid, n int, during func()) (rss int64, held int64, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var started atomic.Int64
@@ -398,8 +405,8 @@ func holdStreams(a *aigridProcess, n int) (rss int64, held int64, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, "POST", a.url+"/v1/chat/completions", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+a.key)
+			req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
 			if err != nil {
@@ -418,11 +425,40 @@ func holdStreams(a *aigridProcess, n int) (rss int64, held int64, err error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let the streams settle
-	rss, err = residentSet(a.cmd.Process.Pid)
+	rss, err = residentSet(pid)
 	held = started.Load()
+	if during != nil {
+		during()
+	}
 	cancel()
 	wg.Wait()
 	return rss, held, err
+}
+
+// runtimeMemory prints where aigrid's memory goes, from its own /metrics.
+func runtimeMemory(base string) {
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{"memory_breakdown": "aigrid Go runtime while holding the streams (MiB)"}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes":
+			v, _ := strconv.ParseFloat(value, 64)
+			out[strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes")] = round(v / (1 << 20))
+		case "go_goroutines":
+			out["goroutines"], _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	line, _ := json.Marshal(out)
+	fmt.Println(string(line))
 }
 
 // residentSet reads a process's VmRSS from /proc, in bytes.

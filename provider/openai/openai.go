@@ -57,7 +57,10 @@ func New(cfg *aigrid.ProviderConfig) (*Provider, error) {
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   true,
+		// A request is written once, mostly in one piece: a small write buffer
+		// saves 3 KiB on every open stream.
+		WriteBufferSize:   1 << 10,
+		ForceAttemptHTTP2: true,
 	}
 	return &Provider{
 		name:     cfg.Name,

@@ -21,8 +21,13 @@ type sseReader struct {
 	data []byte
 }
 
+// sseBufferBytes holds a burst of ordinary chunks (a few hundred bytes each)
+// while staying small: a busy grid holds thousands of streams. Longer events
+// are gathered on the side.
+const sseBufferBytes = 2 << 10
+
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
+	return &sseReader{r: bufio.NewReaderSize(r, sseBufferBytes)}
 }
 
 // next returns the data of the next event. The slice is valid until the next
