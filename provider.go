@@ -118,8 +118,8 @@ func (o *Offer) Can(capability string) bool {
 
 // Price is a cost per million input and output tokens.
 type Price struct {
-	Input  float64 `json:"input"`
-	Output float64 `json:"output"`
+	Input  Rate `json:"input"`
+	Output Rate `json:"output"`
 }
 
 // ProviderService stores provider configurations.

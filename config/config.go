@@ -90,10 +90,26 @@ type Offer struct {
 	Capabilities   []string `yaml:"capabilities"`
 }
 
-// Price per million tokens.
+// Price per million tokens, in major units of the grid's currency.
 type Price struct {
-	Input  float64 `yaml:"input"`
-	Output float64 `yaml:"output"`
+	Input  Rate `yaml:"input"`
+	Output Rate `yaml:"output"`
+}
+
+// Rate is a price per million tokens written as a plain decimal number.
+type Rate aigrid.Rate
+
+// UnmarshalYAML reads the number's text exactly, never through a float.
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a price is a number such as 20 or 0.035", n.Line)
+	}
+	v, err := aigrid.ParseRate(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*r = Rate(v)
+	return nil
 }
 
 // Tenant is a tenant as the file writes it.
@@ -335,7 +351,7 @@ func (f *File) ProviderConfigs() []*aigrid.ProviderConfig {
 				Idle: aigrid.Duration(p.Timeouts.Idle), Total: aigrid.Duration(p.Timeouts.Total)}}
 		for _, o := range p.Offers {
 			cfg.Offers = append(cfg.Offers, aigrid.Offer{Model: o.Model, Path: o.Path, Serves: o.Serves,
-				Price: aigrid.Price{Input: o.Price.Input, Output: o.Price.Output}, MaxConcurrency: o.MaxConcurrency,
+				Price: aigrid.Price{Input: aigrid.Rate(o.Price.Input), Output: aigrid.Rate(o.Price.Output)}, MaxConcurrency: o.MaxConcurrency,
 				ContextLength: o.ContextLength, Capabilities: o.Capabilities})
 		}
 		out[i] = cfg

@@ -32,7 +32,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("up1: %+v", up1)
 	}
 	o := up1.Offers[0]
-	if o.Model != "small-chat" || len(o.Serves) != 2 || o.Price.Output != 0.40 || o.MaxConcurrency != 32 || o.ContextLength != 8192 {
+	if o.Model != "small-chat" || len(o.Serves) != 2 || o.Price.Output != 400_000 || o.MaxConcurrency != 32 || o.ContextLength != 8192 {
 		t.Errorf("offer: %+v", o)
 	}
 	if !up1.Offers[1].Can(aigrid.CapEmbeddings) || up1.Offers[1].Can(aigrid.CapChat) {

@@ -170,8 +170,8 @@ func TestEmergencyFirst(t *testing.T) {
 
 func TestMeritOrder(t *testing.T) {
 	b := &busy{served: map[string]int{}}
-	cheap := aigrid.Offer{Model: "cheap", Serves: []string{"chat"}, Price: aigrid.Price{Input: 0.1, Output: 0.2}, MaxConcurrency: 1}
-	dear := aigrid.Offer{Model: "dear", Serves: []string{"chat"}, Price: aigrid.Price{Input: 1, Output: 2}}
+	cheap := aigrid.Offer{Model: "cheap", Serves: []string{"chat"}, Price: aigrid.Price{Input: 100_000, Output: 200_000}, MaxConcurrency: 1}
+	dear := aigrid.Offer{Model: "dear", Serves: []string{"chat"}, Price: aigrid.Price{Input: 1_000_000, Output: 2_000_000}}
 	d := busyDispatcher(t, b, Settings{}, providerCfg("z-cheap", "", false, cheap), providerCfg("a-dear", "", false, dear))
 	c := call(anyone)
 	if resp, err := d.Chat(context.Background(), c, request(), nil); err != nil || resp.Model != "cheap" {

@@ -36,7 +36,7 @@ func (d *Dispatcher) meritOrder(service string, n need, offers []*offer) []ranke
 			c = 1024 // no limit: a load that only tells offers of the same kind apart
 		}
 		order[i] = ranked{offer: o, load: float64(inFlight+queued) / c, ttft: o.ttft.value(),
-			cost: (o.offer.Price.Input*float64(in) + o.offer.Price.Output*float64(out)) / 1e6}
+			cost: (o.offer.Price.Input.Float()*float64(in) + o.offer.Price.Output.Float()*float64(out)) / 1e6}
 	}
 	sort.SliceStable(order, func(i, j int) bool {
 		a, b := order[i], order[j]

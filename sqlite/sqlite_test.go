@@ -143,7 +143,7 @@ func TestProvidersPersist(t *testing.T) {
 	db, path := open(t)
 	p := &aigrid.ProviderConfig{Name: "up1", Kind: aigrid.KindOpenAI, BaseURL: "http://127.0.0.1:9100/v1", Jurisdiction: "KE",
 		Timeouts: aigrid.Timeouts{Idle: aigrid.Duration(5 * time.Second)},
-		Offers:   []aigrid.Offer{{Model: "m", Serves: []string{"chat"}, Price: aigrid.Price{Input: 0.1, Output: 0.4}, MaxConcurrency: 3}}}
+		Offers:   []aigrid.Offer{{Model: "m", Serves: []string{"chat"}, Price: aigrid.Price{Input: 100_000, Output: 400_000}, MaxConcurrency: 3}}}
 	if err := db.UpsertProvider(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestProvidersPersist(t *testing.T) {
 	}
 	defer db.Close()
 	got, err := db.FindProvider(ctx, "up1")
-	if err != nil || got.Jurisdiction != "TZ" || got.Offers[0].Price.Output != 0.4 || time.Duration(got.Timeouts.Idle) != 5*time.Second {
+	if err != nil || got.Jurisdiction != "TZ" || got.Offers[0].Price.Output != 400_000 || time.Duration(got.Timeouts.Idle) != 5*time.Second {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}
 	if list, _ := db.ListProviders(ctx); len(list) != 1 {

@@ -36,9 +36,9 @@ func (o *offerFlags) Set(s string) error {
 		case "capabilities":
 			offer.Capabilities = strings.Split(v, "|")
 		case "input":
-			offer.Price.Input, err = strconv.ParseFloat(v, 64)
+			offer.Price.Input, err = aigrid.ParseRate(v)
 		case "output":
-			offer.Price.Output, err = strconv.ParseFloat(v, 64)
+			offer.Price.Output, err = aigrid.ParseRate(v)
 		case "max_concurrency":
 			offer.MaxConcurrency, err = strconv.Atoi(v)
 		case "context_length":
@@ -163,7 +163,7 @@ func (c *adminClient) providerTable(ps []aigrid.ProviderConfig) error {
 	for _, p := range ps {
 		for _, o := range p.Offers {
 			rows = append(rows, []string{p.Name, p.Kind, orDash(p.Jurisdiction), fmt.Sprint(p.RetainsData), o.Model,
-				strings.Join(o.Serves, ","), fmt.Sprintf("%g/%g", o.Price.Input, o.Price.Output),
+				strings.Join(o.Serves, ","), o.Price.Input.String()+"/"+o.Price.Output.String(),
 				strconv.Itoa(o.MaxConcurrency), strconv.Itoa(o.ContextLength), orDash(p.BaseURL)})
 		}
 	}
