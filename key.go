@@ -21,7 +21,9 @@ type Key struct {
 	Hint string `json:"hint"`
 	Hash string `json:"-"`
 	// Models, when set, limits the key to these service models.
-	Models    []string   `json:"models,omitempty"`
+	Models []string `json:"models,omitempty"`
+	// Limits are the key's own rate limits (rpm, tpm), within the tenant's.
+	Limits    Limits     `json:"limits,omitzero"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`

@@ -100,6 +100,73 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		fallback TEXT NOT NULL DEFAULT ''
 	);`,
+	// The meter: accounts, tariff versions, the double-entry ledger with
+	// balance snapshots, metered usage and vouchers. Times are Unix nanoseconds.
+	`ALTER TABLE keys ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
+	CREATE TABLE accounts (
+		tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+		type TEXT NOT NULL DEFAULT '',
+		credit_limit INTEGER NOT NULL DEFAULT 0,
+		tariff TEXT NOT NULL DEFAULT '',
+		limits TEXT NOT NULL DEFAULT '{}'
+	);
+	CREATE TABLE tariffs (
+		name TEXT NOT NULL,
+		effective INTEGER NOT NULL,
+		spec TEXT NOT NULL,
+		PRIMARY KEY (name, effective)
+	);
+	CREATE TABLE ledger_tx (
+		id INTEGER PRIMARY KEY,
+		key TEXT NOT NULL UNIQUE,
+		kind TEXT NOT NULL,
+		tenant_id INTEGER,
+		at INTEGER NOT NULL,
+		memo TEXT NOT NULL DEFAULT '',
+		actor TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE ledger_entries (
+		tx_id INTEGER NOT NULL REFERENCES ledger_tx(id),
+		account TEXT NOT NULL,
+		amount INTEGER NOT NULL
+	);
+	CREATE INDEX ledger_entries_account ON ledger_entries(account, tx_id);
+	CREATE INDEX ledger_entries_tx ON ledger_entries(tx_id);
+	CREATE TABLE balance_snapshots (
+		account TEXT NOT NULL,
+		tx_id INTEGER NOT NULL,
+		balance INTEGER NOT NULL,
+		PRIMARY KEY (account, tx_id)
+	);
+	CREATE TABLE usage (
+		id TEXT PRIMARY KEY,
+		tx_id INTEGER NOT NULL REFERENCES ledger_tx(id),
+		tenant_id INTEGER NOT NULL,
+		key_id TEXT NOT NULL DEFAULT '',
+		at INTEGER NOT NULL,
+		service TEXT NOT NULL,
+		provider TEXT NOT NULL,
+		model TEXT NOT NULL,
+		prompt_tokens INTEGER NOT NULL,
+		completion_tokens INTEGER NOT NULL,
+		charge INTEGER NOT NULL,
+		blocks TEXT NOT NULL,
+		off_peak INTEGER NOT NULL DEFAULT 0,
+		cost INTEGER NOT NULL DEFAULT 0,
+		estimated INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX usage_tenant_at ON usage(tenant_id, at);
+	CREATE INDEX usage_at ON usage(at);
+	CREATE TABLE vouchers (
+		hash TEXT PRIMARY KEY,
+		batch TEXT NOT NULL,
+		value INTEGER NOT NULL,
+		expires_at INTEGER,
+		created_at INTEGER NOT NULL,
+		redeemed_at INTEGER,
+		redeemed_by INTEGER
+	);
+	CREATE INDEX vouchers_batch ON vouchers(batch);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

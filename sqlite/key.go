@@ -11,15 +11,18 @@ import (
 	"aigrid"
 )
 
-const keyColumns = `id, tenant_id, admin, name, hint, hash, models, expires_at, revoked_at, created_at`
+const keyColumns = `id, tenant_id, admin, name, hint, hash, models, limits, expires_at, revoked_at, created_at`
 
 func scanKey(row interface{ Scan(...any) error }) (*aigrid.Key, error) {
 	var k aigrid.Key
 	var tenant, expires, revoked sql.NullInt64
-	var models string
+	var models, limits string
 	var created int64
-	if err := row.Scan(&k.ID, &tenant, &k.Admin, &k.Name, &k.Hint, &k.Hash, &models, &expires, &revoked, &created); err != nil {
+	if err := row.Scan(&k.ID, &tenant, &k.Admin, &k.Name, &k.Hint, &k.Hash, &models, &limits, &expires, &revoked, &created); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(limits), &k.Limits); err != nil {
+		return nil, fmt.Errorf("sqlite: key %s: limits: %w", k.ID, err)
 	}
 	k.TenantID = tenant.Int64
 	if err := json.Unmarshal([]byte(models), &k.Models); err != nil {
@@ -49,6 +52,7 @@ func (db *DB) CreateKey(ctx context.Context, k *aigrid.Key) error {
 		b, _ := json.Marshal(k.Models)
 		models = string(b)
 	}
+	limits, _ := json.Marshal(k.Limits)
 	tenant := sql.NullInt64{Int64: k.TenantID, Valid: k.TenantID != 0}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		existing, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = ?`, k.Hash))
@@ -63,8 +67,8 @@ func (db *DB) CreateKey(ctx context.Context, k *aigrid.Key) error {
 			return fmt.Errorf("sqlite: create key: %w", err)
 		}
 		k.CreatedAt = time.Now().UTC()
-		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, tenant, k.Admin, k.Name, k.Hint, k.Hash, models, nullTime(k.ExpiresAt), nullTime(k.RevokedAt), toNanos(k.CreatedAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, tenant, k.Admin, k.Name, k.Hint, k.Hash, models, string(limits), nullTime(k.ExpiresAt), nullTime(k.RevokedAt), toNanos(k.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("sqlite: create key: %w", err)
 		}

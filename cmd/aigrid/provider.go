@@ -163,7 +163,7 @@ func (c *adminClient) providerTable(ps []aigrid.ProviderConfig) error {
 	for _, p := range ps {
 		for _, o := range p.Offers {
 			rows = append(rows, []string{p.Name, p.Kind, orDash(p.Jurisdiction), fmt.Sprint(p.RetainsData), o.Model,
-				strings.Join(o.Serves, ","), o.Price.Input.String()+"/"+o.Price.Output.String(),
+				strings.Join(o.Serves, ","), o.Price.Input.String() + "/" + o.Price.Output.String(),
 				strconv.Itoa(o.MaxConcurrency), strconv.Itoa(o.ContextLength), orDash(p.BaseURL)})
 		}
 	}

@@ -1,0 +1,47 @@
+package meter
+
+import "time"
+
+// gcra is the generic cell rate algorithm: a rate of limit units per period
+// with a burst of the whole period's allowance. Its state is one time, the
+// theoretical arrival time (tat), so checking costs no allocation or timer.
+type gcra struct {
+	tat time.Time
+}
+
+// rateCheck is the outcome of asking for cost units.
+type rateCheck struct {
+	ok         bool
+	tat        time.Time     // the state to keep if the caller commits
+	remaining  int64         // units left in the period after this one
+	reset      time.Duration // until the full allowance is back
+	retryAfter time.Duration // when refused: until cost units fit
+}
+
+// check asks for cost units at now without changing the state.
+func (g *gcra) check(now time.Time, limit int64, period time.Duration, cost int64) rateCheck {
+	interval := period / time.Duration(limit)
+	tat := g.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	next := tat.Add(time.Duration(cost) * interval)
+	if next.Sub(now) > period {
+		free := period - tat.Sub(now)
+		return rateCheck{ok: false, tat: g.tat, remaining: int64(free / interval),
+			reset: tat.Sub(now), retryAfter: next.Sub(now) - period}
+	}
+	return rateCheck{ok: true, tat: next, remaining: int64((period - next.Sub(now)) / interval), reset: next.Sub(now)}
+}
+
+// give returns units taken by a call that used fewer than it reserved.
+func (g *gcra) give(now time.Time, limit int64, period time.Duration, units int64) {
+	if units <= 0 {
+		return
+	}
+	interval := period / time.Duration(limit)
+	g.tat = g.tat.Add(-time.Duration(units) * interval)
+	if g.tat.Before(now) {
+		g.tat = now
+	}
+}

@@ -1,0 +1,40 @@
+package meter
+
+import (
+	"testing"
+	"time"
+)
+
+func TestGCRAAllowsABurstThenTheRate(t *testing.T) {
+	var g gcra
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	// 60 a minute: a burst of 60 at once, then one a second.
+	for i := 0; i < 60; i++ {
+		c := g.check(now, 60, time.Minute, 1)
+		if !c.ok {
+			t.Fatalf("request %d of the burst refused", i+1)
+		}
+		if c.remaining != int64(59-i) {
+			t.Fatalf("request %d: remaining %d, want %d", i+1, c.remaining, 59-i)
+		}
+		g.tat = c.tat
+	}
+	c := g.check(now, 60, time.Minute, 1)
+	if c.ok || c.retryAfter != time.Second {
+		t.Fatalf("the 61st: ok %v, retry after %v; want refused, 1s", c.ok, c.retryAfter)
+	}
+	if c := g.check(now.Add(time.Second), 60, time.Minute, 1); !c.ok {
+		t.Fatal("a second later one more fits")
+	}
+	// A cost larger than the whole allowance never fits.
+	var h gcra
+	if c := h.check(now, 100, time.Minute, 101); c.ok {
+		t.Fatal("101 tokens fit in a 100-token minute")
+	}
+	// Giving back unused units makes room again.
+	h.tat = h.check(now, 100, time.Minute, 100).tat
+	h.give(now, 100, time.Minute, 40)
+	if c := h.check(now, 100, time.Minute, 40); !c.ok {
+		t.Fatal("40 returned tokens are not usable again")
+	}
+}

@@ -1,0 +1,672 @@
+package meter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"aigrid"
+)
+
+// Settings of the meter.
+type Settings struct {
+	Currency aigrid.Currency
+	// Location is the grid's time zone: months, days and off-peak hours are
+	// counted in it.
+	Location *time.Location
+	// DefaultMaxTokens is the output a call that sets no max_tokens may
+	// produce, for the worst case held before dispatch.
+	DefaultMaxTokens int
+	// MaxBatch bounds how many transactions one group commit writes.
+	MaxBatch int
+	Logger   *slog.Logger
+}
+
+// DefaultMaxTokens is used when the settings give none.
+const DefaultMaxTokens = 4096
+
+var _ aigrid.Meter = (*Meter)(nil)
+
+// Meter holds each tenant's balance, holds and usage counters in memory,
+// loaded from the ledger on first use and kept in step with every
+// transaction it writes, so that reserving costs no database read. Writes go
+// through one committer that groups concurrent settlements into one database
+// transaction: durable before Settle returns, at a fraction of a commit each.
+type Meter struct {
+	ledger aigrid.LedgerService
+	set    Settings
+	now    func() time.Time
+
+	mu      sync.Mutex
+	tenants map[int64]*tenantMeter
+	keys    map[string]*keyMeter
+	tariffs map[string][]*aigrid.Tariff // versions, by Effective
+
+	jobs    chan *commitJob
+	stopped chan struct{}
+	// sending guards jobs against a send after Close closed it.
+	sending sync.RWMutex
+	closed  bool
+}
+
+// tenantMeter is one tenant's live state; mu guards all of it.
+type tenantMeter struct {
+	mu      sync.Mutex
+	loaded  bool
+	account aigrid.Account
+	balance aigrid.Money // the sum of the tenant's ledger entries
+	held    aigrid.Money // reserved by calls in flight
+	// tokens reserved by calls in flight, and used in the current month and day
+	heldTokens  int64
+	month, day  time.Time
+	monthTokens int64
+	dayTokens   int64
+	rpm, tpm    gcra
+}
+
+type keyMeter struct {
+	mu       sync.Mutex
+	rpm, tpm gcra
+}
+
+// New starts a meter over the ledger; Close stops it.
+func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter, error) {
+	if set.Location == nil {
+		set.Location = time.UTC
+	}
+	if set.Currency.Code == "" {
+		set.Currency = aigrid.Currency{Code: "USD", Exponent: 2}
+	}
+	if set.DefaultMaxTokens <= 0 {
+		set.DefaultMaxTokens = DefaultMaxTokens
+	}
+	if set.MaxBatch <= 0 {
+		set.MaxBatch = 512
+	}
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Meter{ledger: ledger, set: set, now: time.Now,
+		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
+		jobs: make(chan *commitJob, 4096), stopped: make(chan struct{})}
+	if err := m.ReloadTariffs(ctx); err != nil {
+		return nil, err
+	}
+	go m.commitLoop()
+	return m, nil
+}
+
+// Close writes what is queued and stops the committer.
+func (m *Meter) Close() {
+	m.sending.Lock()
+	if !m.closed {
+		m.closed = true
+		close(m.jobs)
+	}
+	m.sending.Unlock()
+	<-m.stopped
+}
+
+// Currency is the grid's currency.
+func (m *Meter) Currency() aigrid.Currency { return m.set.Currency }
+
+// Location is the grid's time zone.
+func (m *Meter) Location() *time.Location { return m.set.Location }
+
+// ReloadTariffs reads the tariffs from the ledger.
+func (m *Meter) ReloadTariffs(ctx context.Context) error {
+	list, err := m.ledger.ListTariffs(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string][]*aigrid.Tariff{}
+	for _, t := range list {
+		byName[t.Name] = append(byName[t.Name], t)
+	}
+	for _, vs := range byName {
+		slices.SortFunc(vs, func(a, b *aigrid.Tariff) int { return a.Effective.Compare(b.Effective) })
+	}
+	m.mu.Lock()
+	m.tariffs = byName
+	m.mu.Unlock()
+	return nil
+}
+
+// tariff returns the version of the named tariff in effect at t.
+func (m *Meter) tariff(name string, at time.Time) *aigrid.Tariff {
+	if name == "" {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Version(m.tariffs[name], at)
+}
+
+// Refresh reloads a tenant's account (type, credit, tariff, limits) after an
+// operator changed it; balances and holds stay.
+func (m *Meter) Refresh(ctx context.Context, tenantID int64) error {
+	m.mu.Lock()
+	tm := m.tenants[tenantID]
+	m.mu.Unlock()
+	if tm == nil {
+		return nil
+	}
+	acct, err := m.account(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	tm.mu.Lock()
+	tm.account = *acct
+	tm.mu.Unlock()
+	return nil
+}
+
+func (m *Meter) account(ctx context.Context, tenantID int64) (*aigrid.Account, error) {
+	acct, err := m.ledger.GetAccount(ctx, tenantID)
+	if aigrid.ErrorCode(err) == aigrid.ENotFound {
+		return &aigrid.Account{TenantID: tenantID}, nil
+	}
+	return acct, err
+}
+
+// tenant returns the tenant's live state, loading it on first use. It
+// returns with tm.mu held.
+func (m *Meter) tenant(ctx context.Context, tenantID int64, now time.Time) (*tenantMeter, error) {
+	m.mu.Lock()
+	tm := m.tenants[tenantID]
+	if tm == nil {
+		tm = &tenantMeter{}
+		m.tenants[tenantID] = tm
+	}
+	m.mu.Unlock()
+	tm.mu.Lock()
+	if !tm.loaded {
+		if err := m.load(ctx, tm, tenantID, now); err != nil {
+			tm.mu.Unlock()
+			return nil, err
+		}
+		tm.loaded = true
+	}
+	m.roll(tm, now)
+	return tm, nil
+}
+
+func (m *Meter) load(ctx context.Context, tm *tenantMeter, tenantID int64, now time.Time) error {
+	acct, err := m.account(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	balance, err := m.ledger.AccountBalance(ctx, aigrid.TenantAccount(tenantID), time.Time{})
+	if err != nil {
+		return err
+	}
+	month, day := m.periods(now)
+	monthTokens, err := m.ledger.TokensSince(ctx, tenantID, month)
+	if err != nil {
+		return err
+	}
+	dayTokens, err := m.ledger.TokensSince(ctx, tenantID, day)
+	if err != nil {
+		return err
+	}
+	tm.account, tm.balance = *acct, balance
+	tm.month, tm.day, tm.monthTokens, tm.dayTokens = month, day, monthTokens, dayTokens
+	return nil
+}
+
+// periods returns the starts of the month and the day of t, in the grid's zone.
+func (m *Meter) periods(t time.Time) (month, day time.Time) {
+	l := t.In(m.set.Location)
+	return time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, m.set.Location),
+		time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, m.set.Location)
+}
+
+// roll starts new month and day counters when the calendar has moved on.
+func (m *Meter) roll(tm *tenantMeter, now time.Time) {
+	month, day := m.periods(now)
+	if !month.Equal(tm.month) {
+		tm.month, tm.monthTokens = month, 0
+	}
+	if !day.Equal(tm.day) {
+		tm.day, tm.dayTokens = day, 0
+	}
+}
+
+func (m *Meter) keyMeter(id string) *keyMeter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	km := m.keys[id]
+	if km == nil {
+		km = &keyMeter{}
+		m.keys[id] = km
+	}
+	return km
+}
+
+// Reserve checks quotas, rate limits and funds, and holds the worst case.
+func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estimate) (*aigrid.Hold, error) {
+	now := m.now()
+	maxOut := est.MaxTokens
+	if maxOut <= 0 {
+		maxOut = m.set.DefaultMaxTokens
+	}
+	tokens := int64(est.PromptTokens + maxOut)
+	var km *keyMeter
+	var keyLimits aigrid.Limits
+	if call.Key != nil {
+		keyLimits = call.Key.Limits
+		if keyLimits.RPM > 0 || keyLimits.TPM > 0 {
+			km = m.keyMeter(call.Key.ID)
+			km.mu.Lock()
+			defer km.mu.Unlock()
+		}
+	}
+	tm, err := m.tenant(ctx, call.Tenant.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	defer tm.mu.Unlock()
+	acct := &tm.account
+	limits := acct.Limits
+
+	if err := quota("month", limits.TokensPerMonth, tm.monthTokens+tm.heldTokens, tokens, tm.month.AddDate(0, 1, 0), now); err != nil {
+		return nil, err
+	}
+	if err := quota("day", limits.TokensPerDay, tm.dayTokens+tm.heldTokens, tokens, tm.day.AddDate(0, 0, 1), now); err != nil {
+		return nil, err
+	}
+	state := aigrid.RateState{}
+	checks := []limitCheck{
+		{&tm.rpm, limits.RPM, 1, "requests", "tenant"},
+		{&tm.tpm, limits.TPM, tokens, "tokens", "tenant"},
+	}
+	if km != nil {
+		checks = append(checks,
+			limitCheck{&km.rpm, keyLimits.RPM, 1, "requests", "key"},
+			limitCheck{&km.tpm, keyLimits.TPM, tokens, "tokens", "key"})
+	}
+	results := make([]rateCheck, len(checks))
+	for i, c := range checks {
+		if c.limit <= 0 {
+			continue
+		}
+		r := c.g.check(now, c.limit, time.Minute, c.cost)
+		results[i] = r
+		if !r.ok {
+			if c.cost > c.limit {
+				return nil, aigrid.Errorf(aigrid.ERateLimited, "This request may use up to %d tokens (prompt and max_tokens), more than this %s's limit of %d tokens per minute: lower max_tokens or shorten the prompt.", c.cost, c.whose, c.limit)
+			}
+			return nil, &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: r.retryAfter,
+				Message: fmt.Sprintf("Rate limit reached: this %s may make %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
+		}
+		// The headers show the tenant's own limits, or the key's when tighter.
+		if c.unit == "requests" && (state.LimitRequests == 0 || r.remaining < state.RemainingRequests) {
+			state.LimitRequests, state.RemainingRequests, state.ResetRequests = c.limit, r.remaining, r.reset
+		}
+		if c.unit == "tokens" && (state.LimitTokens == 0 || r.remaining < state.RemainingTokens) {
+			state.LimitTokens, state.RemainingTokens, state.ResetTokens = c.limit, r.remaining, r.reset
+		}
+	}
+
+	local := now.In(m.set.Location)
+	worst := Price(m.tariff(acct.Tariff, local), m.set.Currency, tm.monthTokens+tm.heldTokens, int64(est.PromptTokens), int64(maxOut), local).Total
+	available := tm.balance - tm.held
+	switch acct.Type {
+	case aigrid.Prepaid:
+		if worst > available {
+			return nil, aigrid.Errorf(aigrid.EQuotaExhausted, "Your prepaid balance does not cover this request: %s available (%s held by requests in flight), and this request may cost up to %s (about %d prompt tokens and up to %d output tokens). Top up, redeem a voucher, or lower max_tokens.",
+				m.set.Currency.Format(max(available, 0)), m.set.Currency.Format(tm.held), m.set.Currency.Format(worst), est.PromptTokens, maxOut)
+		}
+	case aigrid.Postpaid:
+		if worst > available+acct.CreditLimit {
+			return nil, aigrid.Errorf(aigrid.EQuotaExhausted, "Your credit limit of %s is reached: %s used or held, and this request may cost up to %s. Settle your bill or ask your operator to raise the limit.",
+				m.set.Currency.Format(acct.CreditLimit), m.set.Currency.Format(-available), m.set.Currency.Format(worst))
+		}
+	}
+	for i, c := range checks {
+		if c.limit > 0 {
+			c.g.tat = results[i].tat
+		}
+	}
+	tm.held += worst
+	tm.heldTokens += tokens
+	h := &aigrid.Hold{CallID: call.ID, TenantID: call.Tenant.ID, Amount: worst, Tokens: tokens, At: now, Limits: state}
+	if call.Key != nil {
+		h.KeyID = call.Key.ID
+	}
+	return h, nil
+}
+
+// limitCheck is one rate limit a call must pass.
+type limitCheck struct {
+	g     *gcra
+	limit int64
+	cost  int64
+	unit  string // requests or tokens
+	whose string // tenant or key
+}
+
+// quota refuses a call whose tokens would take the period's use past limit.
+func quota(period string, limit, used, tokens int64, renews, now time.Time) error {
+	if limit <= 0 || used+tokens <= limit {
+		return nil
+	}
+	return &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: renews.Sub(now),
+		Message: fmt.Sprintf("This request may use up to %d tokens, and %d of this %s's quota of %d are used or held. The quota renews on %s.",
+			tokens, used, period, limit, renews.Format("2006-01-02 15:04 MST"))}
+}
+
+// Release gives back a hold whose call used nothing.
+func (m *Meter) Release(h *aigrid.Hold) {
+	m.mu.Lock()
+	tm := m.tenants[h.TenantID]
+	m.mu.Unlock()
+	tm.mu.Lock()
+	tm.held -= h.Amount
+	tm.heldTokens -= h.Tokens
+	if tm.account.Limits.TPM > 0 {
+		tm.tpm.give(m.now(), tm.account.Limits.TPM, time.Minute, h.Tokens)
+	}
+	tm.mu.Unlock()
+}
+
+// Settle prices what the call used, releases its hold, and writes the usage
+// and its ledger transaction durably before returning. A call settled twice
+// (the same call ID) counts once.
+func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) error {
+	// The client may be gone; the settlement must still be written.
+	ctx = context.WithoutCancel(ctx)
+	in, out := int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens)
+	local := h.At.In(m.set.Location)
+	month, day := m.periods(h.At)
+	now := m.now()
+
+	m.mu.Lock()
+	tm := m.tenants[h.TenantID]
+	m.mu.Unlock()
+	tm.mu.Lock()
+	m.roll(tm, now)
+	var before int64
+	if month.Equal(tm.month) {
+		before = tm.monthTokens
+	}
+	charge := Price(m.tariff(tm.account.Tariff, local), m.set.Currency, before, in, out, local)
+	tm.held -= h.Amount
+	tm.heldTokens -= h.Tokens
+	if tm.account.Limits.TPM > 0 {
+		tm.tpm.give(now, tm.account.Limits.TPM, time.Minute, h.Tokens-(in+out))
+	}
+	m.count(tm, month, day, in+out, -charge.Total)
+	tm.mu.Unlock()
+
+	account := aigrid.TenantAccount(h.TenantID)
+	tx := &aigrid.LedgerTx{Key: "usage:" + h.CallID, Kind: aigrid.TxUsage, TenantID: h.TenantID, At: h.At,
+		Entries: []aigrid.Entry{{Account: account, Amount: -charge.Total}, {Account: aigrid.AccountRevenue, Amount: charge.Total}},
+		Usage: &aigrid.UsageRecord{ID: h.CallID, TenantID: h.TenantID, KeyID: h.KeyID, At: h.At,
+			Service: s.Service, Provider: s.Provider, Model: s.Model, PromptTokens: in, CompletionTokens: out,
+			Charge: charge, Cost: Cost(s.Cost, m.set.Currency, in, out), Estimated: s.Estimated}}
+	applied, err := m.commit(ctx, tx)
+	if err != nil || !applied {
+		// Not written, or written before: take back what was counted here.
+		tm.mu.Lock()
+		m.count(tm, month, day, -(in + out), charge.Total)
+		tm.mu.Unlock()
+	}
+	return err
+}
+
+// count adds tokens to the counters of the periods they fall in, and amount to the balance.
+func (m *Meter) count(tm *tenantMeter, month, day time.Time, tokens int64, amount aigrid.Money) {
+	if month.Equal(tm.month) {
+		tm.monthTokens += tokens
+	}
+	if day.Equal(tm.day) {
+		tm.dayTokens += tokens
+	}
+	tm.balance += amount
+}
+
+// credit writes a transaction that moves amount into the tenant's account
+// and, once written, adds it to the live balance.
+func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx) (aigrid.Money, error) {
+	now := m.now()
+	applied, err := m.commit(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	var amount aigrid.Money
+	for _, e := range tx.Entries {
+		if e.Account == aigrid.TenantAccount(tenantID) {
+			amount += e.Amount
+		}
+	}
+	tm, err := m.tenant(ctx, tenantID, now)
+	if err != nil {
+		return 0, err
+	}
+	defer tm.mu.Unlock()
+	if applied && tm.loaded {
+		tm.balance += amount
+	}
+	if !applied {
+		return tm.balance, aigrid.Errorf(aigrid.EConflict, "transaction %q was already recorded", tx.Key)
+	}
+	return tm.balance, nil
+}
+
+// Adjust corrects a tenant's balance by amount (negative to debit), with a
+// reason that the ledger keeps, and returns the new balance.
+func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money, reason, actor string) (aigrid.Money, error) {
+	if reason == "" {
+		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "reason", Message: "An adjustment needs a reason; it is kept in the ledger for audit."}
+	}
+	if amount == 0 {
+		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "An adjustment of zero changes nothing."}
+	}
+	tx := &aigrid.LedgerTx{Key: "adjustment:" + randomID(), Kind: aigrid.TxAdjustment, TenantID: tenantID, At: m.now(),
+		Memo: reason, Actor: actor, Entries: []aigrid.Entry{
+			{Account: aigrid.TenantAccount(tenantID), Amount: amount}, {Account: aigrid.AccountAdjustments, Amount: -amount}}}
+	return m.credit(ctx, tenantID, tx)
+}
+
+// TopUp credits a payment received for a tenant. The reference (a receipt or
+// mobile-money transaction number) makes it idempotent: recording the same
+// payment twice is refused with EConflict.
+func (m *Meter) TopUp(ctx context.Context, tenantID int64, amount aigrid.Money, reference, actor string) (aigrid.Money, error) {
+	if amount <= 0 {
+		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "A top-up must be positive."}
+	}
+	if reference == "" {
+		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "reference", Message: "A top-up needs the payment's reference, so that it cannot be recorded twice."}
+	}
+	tx := &aigrid.LedgerTx{Key: "topup:" + reference, Kind: aigrid.TxTopUp, TenantID: tenantID, At: m.now(),
+		Memo: reference, Actor: actor, Entries: []aigrid.Entry{
+			{Account: aigrid.TenantAccount(tenantID), Amount: amount}, {Account: aigrid.AccountCash, Amount: -amount}}}
+	return m.credit(ctx, tenantID, tx)
+}
+
+// MintVouchers makes count vouchers of value each and returns their codes,
+// which are shown once: the store keeps only their hashes.
+func (m *Meter) MintVouchers(ctx context.Context, count int, value aigrid.Money, expires *time.Time, actor string) (batch string, codes []string, err error) {
+	if count < 1 || count > 100_000 {
+		return "", nil, &aigrid.Error{Code: aigrid.EInvalid, Param: "count", Message: "Mint between 1 and 100000 vouchers at a time."}
+	}
+	if value <= 0 {
+		return "", nil, &aigrid.Error{Code: aigrid.EInvalid, Param: "value", Message: "A voucher's value must be positive."}
+	}
+	now := m.now()
+	if expires != nil && !expires.After(now) {
+		return "", nil, &aigrid.Error{Code: aigrid.EInvalid, Param: "expires", Message: "The expiry date is already past."}
+	}
+	batch = "batch-" + now.UTC().Format("20060102-150405") + "-" + randomID()[:6]
+	vs := make([]*aigrid.Voucher, count)
+	codes = make([]string, count)
+	for i := range vs {
+		if codes[i], err = NewVoucherCode(); err != nil {
+			return "", nil, err
+		}
+		vs[i] = &aigrid.Voucher{Hash: HashVoucherCode(codes[i]), Batch: batch, Value: value, ExpiresAt: expires, CreatedAt: now}
+	}
+	total := value * aigrid.Money(count)
+	tx := &aigrid.LedgerTx{Key: "mint:" + batch, Kind: aigrid.TxVoucherMint, At: now, Actor: actor,
+		Memo:    fmt.Sprintf("%d vouchers of %s", count, m.set.Currency.Format(value)),
+		Entries: []aigrid.Entry{{Account: aigrid.AccountVoucherFloat, Amount: total}, {Account: aigrid.AccountVoucherSales, Amount: -total}}}
+	if err := m.ledger.CreateVouchers(ctx, vs, tx); err != nil {
+		return "", nil, err
+	}
+	return batch, codes, nil
+}
+
+// Redeem credits a voucher to the tenant and returns its value and the new balance.
+func (m *Meter) Redeem(ctx context.Context, tenantID int64, code string) (value, balance aigrid.Money, err error) {
+	code, err = NormalizeVoucherCode(code)
+	if err != nil {
+		return 0, 0, err
+	}
+	now := m.now()
+	tm, err := m.tenant(ctx, tenantID, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tm.mu.Unlock()
+	hash := HashVoucherCode(code)
+	tx := &aigrid.LedgerTx{Key: "redeem:" + hash, Kind: aigrid.TxVoucherRedeem, TenantID: tenantID, At: now,
+		Memo: "voucher ending " + code[len(code)-4:]}
+	value, err = m.ledger.RedeemVoucher(ctx, hash, tenantID, now, tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	tm.balance += value
+	return value, tm.balance, nil
+}
+
+// Balance is a tenant's balance as the tenant sees it.
+type Balance struct {
+	Currency    string             `json:"currency"`
+	AccountType aigrid.AccountType `json:"account_type,omitempty"`
+	Balance     string             `json:"balance"`
+	Held        string             `json:"held"`
+	Available   string             `json:"available"`
+	CreditLimit string             `json:"credit_limit,omitempty"`
+	Tariff      string             `json:"tariff,omitempty"`
+	// Minor units, for programs.
+	BalanceMinor   aigrid.Money  `json:"balance_minor"`
+	HeldMinor      aigrid.Money  `json:"held_minor"`
+	AvailableMinor aigrid.Money  `json:"available_minor"`
+	TokensMonth    int64         `json:"tokens_this_month"`
+	TokensDay      int64         `json:"tokens_today"`
+	Limits         aigrid.Limits `json:"limits"`
+}
+
+// Balance reads a tenant's live balance.
+func (m *Meter) Balance(ctx context.Context, tenantID int64) (*Balance, error) {
+	tm, err := m.tenant(ctx, tenantID, m.now())
+	if err != nil {
+		return nil, err
+	}
+	defer tm.mu.Unlock()
+	c := m.set.Currency
+	avail := tm.balance - tm.held
+	if tm.account.Type == aigrid.Postpaid {
+		avail += tm.account.CreditLimit
+	}
+	b := &Balance{Currency: c.Code, AccountType: tm.account.Type, Balance: c.Decimal(tm.balance), Held: c.Decimal(tm.held),
+		Available: c.Decimal(avail), Tariff: tm.account.Tariff, BalanceMinor: tm.balance, HeldMinor: tm.held, AvailableMinor: avail,
+		TokensMonth: tm.monthTokens, TokensDay: tm.dayTokens, Limits: tm.account.Limits}
+	if tm.account.Type == aigrid.Postpaid {
+		b.CreditLimit = c.Decimal(tm.account.CreditLimit)
+	}
+	return b, nil
+}
+
+// commitJob is one transaction waiting for the committer.
+type commitJob struct {
+	tx      *aigrid.LedgerTx
+	applied bool
+	err     error
+	done    chan struct{}
+}
+
+var errClosed = errors.New("meter: closed")
+
+// commit queues tx for the next group commit and waits until it is durable.
+func (m *Meter) commit(ctx context.Context, tx *aigrid.LedgerTx) (bool, error) {
+	if !tx.Balanced() {
+		return false, fmt.Errorf("meter: transaction %s does not balance", tx.Key)
+	}
+	j := &commitJob{tx: tx, done: make(chan struct{})}
+	m.sending.RLock()
+	if m.closed {
+		m.sending.RUnlock()
+		return false, errClosed
+	}
+	m.jobs <- j
+	m.sending.RUnlock()
+	select {
+	case <-j.done:
+		return j.applied, j.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// commitLoop writes queued transactions in groups: whatever arrived while the
+// previous group was being written goes in the next database transaction.
+func (m *Meter) commitLoop() {
+	defer close(m.stopped)
+	batch := make([]*commitJob, 0, m.set.MaxBatch)
+	txs := make([]*aigrid.LedgerTx, 0, m.set.MaxBatch)
+	for j := range m.jobs {
+		batch = append(batch[:0], j)
+	gather:
+		for len(batch) < m.set.MaxBatch {
+			select {
+			case j, ok := <-m.jobs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, j)
+			default:
+				break gather
+			}
+		}
+		txs = txs[:0]
+		for _, j := range batch {
+			txs = append(txs, j.tx)
+		}
+		ctx := context.Background()
+		applied, err := m.ledger.CommitTxs(ctx, txs)
+		if err != nil && len(batch) > 1 {
+			// One bad transaction must not sink the others: write them one by one.
+			m.set.Logger.Error("group commit failed; retrying one by one", "error", err.Error(), "size", len(batch))
+			for _, j := range batch {
+				a, err := m.ledger.CommitTxs(ctx, []*aigrid.LedgerTx{j.tx})
+				j.err = err
+				if err == nil {
+					j.applied = a[0]
+				}
+				close(j.done)
+			}
+			continue
+		}
+		for i, j := range batch {
+			j.err = err
+			if err == nil {
+				j.applied = applied[i]
+			}
+			close(j.done)
+		}
+	}
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,255 @@
+package meter
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"aigrid"
+	"aigrid/sqlite"
+)
+
+type fixture struct {
+	db     *sqlite.DB
+	m      *Meter
+	tenant *aigrid.Tenant
+	key    *aigrid.Key
+	path   string
+}
+
+func newFixture(t *testing.T, acct aigrid.Account) *fixture {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "aigrid.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	tenant := &aigrid.Tenant{Name: "clinic-a"}
+	if err := db.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	tariff := public()
+	tariff.Effective = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.PutTariff(ctx, tariff); err != nil {
+		t.Fatal(err)
+	}
+	acct.TenantID = tenant.ID
+	if err := db.PutAccount(ctx, &acct); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{db: db, tenant: tenant, key: &aigrid.Key{ID: "key_1", TenantID: tenant.ID}, path: path}
+	f.m = f.open(t)
+	return f
+}
+
+func (f *fixture) open(t *testing.T) *Meter {
+	m, err := New(context.Background(), f.db, Settings{Currency: kes, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.now = func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+	t.Cleanup(m.Close)
+	return m
+}
+
+func (f *fixture) call(id string) *aigrid.Call {
+	return &aigrid.Call{ID: id, Tenant: f.tenant, Key: f.key}
+}
+
+func served(in, out int) aigrid.Served {
+	return aigrid.Served{Service: "chat", Provider: "up1", Model: "m", Cost: aigrid.Price{Input: rate("5"), Output: rate("10")},
+		Usage: aigrid.Usage{PromptTokens: in, CompletionTokens: out}}
+}
+
+func TestPrepaidReserveSettleAndVouchers(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid, Tariff: "public"})
+	m := f.m
+
+	// The lifeline block is free: an empty prepaid account may use it.
+	h, err := m.Reserve(ctx, f.call("r1"), aigrid.Estimate{PromptTokens: 1000, MaxTokens: 1000})
+	if err != nil || h.Amount != 0 {
+		t.Fatalf("lifeline reserve: %v, hold %+v", err, h)
+	}
+	if err := m.Settle(ctx, h, served(1000, 500)); err != nil {
+		t.Fatal(err)
+	}
+	// Past the lifeline block the worst case must be covered.
+	if _, err := m.Adjust(ctx, f.tenant.ID, 250_000, "", "op"); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Fatalf("adjustment without a reason: %v", err)
+	}
+	// Use up the free block with one big (free) call.
+	h, _ = m.Reserve(ctx, f.call("r2"), aigrid.Estimate{PromptTokens: 100, MaxTokens: 100})
+	if err := m.Settle(ctx, h, served(198_000, 500)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Reserve(ctx, f.call("r3"), aigrid.Estimate{PromptTokens: 50_000, MaxTokens: 50_000})
+	if aigrid.ErrorCode(err) != aigrid.EQuotaExhausted {
+		t.Fatalf("an empty prepaid account past the lifeline: %v, want quota_exhausted", err)
+	}
+
+	// A voucher tops it up; its code is single use, and typos are caught.
+	_, codes, err := m.MintVouchers(ctx, 3, 10_000, nil, "op") // 100 KES each
+	if err != nil || len(codes) != 3 {
+		t.Fatal(err)
+	}
+	typo := codes[0][:19] + string('0'+(codes[0][19]-'0'+1)%10)
+	if _, _, err := m.Redeem(ctx, f.tenant.ID, typo); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Fatalf("typo: %v", err)
+	}
+	value, balance, err := m.Redeem(ctx, f.tenant.ID, codes[0])
+	if err != nil || value != 10_000 || balance != 10_000 {
+		t.Fatalf("redeem: value %d balance %d err %v", value, balance, err)
+	}
+	if _, _, err := m.Redeem(ctx, f.tenant.ID, codes[0]); aigrid.ErrorCode(err) != aigrid.EConflict {
+		t.Fatalf("second redemption: %v", err)
+	}
+	unknown, _ := NewVoucherCode()
+	if _, _, err := m.Redeem(ctx, f.tenant.ID, unknown); aigrid.ErrorCode(err) != aigrid.ENotFound {
+		t.Fatalf("unknown code: %v", err)
+	}
+
+	// Now the worst case is covered: 50k in × 20 + 50k out × 60 per 1M = 4 KES.
+	h, err = m.Reserve(ctx, f.call("r3"), aigrid.Estimate{PromptTokens: 50_000, MaxTokens: 50_000})
+	if err != nil || h.Amount != 400 {
+		t.Fatalf("reserve: %v, hold %+v", err, h)
+	}
+	b, _ := m.Balance(ctx, f.tenant.ID)
+	if b.HeldMinor != 400 || b.AvailableMinor != 9_600 {
+		t.Fatalf("while held: %+v", b)
+	}
+	// It used less: 10k in, 1k out = 0.20 + 0.06 = 0.26 KES.
+	if err := m.Settle(ctx, h, served(10_000, 1_000)); err != nil {
+		t.Fatal(err)
+	}
+	// A replay of the same settlement counts once.
+	h2 := *h
+	h2.Amount, h2.Tokens = 0, 0
+	if err := m.Settle(ctx, &h2, served(10_000, 1_000)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = m.Balance(ctx, f.tenant.ID)
+	if b.BalanceMinor != 10_000-26 || b.HeldMinor != 0 {
+		t.Fatalf("after settling: %+v", b)
+	}
+	usage, err := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100)
+	if err != nil || len(usage) != 3 {
+		t.Fatalf("usage rows: %d, %v", len(usage), err)
+	}
+	if u := usage[2]; u.Charge.Total != 26 || u.PromptTokens != 10_000 || u.Cost != 6 {
+		t.Fatalf("usage row: %+v", u)
+	}
+
+	// A released hold gives everything back.
+	h, _ = m.Reserve(ctx, f.call("r4"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	m.Release(h)
+	if b, _ := m.Balance(ctx, f.tenant.ID); b.HeldMinor != 0 {
+		t.Fatalf("after release: %+v", b)
+	}
+
+	// After a restart the balance and the month's tokens are read back from the ledger.
+	m.Close()
+	m2 := f.open(t)
+	b2, err := m2.Balance(ctx, f.tenant.ID)
+	if err != nil || b2.BalanceMinor != b.BalanceMinor || b2.TokensMonth != 1500+198_500+11_000 {
+		t.Fatalf("after restart: %+v (before %+v), %v", b2, b, err)
+	}
+	if bad, err := f.db.CheckLedger(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("ledger: %v %v", bad, err)
+	}
+}
+
+func TestConcurrentSettlementsAreGroupedAndExact(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Postpaid, CreditLimit: 1_000_000_00, Tariff: "public"})
+	const calls = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := f.m.Reserve(ctx, f.call(fmt.Sprintf("c%d", i)), aigrid.Estimate{PromptTokens: 1000, MaxTokens: 1000})
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- f.m.Settle(ctx, h, served(1000+i, 500))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	usage, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000)
+	var charged aigrid.Money
+	var tokens int64
+	for _, u := range usage {
+		charged += u.Charge.Total
+		tokens += u.PromptTokens + u.CompletionTokens
+	}
+	want := int64(calls*1500 + calls*(calls-1)/2)
+	if len(usage) != calls || tokens != want {
+		t.Fatalf("%d usage rows with %d tokens, want %d with %d", len(usage), tokens, calls, want)
+	}
+	balance, _ := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+	b, _ := f.m.Balance(ctx, f.tenant.ID)
+	if balance != -charged || b.BalanceMinor != balance || b.HeldMinor != 0 {
+		t.Fatalf("ledger balance %d, live %d, charged %d", balance, b.BalanceMinor, charged)
+	}
+	// The month's blocks were filled in order: the tokens past 200k are charged.
+	if charged == 0 {
+		t.Fatal("nothing charged past the lifeline block")
+	}
+	revenue, _ := f.db.AccountBalance(ctx, aigrid.AccountRevenue, time.Time{})
+	if revenue != charged {
+		t.Fatalf("revenue %d, charged %d", revenue, charged)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Tariff: "public", Limits: aigrid.Limits{RPM: 2, TokensPerMonth: 10_000}})
+	for i := 0; i < 2; i++ {
+		h, err := f.m.Reserve(ctx, f.call(fmt.Sprintf("l%d", i)), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Limits.LimitRequests != 2 || h.Limits.RemainingRequests != int64(1-i) {
+			t.Fatalf("rate state %+v", h.Limits)
+		}
+		f.m.Settle(ctx, h, served(10, 10))
+	}
+	_, err := f.m.Reserve(ctx, f.call("l2"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	var e *aigrid.Error
+	if aigrid.ErrorCode(err) != aigrid.ERateLimited || !asError(err, &e) || e.RetryAfter != 30*time.Second {
+		t.Fatalf("third request in a minute: %v", err)
+	}
+	// The monthly quota counts held tokens too.
+	f.m.now = func() time.Time { return time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC) }
+	if _, err := f.m.Reserve(ctx, f.call("l3"), aigrid.Estimate{PromptTokens: 5_000, MaxTokens: 5_000}); aigrid.ErrorCode(err) != aigrid.ERateLimited {
+		t.Fatalf("past the monthly quota: %v", err)
+	}
+	// A key's own limit applies within the tenant's.
+	f.key.Limits = aigrid.Limits{RPM: 1}
+	if _, err := f.m.Reserve(ctx, f.call("l4"), aigrid.Estimate{PromptTokens: 1, MaxTokens: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Reserve(ctx, f.call("l5"), aigrid.Estimate{PromptTokens: 1, MaxTokens: 1}); aigrid.ErrorCode(err) != aigrid.ERateLimited {
+		t.Fatalf("past the key's limit: %v", err)
+	}
+}
+
+func asError(err error, target **aigrid.Error) bool {
+	e, ok := err.(*aigrid.Error)
+	*target = e
+	return ok
+}

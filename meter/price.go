@@ -1,0 +1,103 @@
+// Package meter sells the grid's tokens the way a utility sells power: it
+// prices usage by the tenant's tariff (increasing monthly blocks, a free
+// lifeline block first, off-peak factors), holds the worst case before a call
+// is dispatched, settles what was used afterwards as balanced ledger entries,
+// enforces rate limits and quotas, and mints and redeems prepaid vouchers.
+package meter
+
+import (
+	"math/big"
+	"time"
+
+	"aigrid"
+)
+
+// Price prices in input and out output tokens of a call made at time at
+// (already in the grid's time zone), when the tenant had already used
+// monthBefore tokens this month. The input tokens fill the blocks first, then
+// the output tokens: a call that straddles a block boundary is priced in both.
+// Each block's amount is rounded to the minor unit (half up), and the total is
+// their sum, so that statements add up exactly.
+func Price(t *aigrid.Tariff, cur aigrid.Currency, monthBefore, in, out int64, at time.Time) aigrid.Charge {
+	var c aigrid.Charge
+	if t == nil {
+		return c // no tariff in effect: the call is recorded, free
+	}
+	factor := int64(1000)
+	offPeak := t.OffPeak != nil && inWindow(t.OffPeak, at)
+	if offPeak {
+		factor = int64(t.OffPeak.Factor)
+	}
+	c.OffPeak = offPeak
+	inEnd := monthBefore + in
+	outEnd := inEnd + out
+	var lo int64
+	for i, b := range t.Blocks {
+		hi := b.UpTo
+		if hi == 0 {
+			hi = 1<<63 - 1
+		}
+		bin := overlap(monthBefore, inEnd, lo, hi)
+		bout := overlap(inEnd, outEnd, lo, hi)
+		if bin > 0 || bout > 0 {
+			amount := blockAmount(bin, b.Input, bout, b.Output, factor, cur.Exponent)
+			c.Blocks = append(c.Blocks, aigrid.BlockCharge{Block: i + 1, Input: bin, Output: bout, Amount: amount})
+			c.Total += amount
+		}
+		lo = hi
+	}
+	return c
+}
+
+// overlap is the length of [a, b) ∩ [lo, hi).
+func overlap(a, b, lo, hi int64) int64 {
+	a, b = max(a, lo), min(b, hi)
+	return max(b-a, 0)
+}
+
+// perMillion is 10^6 tokens × RateScale × 1000 (the factor's permille): the
+// divisor that turns tokens × Rate × factor into major units.
+var perMillion = new(big.Int).Mul(big.NewInt(1_000_000*aigrid.RateScale), big.NewInt(1000))
+
+// blockAmount is (in×rateIn + out×rateOut) × factor/1000 per million tokens,
+// in minor units, rounded half up. Big integers: the product of a month's
+// tokens and a rate overflows 64 bits long before the amount does.
+func blockAmount(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) aigrid.Money {
+	var num, t big.Int
+	num.Mul(big.NewInt(in), big.NewInt(int64(rateIn)))
+	t.Mul(big.NewInt(out), big.NewInt(int64(rateOut)))
+	num.Add(&num, &t)
+	num.Mul(&num, big.NewInt(factor))
+	num.Mul(&num, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exponent)), nil))
+	half := new(big.Int).Rsh(perMillion, 1)
+	num.Add(&num, half)
+	num.Quo(&num, perMillion)
+	return aigrid.Money(num.Int64())
+}
+
+// inWindow reports whether at falls in the time-of-use window.
+func inWindow(w *aigrid.TimeOfUse, at time.Time) bool {
+	m := at.Hour()*60 + at.Minute()
+	if w.From < w.To {
+		return m >= w.From && m < w.To
+	}
+	return m >= w.From || m < w.To
+}
+
+// Cost is what the operator pays the offer for a call, in minor units.
+func Cost(p aigrid.Price, cur aigrid.Currency, in, out int64) aigrid.Money {
+	return blockAmount(in, p.Input, out, p.Output, 1000, cur.Exponent)
+}
+
+// Version picks the tariff version in effect at time at from versions sorted
+// by Effective, or nil if none has started yet.
+func Version(versions []*aigrid.Tariff, at time.Time) *aigrid.Tariff {
+	var cur *aigrid.Tariff
+	for _, v := range versions {
+		if v.Effective.After(at) {
+			break
+		}
+		cur = v
+	}
+	return cur
+}
