@@ -1,6 +1,7 @@
 package aigrid
 
-// Store is everything the grid keeps: tenants, keys, providers, service models and the ledger. The sqlite
+// Store is everything the grid keeps: tenants, keys, providers, service models, the ledger and
+// the packages' documents. The sqlite
 // package implements it for one node, the postgres package for a cluster.
 type Store interface {
 	TenantService
@@ -8,5 +9,6 @@ type Store interface {
 	ProviderService
 	ServiceModelService
 	LedgerService
+	DocService
 	Close() error
 }

@@ -167,6 +167,15 @@ var migrations = []string{
 		redeemed_by INTEGER
 	);
 	CREATE INDEX vouchers_batch ON vouchers(batch);`,
+	// Packages' state: JSON documents by package, tenant and id.
+	`CREATE TABLE docs (
+		package TEXT NOT NULL,
+		tenant_id INTEGER NOT NULL,
+		id TEXT NOT NULL,
+		body TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (package, tenant_id, id)
+	) WITHOUT ROWID;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
