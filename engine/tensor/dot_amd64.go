@@ -1,0 +1,298 @@
+//go:build goexperiment.simd && amd64
+
+package tensor
+
+import (
+	"encoding/binary"
+	"math"
+	"simd/archsimd"
+	"unsafe"
+)
+
+// The AVX2 kernels. They follow llama.cpp's x86 kernels: unsigned×signed byte
+// products summed in pairs to int16 (vpmaddubsw), then in pairs to int32
+// (vpmaddwd, which also applies the K-quants' sub-block scales), one float
+// multiply-add per block. No pair sum can saturate: the unsigned side is at most
+// 127 (Q8_0, via |w| and sign(x, w)), 15 (Q4) or 63 (Q6).
+//
+// Two habits keep them fast with Go 1.26's archsimd:
+//   - No scalar float arithmetic between vector instructions: Go compiles it to
+//     legacy SSE, which stalls while the upper YMM halves are live (an AVX-SSE
+//     transition, measured here at 50× the kernel's cost). Scales are broadcast
+//     and multiplied as vectors, and hsum clears the upper halves before
+//     returning to scalar code.
+//   - Blocks are addressed from base pointers after one length check per call:
+//     slicing per block costs more bounds checks and spills than the arithmetic.
+
+func init() {
+	if !archsimd.X86.AVX2() || !archsimd.X86.FMA() {
+		return
+	}
+	kern.q8_0 = dotQ8_0AVX2
+	kern.q4_0 = dotQ4_0AVX2
+	kern.q4_K = dotQ4_KAVX2
+	kern.q6_K = dotQ6_KAVX2
+	kern.f16 = dotF16AVX2
+	kern.bf16 = dotBF16AVX2
+	kern.f32 = dotF32AVX2
+}
+
+func base[T any](s []T) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
+
+func u8x32(p unsafe.Pointer, off int) archsimd.Uint8x32 {
+	return archsimd.LoadUint8x32((*[32]uint8)(unsafe.Add(p, off)))
+}
+
+func u8x16(p unsafe.Pointer, off int) archsimd.Uint8x16 {
+	return archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, off)))
+}
+
+func i8x32(p unsafe.Pointer, off int) archsimd.Int8x32 {
+	return archsimd.LoadInt8x32((*[32]int8)(unsafe.Add(p, off)))
+}
+
+func f32x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
+	return archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(p, off)))
+}
+
+// f32b broadcasts the float32 at p+off.
+func f32b(p unsafe.Pointer, off int) archsimd.Float32x8 {
+	return archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(p, off)))
+}
+
+// halfX8 broadcasts the f16 at p+off as float32, converted as f16Fast does.
+func halfX8(p unsafe.Pointer, off int, magic archsimd.Float32x8) archsimd.Float32x8 {
+	h := uint32(*(*uint16)(unsafe.Add(p, off)))
+	return archsimd.BroadcastUint32x8(h&0x8000<<16 | h&0x7fff<<13).AsFloat32x8().Mul(magic)
+}
+
+// shr16 shifts the 16-bit lanes of v right by n. It shifts arithmetically
+// because Go 1.26 materialises the count of a logical right shift with a legacy
+// SSE MOVQ (golang/go#80835) while an arithmetic shift takes an immediate; every
+// caller masks away the bits where the two differ.
+func shr16(v archsimd.Uint8x32, n uint64) archsimd.Uint8x32 {
+	return v.AsInt16x16().ShiftAllRight(n).AsUint8x32()
+}
+
+// hsum adds the lanes of v, clearing the upper YMM halves for the scalar code
+// that follows.
+func hsum(v archsimd.Float32x8) float32 {
+	var a [8]float32
+	v.Store(&a)
+	archsimd.ClearAVXUpperBits()
+	return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+func checkRow(ok bool) {
+	if !ok {
+		panic("tensor: row and activations disagree in length")
+	}
+}
+
+// q8_0Block is block i's product as eight float lanes, before the activation
+// scale.
+func q8_0Block(wp, xp unsafe.Pointer, i int, ones archsimd.Int16x16, magic archsimd.Float32x8) archsimd.Float32x8 {
+	wv := u8x32(wp, i*34+2).AsInt8x32()
+	p := wv.Abs().AsUint8x32().DotProductPairsSaturated(i8x32(xp, i*QK).CopySign(wv)).DotProductPairs(ones)
+	return p.ConvertToFloat32().Mul(halfX8(wp, i*34, magic))
+}
+
+func dotQ8_0AVX2(w []byte, qs []int8, d []float32, _ []int16) float32 {
+	nb := len(d)
+	checkRow(len(w) >= nb*34 && len(qs) >= nb*QK)
+	wp, xp, dp := base(w), base(qs), base(d)
+	ones := archsimd.BroadcastInt16x16(1)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc0, acc1 archsimd.Float32x8
+	i := 0
+	// Two blocks a step, with two accumulators, to overlap the dependency chains.
+	for ; i+2 <= nb; i += 2 {
+		acc0 = q8_0Block(wp, xp, i, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+		acc1 = q8_0Block(wp, xp, i+1, ones, magic).MulAdd(f32b(dp, 4*i+4), acc1)
+	}
+	if i < nb {
+		acc0 = q8_0Block(wp, xp, i, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+	}
+	return hsum(acc0.Add(acc1))
+}
+
+// q4_0Block is block i's product as eight float lanes, before the activation
+// scale. The 16 bytes of nibbles hold values 0-15 low and 16-31 high.
+func q4_0Block(wp, xp, sp unsafe.Pointer, i int, mask archsimd.Uint8x32, ones archsimd.Int16x16, magic archsimd.Float32x8) archsimd.Float32x8 {
+	lo := u8x16(wp, i*18+2)
+	hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
+	var q archsimd.Uint8x32
+	q = q.SetLo(lo).SetHi(hi).And(mask)
+	p := q.DotProductPairsSaturated(i8x32(xp, i*QK)).DotProductPairs(ones)
+	// The quants are stored offset by 8: take Σx from each of the 8 lanes.
+	p = p.Sub(archsimd.BroadcastInt32x8(int32(*(*int16)(unsafe.Add(sp, 2*i)))))
+	return p.ConvertToFloat32().Mul(halfX8(wp, i*18, magic))
+}
+
+func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	nb := len(d)
+	checkRow(len(w) >= nb*18 && len(qs) >= nb*QK && len(sums) >= nb)
+	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
+	ones := archsimd.BroadcastInt16x16(1)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc0, acc1 archsimd.Float32x8
+	i := 0
+	for ; i+2 <= nb; i += 2 {
+		acc0 = q4_0Block(wp, xp, sp, i, mask, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+		acc1 = q4_0Block(wp, xp, sp, i+1, mask, ones, magic).MulAdd(f32b(dp, 4*i+4), acc1)
+	}
+	if i < nb {
+		acc0 = q4_0Block(wp, xp, sp, i, mask, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+	}
+	return hsum(acc0.Add(acc1))
+}
+
+// Shuffles for vpshufb: splat[k] repeats byte k; pairs[k] repeats byte 2k
+// eight times, then byte 2k+1.
+var splat, pairs [8][16]int8
+
+func init() {
+	for k := range 8 {
+		for i := range 16 {
+			splat[k][i] = int8(k)
+			pairs[k][i] = int8(2*k + i/8)
+		}
+	}
+}
+
+// scale16 spreads scale byte k of v to 16 int16 lanes.
+func scale16(v archsimd.Int8x16, k int) archsimd.Int16x16 {
+	return v.PermuteOrZero(archsimd.LoadInt8x16(&splat[k])).ExtendToInt16()
+}
+
+func dotQ4_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	nb := len(d)
+	checkRow(len(w) >= nb*144 && len(qs) >= nb*QKK && len(sums) >= nb*16)
+	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	ones := archsimd.BroadcastInt16x16(1)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc, macc archsimd.Float32x8
+	for i := range nb {
+		o, xo := i*144, i*QKK
+		sc, m := scalesK4(unsafe.Slice((*byte)(unsafe.Add(wp, o+4)), 12))
+		scv := archsimd.BroadcastUint64x2(sc).AsInt8x16()
+		var dots archsimd.Int32x8
+		for j := range 4 {
+			q := u8x32(wp, o+16+32*j)
+			p0 := q.And(mask).DotProductPairsSaturated(i8x32(xp, xo+64*j)).DotProductPairs(scale16(scv, 2*j))
+			p1 := shr16(q, 4).And(mask).DotProductPairsSaturated(i8x32(xp, xo+64*j+32)).DotProductPairs(scale16(scv, 2*j+1))
+			dots = dots.Add(p0).Add(p1)
+		}
+		dx := f32b(dp, 4*i)
+		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o, magic)).MulAdd(dx, acc)
+		// The minimums: lane j gets m[j]·Σx over sub-block j, from the pair
+		// sums of the activations' 16 sums.
+		bs := archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))).DotProductPairs(ones)
+		mv := archsimd.BroadcastUint64x2(m).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
+		macc = bs.Mul(mv).ConvertToFloat32().Mul(halfX8(wp, o+2, magic)).MulAdd(dx, macc)
+	}
+	return hsum(acc.Sub(macc))
+}
+
+func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	nb := len(d)
+	checkRow(len(w) >= nb*210 && len(qs) >= nb*QKK && len(sums) >= nb*16)
+	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	high := archsimd.BroadcastUint8x32(0x30)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc archsimd.Float32x8
+	for i := range nb {
+		o, xo := i*210, i*QKK
+		sc := archsimd.LoadInt8x16((*[16]int8)(unsafe.Add(wp, o+192)))
+		var dots archsimd.Int32x8
+		for h := range 2 {
+			ql0, ql1 := u8x32(wp, o+64*h), u8x32(wp, o+64*h+32)
+			qh := u8x32(wp, o+128+32*h)
+			// The four groups of 32: low then high nibbles of ql0 and ql1, each
+			// with the next two bits of qh moved to bits 4-5.
+			q := [4]archsimd.Uint8x32{
+				ql0.And(mask).Or(qh.AsUint16x16().ShiftAllLeft(4).AsUint8x32().And(high)),
+				ql1.And(mask).Or(qh.AsUint16x16().ShiftAllLeft(2).AsUint8x32().And(high)),
+				shr16(ql0, 4).And(mask).Or(qh.And(high)),
+				shr16(ql1, 4).And(mask).Or(shr16(qh, 2).And(high)),
+			}
+			for k := range 4 {
+				// One scale per 16 values: the pair sums of the first 16 are
+				// the lower eight int16 lanes.
+				s := sc.PermuteOrZero(archsimd.LoadInt8x16(&pairs[4*h+k])).ExtendToInt16()
+				dots = dots.Add(q[k].DotProductPairsSaturated(i8x32(xp, xo+128*h+32*k)).DotProductPairs(s))
+			}
+		}
+		// The quants are stored offset by 32: subtract 32·Σ scale·Σx.
+		off := sc.ExtendToInt16().DotProductPairs(archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))))
+		dots = dots.Sub(off.ShiftAllLeft(5))
+		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o+208, magic)).MulAdd(f32b(dp, 4*i), acc)
+	}
+	return hsum(acc)
+}
+
+// f16x8 converts the 8 finite halves at p+off to float32 as f16Fast does.
+func f16x8(p unsafe.Pointer, off int, magic archsimd.Float32x8) archsimd.Float32x8 {
+	u := u8x16(p, off).AsUint16x8().ExtendToUint32()
+	sign := u.And(archsimd.BroadcastUint32x8(0x8000)).ShiftAllLeft(16)
+	return u.And(archsimd.BroadcastUint32x8(0x7fff)).ShiftAllLeft(13).Or(sign).AsFloat32x8().Mul(magic)
+}
+
+func bf16x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
+	return u8x16(p, off).AsUint16x8().ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
+}
+
+func dotF16AVX2(w []byte, x []float32) float32 {
+	n := len(x)
+	checkRow(len(w) >= 2*n)
+	wp, xp := base(w), base(x)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var a0, a1 archsimd.Float32x8
+	i := 0
+	for ; i+16 <= n; i += 16 {
+		a0 = f16x8(wp, 2*i, magic).MulAdd(f32x8(xp, 4*i), a0)
+		a1 = f16x8(wp, 2*i+16, magic).MulAdd(f32x8(xp, 4*i+32), a1)
+	}
+	s := hsum(a0.Add(a1))
+	for ; i < n; i++ {
+		s += f16Fast(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+	}
+	return s
+}
+
+func dotBF16AVX2(w []byte, x []float32) float32 {
+	n := len(x)
+	checkRow(len(w) >= 2*n)
+	wp, xp := base(w), base(x)
+	var a0, a1 archsimd.Float32x8
+	i := 0
+	for ; i+16 <= n; i += 16 {
+		a0 = bf16x8(wp, 2*i).MulAdd(f32x8(xp, 4*i), a0)
+		a1 = bf16x8(wp, 2*i+16).MulAdd(f32x8(xp, 4*i+32), a1)
+	}
+	s := hsum(a0.Add(a1))
+	for ; i < n; i++ {
+		s += BF16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+	}
+	return s
+}
+
+func dotF32AVX2(w []byte, x []float32) float32 {
+	n := len(x)
+	checkRow(len(w) >= 4*n)
+	wp, xp := base(w), base(x)
+	var a0, a1 archsimd.Float32x8
+	i := 0
+	for ; i+16 <= n; i += 16 {
+		a0 = f32x8(wp, 4*i).MulAdd(f32x8(xp, 4*i), a0)
+		a1 = f32x8(wp, 4*i+32).MulAdd(f32x8(xp, 4*i+32), a1)
+	}
+	s := hsum(a0.Add(a1))
+	for ; i < n; i++ {
+		s += math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:])) * x[i]
+	}
+	return s
+}

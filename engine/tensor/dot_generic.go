@@ -1,0 +1,181 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// The portable kernels. They are the fallback when no SIMD kernel applies and the
+// reference the SIMD kernels are tested against; every block's integer sum is
+// exact, so both agree up to the order of float additions.
+
+// kernels are the row dot products in use; simd files replace the entries whose
+// SIMD versions the CPU can run.
+var kern = kernels{
+	q8_0: dotQ8_0Generic,
+	q4_0: dotQ4_0Generic,
+	q4_K: dotQ4_KGeneric,
+	q6_K: dotQ6_KGeneric,
+	f16:  dotF16Generic,
+	bf16: dotBF16Generic,
+	f32:  dotF32Generic,
+}
+
+type kernels struct {
+	// Quantized weights against quantized activations: w is one row, qs its
+	// int8 activations, d their block scales, sums the sums of their quants
+	// (per 32 for Q4_0, per 16 for the K-quants).
+	q8_0, q4_0, q4_K, q6_K func(w []byte, qs []int8, d []float32, sums []int16) float32
+	// Float weights against float activations.
+	f16, bf16, f32 func(w []byte, x []float32) float32
+}
+
+func dotQ8_0Generic(w []byte, qs []int8, d []float32, _ []int16) float32 {
+	sum := float32(0)
+	for i, dx := range d {
+		b := w[i*34 : i*34+34]
+		x := qs[i*QK : i*QK+QK]
+		var s0, s1, s2, s3 int32
+		for j := 0; j < QK; j += 4 {
+			s0 += int32(int8(b[2+j])) * int32(x[j])
+			s1 += int32(int8(b[3+j])) * int32(x[j+1])
+			s2 += int32(int8(b[4+j])) * int32(x[j+2])
+			s3 += int32(int8(b[5+j])) * int32(x[j+3])
+		}
+		sum += halfScale(b) * dx * float32(s0+s1+s2+s3)
+	}
+	return sum
+}
+
+func dotQ4_0Generic(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	sum := float32(0)
+	for i, dx := range d {
+		b := w[i*18 : i*18+18]
+		x := qs[i*QK : i*QK+QK]
+		var s0, s1 int32
+		for j := range QK / 2 {
+			s0 += int32(b[2+j]&0xf) * int32(x[j])
+			s1 += int32(b[2+j]>>4) * int32(x[j+QK/2])
+		}
+		// The quants are stored offset by 8: Σ(q-8)x = Σqx - 8Σx.
+		sum += halfScale(b) * dx * float32(s0+s1-8*int32(sums[i]))
+	}
+	return sum
+}
+
+func dotQ4_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	sum := float32(0)
+	for i, dx := range d {
+		b := w[i*144 : i*144+144]
+		x := qs[i*QKK : i*QKK+QKK]
+		bs := sums[i*16 : i*16+16]
+		var dots, mins int32
+		sc, m := scalesK4(b[4:16])
+		for j := range QKK / 32 {
+			q := b[16+32*(j/2) : 16+32*(j/2)+32]
+			xj := x[32*j : 32*j+32]
+			shift := 4 * uint(j&1)
+			var s0, s1 int32
+			for l := 0; l < 32; l += 2 {
+				s0 += int32(q[l]>>shift&0xf) * int32(xj[l])
+				s1 += int32(q[l+1]>>shift&0xf) * int32(xj[l+1])
+			}
+			dots += int32(uint8(sc>>(8*j))) * (s0 + s1)
+			mins += int32(uint8(m>>(8*j))) * (int32(bs[2*j]) + int32(bs[2*j+1]))
+		}
+		sum += dx * (halfScale(b)*float32(dots) - f16At(b, 2)*float32(mins))
+	}
+	return sum
+}
+
+func dotQ6_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {
+	sum := float32(0)
+	for i, dx := range d {
+		b := w[i*210 : i*210+210]
+		x := qs[i*QKK : i*QKK+QKK]
+		bs := sums[i*16 : i*16+16]
+		var dots int32
+		for h := range 2 {
+			ql := b[64*h : 64*h+64]
+			qh := b[128+32*h : 128+32*h+32]
+			xh := x[128*h : 128*h+128]
+			// Group k of 32 values: low nibbles of ql[0:32], ql[32:64], then
+			// high nibbles; bits 2k, 2k+1 of qh.
+			for k := range 4 {
+				lq := ql[32*(k&1) : 32*(k&1)+32]
+				ls, hs := 4*uint(k>>1), 2*uint(k)
+				xk := xh[32*k : 32*k+32]
+				for g := range 2 {
+					s := int32(0)
+					for l := 16 * g; l < 16*g+16; l++ {
+						s += int32(lq[l]>>ls&0xf|(qh[l]>>hs&3)<<4) * int32(xk[l])
+					}
+					// Stored offset by 32: Σ(q-32)x = Σqx - 32Σx.
+					n := 8*h + 2*k + g
+					dots += int32(int8(b[192+n])) * (s - 32*int32(bs[n]))
+				}
+			}
+		}
+		sum += dx * f16At(b, 208) * float32(dots)
+	}
+	return sum
+}
+
+// halfScale is the f16 scale at the start of a block, converted without
+// branches: the products treat the scales as finite.
+func halfScale(b []byte) float32 { return f16Fast(binary.LittleEndian.Uint16(b)) }
+
+// f16Fast converts finite half-precision values (normal or subnormal) with two
+// integer operations and a multiplication by 2^112 that rebiases the exponent.
+func f16Fast(h uint16) float32 {
+	f := math.Float32frombits(uint32(h&0x7fff)<<13) * 0x1p112
+	return math.Float32frombits(math.Float32bits(f) | uint32(h&0x8000)<<16)
+}
+
+func dotF16Generic(w []byte, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		b := w[2*i : 2*i+8]
+		s0 += f16Fast(binary.LittleEndian.Uint16(b[0:])) * x[i]
+		s1 += f16Fast(binary.LittleEndian.Uint16(b[2:])) * x[i+1]
+		s2 += f16Fast(binary.LittleEndian.Uint16(b[4:])) * x[i+2]
+		s3 += f16Fast(binary.LittleEndian.Uint16(b[6:])) * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += f16Fast(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func dotBF16Generic(w []byte, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		b := w[2*i : 2*i+8]
+		s0 += BF16ToF32(binary.LittleEndian.Uint16(b[0:])) * x[i]
+		s1 += BF16ToF32(binary.LittleEndian.Uint16(b[2:])) * x[i+1]
+		s2 += BF16ToF32(binary.LittleEndian.Uint16(b[4:])) * x[i+2]
+		s3 += BF16ToF32(binary.LittleEndian.Uint16(b[6:])) * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += BF16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * x[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func dotF32Generic(w []byte, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		b := w[4*i : 4*i+16]
+		s0 += math.Float32frombits(binary.LittleEndian.Uint32(b[0:])) * x[i]
+		s1 += math.Float32frombits(binary.LittleEndian.Uint32(b[4:])) * x[i+1]
+		s2 += math.Float32frombits(binary.LittleEndian.Uint32(b[8:])) * x[i+2]
+		s3 += math.Float32frombits(binary.LittleEndian.Uint32(b[12:])) * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:])) * x[i]
+	}
+	return s0 + s1 + s2 + s3
+}

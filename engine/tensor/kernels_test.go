@@ -1,0 +1,125 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The kernels in use (SIMD where the build and CPU allow) must agree with the
+// portable ones: every block's integer sum is exact in both, so only the order
+// of float additions may differ.
+func TestKernelsMatchPortable(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	quant := []struct {
+		t         Type
+		got, want func([]byte, []int8, []float32, []int16) float32
+	}{
+		{Q8_0, kern.q8_0, dotQ8_0Generic},
+		{Q4_0, kern.q4_0, dotQ4_0Generic},
+		{Q4_K, kern.q4_K, dotQ4_KGeneric},
+		{Q6_K, kern.q6_K, dotQ6_KGeneric},
+	}
+	for _, c := range quant {
+		for _, n := range []int{256, 512, 768, 4864} {
+			w, _ := randMatrix(t, r, c.t, 1, n)
+			x := randVec(r, n)
+			var a acts
+			if c.t == Q4_K || c.t == Q6_K {
+				a.quantize(x, n, 1, QKK, 16)
+			} else {
+				a.quantize(x, n, 1, QK, QK)
+			}
+			// Extreme quants: all weights and activations at the ends of their range.
+			for k := range 3 {
+				if k == 1 {
+					extremes(c.t, w.Data)
+				}
+				if k == 2 {
+					for i := range a.qs {
+						a.qs[i] = -127
+					}
+				}
+				got, want := c.got(w.Data, a.qs, a.d, a.sums), c.want(w.Data, a.qs, a.d, a.sums)
+				wf := make([]float32, n)
+				if err := Dequantize(c.t, wf, w.Data); err != nil {
+					t.Fatal(err)
+				}
+				bs := n / len(a.d)
+				mag := 0.0
+				for i, v := range wf {
+					mag += math.Abs(float64(v) * float64(a.qs[i]) * float64(a.d[i/bs]))
+				}
+				if math.Abs(float64(got-want)) > 1e-6*mag {
+					t.Errorf("%v n=%d case %d: kernel %v, portable %v", c.t, n, k, got, want)
+				}
+			}
+		}
+	}
+	float := []struct {
+		t         Type
+		got, want func([]byte, []float32) float32
+	}{
+		{F16, kern.f16, dotF16Generic},
+		{BF16, kern.bf16, dotBF16Generic},
+		{F32, kern.f32, dotF32Generic},
+	}
+	for _, c := range float {
+		for _, n := range []int{1, 7, 16, 33, 896} {
+			w, wf := randMatrix(t, r, c.t, 1, n)
+			x := randVec(r, n)
+			mag := 0.0
+			for i, v := range wf {
+				mag += math.Abs(float64(v) * float64(x[i]))
+			}
+			if got, want := c.got(w.Data, x), c.want(w.Data, x); math.Abs(float64(got-want)) > 1e-6*mag {
+				t.Errorf("%v n=%d: kernel %v, portable %v", c.t, n, got, want)
+			}
+		}
+	}
+}
+
+// extremes sets every quant of a row, and the K-quants' sub-block scales, to
+// the end of its range, keeping the f16 scales.
+func extremes(t Type, b []byte) {
+	type span struct {
+		from, to int
+		v        byte
+	}
+	var spans []span
+	switch t {
+	case Q8_0:
+		spans = []span{{2, 34, 0x81}}
+	case Q4_0:
+		spans = []span{{2, 18, 0xff}}
+	case Q4_K:
+		spans = []span{{4, 144, 0xff}}
+	case Q6_K:
+		spans = []span{{0, 192, 0xff}, {192, 208, 0x80}}
+	}
+	bb := t.BytesPerBlock()
+	for i := 0; i < len(b); i += bb {
+		for _, s := range spans {
+			for j := s.from; j < s.to; j++ {
+				b[i+j] = s.v
+			}
+		}
+	}
+}
+
+func TestScalesK4(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 100 {
+		var ls, lm [8]uint8
+		for j := range 8 {
+			ls[j], lm[j] = uint8(r.IntN(64)), uint8(r.IntN(64))
+		}
+		var b [12]byte
+		packScalesK4(b[:], &ls, &lm)
+		sc, m := scalesK4(b[:])
+		if sc != binary.LittleEndian.Uint64(ls[:]) || m != binary.LittleEndian.Uint64(lm[:]) {
+			t.Fatalf("packed %v %v, unpacked %#x %#x", ls, lm, sc, m)
+		}
+	}
+}

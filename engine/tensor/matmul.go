@@ -1,0 +1,148 @@
+package tensor
+
+import "fmt"
+
+// Matrix is a row-major matrix of Rows rows of Cols values of Type, encoded row
+// after row in Data; a 2-D tensor of a GGUF file is one, with Cols its first
+// dimension.
+type Matrix struct {
+	Type       Type
+	Rows, Cols int
+	Data       []byte
+}
+
+// Check reports whether m's type and shape fit its data and the products.
+func (m Matrix) Check() error {
+	switch m.Type {
+	case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K:
+	default:
+		return fmt.Errorf("tensor: no product for %v weights", m.Type)
+	}
+	rb := m.Type.RowBytes(m.Cols)
+	if m.Rows < 0 || rb < 0 {
+		return fmt.Errorf("tensor: %v matrix of %d×%d: columns not a whole number of blocks", m.Type, m.Rows, m.Cols)
+	}
+	if len(m.Data) != m.Rows*rb {
+		return fmt.Errorf("tensor: %v matrix of %d×%d needs %d bytes, has %d", m.Type, m.Rows, m.Cols, m.Rows*rb, len(m.Data))
+	}
+	return nil
+}
+
+// MatVec computes out[r] = Σ_c w[r][c]·x[c].
+func (p *Pool) MatVec(out []float32, w Matrix, x []float32) { p.MatMul(out, w, x, 1) }
+
+// MatMul computes the product for a batch of vectors, stored one after another:
+// out[b*w.Rows+r] = Σ_c w[r][c]·xs[b*w.Cols+c]. Each weight row is read from
+// memory once and used for the whole batch, so a batch costs little more than
+// one vector while the weights dominate the traffic.
+//
+// Quantized weights are multiplied as llama.cpp does: the activations are
+// quantized to 8 bits once (blocks of 32 for Q8_0 and Q4_0, Q8_K super-blocks
+// for the K-quants) and each block's dot product is an exact integer sum. It
+// panics if the shapes disagree or w fails Check.
+func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
+	if err := w.Check(); err != nil {
+		panic(err)
+	}
+	if batch < 1 || len(xs) != batch*w.Cols || len(out) != batch*w.Rows {
+		panic(fmt.Sprintf("tensor: MatMul of %d×%d by %d values into %d, batch %d", w.Rows, w.Cols, len(xs), len(out), batch))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch w.Type {
+	case Q8_0, Q4_0:
+		p.acts.quantize(xs, w.Cols, batch, QK, QK)
+	case Q4_K, Q6_K:
+		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
+	}
+	p.job = job{w: w, rowBytes: w.Type.RowBytes(w.Cols), out: out, xs: xs, batch: batch, acts: &p.acts}
+	p.parallel(w.Rows, p.grain(w))
+	p.job = job{} // drop the references to the caller's memory
+}
+
+// grain picks rows per chunk: about eight chunks per thread for balance, each
+// at least 16 KiB of weights so that the shared counter stays cold, and one
+// chunk in all for matrices too small to repay waking the workers.
+func (p *Pool) grain(w Matrix) int {
+	rb := max(1, w.Type.RowBytes(w.Cols))
+	if w.Rows*rb < 64<<10 || p.threads == 1 {
+		return max(1, w.Rows)
+	}
+	g := (w.Rows + 8*p.threads - 1) / (8 * p.threads)
+	return max(g, (16<<10+rb-1)/rb)
+}
+
+// job is one product, split by rows among the threads.
+type job struct {
+	w           Matrix
+	rowBytes    int
+	out, xs     []float32
+	batch       int
+	acts        *acts
+	rows, grain int
+}
+
+func (j *job) rowRange(lo, hi int) {
+	var dot func(w []byte, qs []int8, d []float32, sums []int16) float32
+	var fdot func(w []byte, x []float32) float32
+	switch j.w.Type {
+	case Q8_0:
+		dot = kern.q8_0
+	case Q4_0:
+		dot = kern.q4_0
+	case Q4_K:
+		dot = kern.q4_K
+	case Q6_K:
+		dot = kern.q6_K
+	case F16:
+		fdot = kern.f16
+	case BF16:
+		fdot = kern.bf16
+	case F32:
+		fdot = kern.f32
+	}
+	rows, cols := j.w.Rows, j.w.Cols
+	if fdot != nil {
+		for r := lo; r < hi; r++ {
+			row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
+			for b := range j.batch {
+				j.out[b*rows+r] = fdot(row, j.xs[b*cols:(b+1)*cols])
+			}
+		}
+		return
+	}
+	a := j.acts
+	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
+	for r := lo; r < hi; r++ {
+		row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
+		for b := range j.batch {
+			j.out[b*rows+r] = dot(row, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns])
+		}
+	}
+}
+
+// acts is a batch of activation vectors quantized to int8 in blocks, with a
+// float32 scale per block and the sum of the quants of every sumEvery values
+// (at most 32·127, so int16, which the SIMD kernels multiply pairwise).
+type acts struct {
+	qs   []int8
+	d    []float32
+	sums []int16
+}
+
+func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {
+	n := cols * batch
+	a.qs = grow(a.qs, n)
+	a.d = grow(a.d, n/block)
+	a.sums = grow(a.sums, n/sumEvery)
+	for i := range n / block {
+		a.d[i] = quantizeBlock8(a.qs[i*block:(i+1)*block], a.sums[i*block/sumEvery:(i+1)*block/sumEvery], xs[i*block:(i+1)*block])
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
