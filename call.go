@@ -19,6 +19,8 @@ type Call struct {
 	// BrownoutFrom is the service model the client asked for when the call was
 	// browned out to that model's fallback, which Service then names.
 	BrownoutFrom string
+	// Units counts the work a package call did, in the package's unit, for the meter.
+	Units int64
 }
 
 // Dispatcher serves calls from the offers of the grid.

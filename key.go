@@ -16,7 +16,10 @@ type Key struct {
 	ID       string `json:"id"`
 	TenantID int64  `json:"tenant_id,omitempty"`
 	Admin    bool   `json:"admin,omitempty"`
-	Name     string `json:"name,omitempty"`
+	// TenantAdmin lets a tenant key manage its tenant's packages (approve an
+	// alert), besides using the service.
+	TenantAdmin bool   `json:"tenant_admin,omitempty"`
+	Name        string `json:"name,omitempty"`
 	// Hint is the start and end of the secret, enough for a person to tell keys apart.
 	Hint string `json:"hint"`
 	Hash string `json:"-"`
