@@ -1,0 +1,463 @@
+package alerts
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"aigrid"
+)
+
+// Option configures NewHandler.
+type Option func(*handler)
+
+// WithLanguages gives each tenant's languages: with a translator, every
+// alert the tenant creates or drafts is also machine-translated into those
+// of them it lacks, unless the request names its own languages.
+func WithLanguages(f func(tenant string) []string) Option {
+	return func(h *handler) { h.languages = f }
+}
+
+// WithSender gives the CAP sender of a tenant's alerts when a request does
+// not name one. The default is the tenant's name.
+func WithSender(f func(tenant string) string) Option {
+	return func(h *handler) { h.sender = f }
+}
+
+type handler struct {
+	store     Store
+	auth      func(*http.Request) (string, bool)
+	tr        Translator
+	languages func(string) []string
+	sender    func(string) string
+	now       func() time.Time
+	mux       *http.ServeMux
+	allowed   map[string]string // path: the methods it serves, for 405's Allow
+}
+
+// NewHandler serves the alerts package relative to where it is mounted
+// (aigrid mounts it with http.StripPrefix("/v1/packages/alerts", ...)).
+//
+// auth names the caller's tenant and whether the caller holds an admin key
+// (the operator's or the tenant's); an empty tenant is answered with 401.
+// Every alert belongs to one tenant, and a tenant sees only its own.
+// translate may be nil: alerts then stay in the language they are written in.
+func NewHandler(store Store, auth func(*http.Request) (tenant string, isAdmin bool), translate Translator, opts ...Option) http.Handler {
+	return newHandler(store, auth, translate, opts...).mux
+}
+
+func newHandler(store Store, auth func(*http.Request) (string, bool), translate Translator, opts ...Option) *handler {
+	h := &handler{store: store, auth: auth, tr: translate, now: time.Now, mux: http.NewServeMux(), allowed: map[string]string{}}
+	for _, o := range opts {
+		o(h)
+	}
+	h.route("GET /alerts", h.list)
+	h.route("POST /alerts", h.create)
+	h.route("GET /alerts/{identifier}", h.get)
+	h.route("POST /alerts/{identifier}/approve", h.approve)
+	h.route("POST /alerts/{identifier}/update", h.change(MsgUpdate))
+	h.route("POST /alerts/{identifier}/cancel", h.change(MsgCancel))
+	h.route("GET /feed.atom", h.feed)
+	h.route("POST /cases", h.cases)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "There is no endpoint %s %s in the alerts package.", r.Method, r.URL.Path))
+	})
+	return h
+}
+
+// caller is who makes a request.
+type caller struct {
+	tenant string
+	admin  bool
+}
+
+// route registers an authenticated endpoint, and answers other methods on
+// its path with an OpenAI-shaped 405.
+func (h *handler) route(pattern string, f func(http.ResponseWriter, *http.Request, caller) error) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		tenant, admin := h.auth(r)
+		if tenant == "" {
+			writeError(w, r, aigrid.Errorf(aigrid.EUnauthenticated, "This endpoint needs a tenant's API key: send Authorization: Bearer KEY."))
+			return
+		}
+		if err := f(w, r, caller{tenant, admin}); err != nil {
+			writeError(w, r, err)
+		}
+	})
+	method, path, _ := strings.Cut(pattern, " ")
+	if prev, ok := h.allowed[path]; ok {
+		h.allowed[path] = prev + ", " + method
+		return
+	}
+	h.allowed[path] = method
+	h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", h.allowed[path])
+		writeError(w, r, aigrid.Errorf(codeMethodNotAllowed, "%s %s is not supported; use %s.", r.Method, r.URL.Path, h.allowed[path]))
+	})
+}
+
+// alertRequest is the JSON body of POST /alerts: a CAP alert in JSON, and
+// the languages to machine-translate it into.
+type alertRequest struct {
+	Alert
+	Languages []string `json:"languages"`
+}
+
+// changeRequest is the JSON body of POST /alerts/{identifier}/update and
+// /cancel. Fields left out are copied from the earlier alert; identifier,
+// sender, sent, msgType and references are the server's to set.
+type changeRequest struct {
+	Status      string   `json:"status"`
+	Scope       string   `json:"scope"`
+	Restriction string   `json:"restriction"`
+	Addresses   string   `json:"addresses"`
+	Note        string   `json:"note"`
+	Incidents   string   `json:"incidents"`
+	Info        []Info   `json:"info"`
+	Languages   []string `json:"languages"`
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request, c caller) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req alertRequest
+	switch mediaType(r) {
+	case "json":
+		if err := decodeJSON(body, &req, true); err != nil {
+			return err
+		}
+	case "xml":
+		if req.Alert, err = ParseXML(body); err != nil {
+			return aigrid.Errorf(aigrid.EInvalid, "The CAP XML could not be read: %v.", err)
+		}
+	default:
+		return aigrid.Errorf(aigrid.EUnsupportedType, "Content-Type %q is not supported: send JSON (application/json) or CAP XML (application/cap+xml).", r.Header.Get("Content-Type"))
+	}
+	a := req.Alert
+	now := h.now()
+	if a.Identifier == "" {
+		a.Identifier = newIdentifier(now)
+	}
+	if a.Sender == "" {
+		a.Sender = h.senderOf(c.tenant)
+	}
+	if a.Sent.IsZero() {
+		a.Sent = NewTime(now)
+	}
+	a.Status = cmp.Or(a.Status, StatusDraft)
+	a.MsgType = cmp.Or(a.MsgType, MsgAlert)
+	a.Scope = cmp.Or(a.Scope, "Public")
+	a.normalize()
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case a.MsgType != MsgAlert && a.MsgType != MsgUpdate && a.MsgType != MsgCancel:
+		return aigrid.ParamErrorf("msgType", "msgType %s is not accepted here: send an Alert, or use /alerts/{identifier}/update and /cancel.", a.MsgType)
+	case a.MsgType == MsgAlert && len(a.Info) == 0:
+		return aigrid.ParamErrorf("info", "An alert needs at least one info block (category, event, urgency, severity, certainty, headline, ...).")
+	}
+	if err := checkPublish(c, a.Status); err != nil {
+		return err
+	}
+	langs, err := h.languagesFor(r, c, req.Languages)
+	if err != nil {
+		return err
+	}
+	if _, exists, err := h.store.Alert(r.Context(), c.tenant, a.Identifier); err != nil {
+		return err
+	} else if exists {
+		return aigrid.Errorf(aigrid.EConflict, "An alert with identifier %q exists already; CAP identifiers are unique. Leave identifier out to get a new one.", a.Identifier)
+	}
+	translate(r.Context(), h.tr, &a, langs)
+	if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+		return err
+	}
+	return h.created(w, r, a)
+}
+
+// checkPublish lets only admins publish: everyone else creates drafts, which
+// an admin approves.
+func checkPublish(c caller, status string) error {
+	if status != StatusDraft && !c.admin {
+		return aigrid.Errorf(aigrid.EForbidden, "Only an admin key may issue an alert with status %s. Leave status out to create a Draft, and have an admin approve it with POST /alerts/{identifier}/approve.", status)
+	}
+	return nil
+}
+
+func (h *handler) created(w http.ResponseWriter, r *http.Request, a Alert) error {
+	w.Header().Set("Location", alertURL(r, a.Identifier))
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
+	status := r.URL.Query().Get("status")
+	if status != "" {
+		status = canonical(status, statuses)
+		if err := oneOf("status", status, statuses); err != nil {
+			return err
+		}
+	}
+	all, err := h.store.Alerts(r.Context(), c.tenant)
+	if err != nil {
+		return err
+	}
+	data := make([]Alert, 0, len(all))
+	for _, a := range all {
+		if status == "" || a.Status == status {
+			data = append(data, a)
+		}
+	}
+	sortNewestFirst(data)
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	return nil
+}
+
+func sortNewestFirst(list []Alert) {
+	slices.SortFunc(list, func(a, b Alert) int {
+		return cmp.Or(b.Sent.Compare(a.Sent.Time), strings.Compare(a.Identifier, b.Identifier))
+	})
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
+	a, err := h.load(r.Context(), c, r.PathValue("identifier"))
+	if err != nil {
+		return err
+	}
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, a)
+		return nil
+	}
+	b, err := a.XML()
+	if err != nil {
+		return err
+	}
+	write(w, http.StatusOK, ContentType, b)
+	return nil
+}
+
+// wantsJSON reports whether the Accept header asks for JSON and not XML;
+// CAP XML is the default.
+func wantsJSON(r *http.Request) bool {
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "json") && !strings.Contains(accept, "xml")
+}
+
+func (h *handler) load(ctx context.Context, c caller, id string) (Alert, error) {
+	a, ok, err := h.store.Alert(ctx, c.tenant, id)
+	if err == nil && !ok {
+		err = &aigrid.Error{Code: aigrid.ENotFound, Param: "identifier", Message: fmt.Sprintf("There is no alert %q. List alerts with GET /alerts.", id)}
+	}
+	return a, err
+}
+
+func (h *handler) approve(w http.ResponseWriter, r *http.Request, c caller) error {
+	if !c.admin {
+		return aigrid.Errorf(aigrid.EForbidden, "Only an admin key (the operator's or the tenant's) may approve an alert.")
+	}
+	a, err := h.load(r.Context(), c, r.PathValue("identifier"))
+	if err != nil {
+		return err
+	}
+	if a.Status != StatusDraft {
+		return aigrid.Errorf(aigrid.EConflict, "Alert %q is not a draft: it was issued with status %s.", a.Identifier, a.Status)
+	}
+	if a.MsgType != MsgAlert {
+		all, err := h.store.Alerts(r.Context(), c.tenant)
+		if err != nil {
+			return err
+		}
+		refs, _ := parseReferences(a.References)
+		if len(refs) > 0 {
+			last := refs[len(refs)-1]
+			if later, ok := supersession(all)[last.sender+","+last.identifier]; ok {
+				return aigrid.Errorf(aigrid.EConflict, "Alert %q was meanwhile superseded by %s %q; draft the change against that one.", last.identifier, later.MsgType, later.Identifier)
+			}
+		}
+	}
+	a.Status = StatusActual
+	a.Sent = NewTime(h.now()) // a draft is sent when it is published
+	if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+// change issues an Update or a Cancel of an earlier, published alert: a new
+// alert whose references list the earlier one and those it referenced.
+func (h *handler) change(msgType string) func(http.ResponseWriter, *http.Request, caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		body, err := readBody(w, r)
+		if err != nil {
+			return err
+		}
+		if mediaType(r) != "json" {
+			return aigrid.Errorf(aigrid.EUnsupportedType, "Send the %s as JSON with Content-Type: application/json.", strings.ToLower(msgType))
+		}
+		var req changeRequest
+		if len(strings.TrimSpace(string(body))) > 0 {
+			if err := decodeJSON(body, &req, true); err != nil {
+				return err
+			}
+		}
+		earlier, err := h.load(r.Context(), c, r.PathValue("identifier"))
+		if err != nil {
+			return err
+		}
+		if err := h.checkChangeable(r.Context(), c, earlier); err != nil {
+			return err
+		}
+		a := earlier
+		a.Identifier = newIdentifier(h.now())
+		a.Sent = NewTime(h.now())
+		a.MsgType = msgType
+		a.Status = cmp.Or(req.Status, StatusDraft)
+		a.References = strings.TrimSpace(earlier.References + " " + referenceTo(earlier))
+		a.Note = req.Note
+		a.Scope = cmp.Or(req.Scope, a.Scope)
+		a.Restriction = cmp.Or(req.Restriction, a.Restriction)
+		a.Addresses = cmp.Or(req.Addresses, a.Addresses)
+		a.Incidents = cmp.Or(req.Incidents, a.Incidents)
+		a.Info = slices.Clone(earlier.Info)
+		if req.Info != nil {
+			a.Info = req.Info
+		}
+		a.normalize()
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		if err := checkPublish(c, a.Status); err != nil {
+			return err
+		}
+		langs, err := h.languagesFor(r, c, req.Languages)
+		if err != nil {
+			return err
+		}
+		translate(r.Context(), h.tr, &a, langs)
+		if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+			return err
+		}
+		return h.created(w, r, a)
+	}
+}
+
+// checkChangeable keeps each chain of updates a line: only the latest
+// published message of a chain may be updated or cancelled.
+func (h *handler) checkChangeable(ctx context.Context, c caller, earlier Alert) error {
+	switch {
+	case earlier.Status == StatusDraft:
+		return aigrid.Errorf(aigrid.EConflict, "Alert %q is a draft, which has not been sent: create a new draft instead of updating or cancelling it.", earlier.Identifier)
+	case earlier.MsgType == MsgCancel:
+		return aigrid.Errorf(aigrid.EConflict, "Alert %q is a cancellation; it cannot be updated or cancelled.", earlier.Identifier)
+	}
+	all, err := h.store.Alerts(ctx, c.tenant)
+	if err != nil {
+		return err
+	}
+	if later, ok := supersession(all)[earlier.Sender+","+earlier.Identifier]; ok {
+		return aigrid.Errorf(aigrid.EConflict, "Alert %q was superseded by %s %q; update or cancel that one.", earlier.Identifier, later.MsgType, later.Identifier)
+	}
+	return nil
+}
+
+// supersession maps "sender,identifier" of each alert that a published
+// Update or Cancel references to the latest such message.
+func supersession(all []Alert) map[string]Alert {
+	out := map[string]Alert{}
+	for _, a := range all {
+		if a.Status == StatusDraft || a.MsgType == MsgAlert {
+			continue
+		}
+		refs, _ := parseReferences(a.References)
+		for _, ref := range refs {
+			k := ref.sender + "," + ref.identifier
+			if prev, ok := out[k]; !ok || a.Sent.After(prev.Sent.Time) {
+				out[k] = a
+			}
+		}
+	}
+	return out
+}
+
+// languagesFor returns the languages to translate a new alert into: those
+// of the request body or of the ?languages= query (comma-separated), else
+// the tenant's.
+func (h *handler) languagesFor(r *http.Request, c caller, fromBody []string) ([]string, error) {
+	langs := fromBody
+	param := "languages"
+	if q := r.URL.Query().Get("languages"); q != "" && len(langs) == 0 {
+		langs = strings.Split(q, ",")
+		for i := range langs {
+			langs[i] = strings.TrimSpace(langs[i])
+		}
+	}
+	if err := checkLanguages(param, langs); err != nil {
+		return nil, err
+	}
+	if len(langs) == 0 && h.languages != nil {
+		langs = h.languages(c.tenant)
+	}
+	return langs, nil
+}
+
+func (h *handler) senderOf(tenant string) string {
+	if h.sender != nil {
+		if s := h.sender(tenant); s != "" {
+			return s
+		}
+	}
+	return tenant
+}
+
+// mediaType classifies the request's Content-Type: "json" (also when
+// absent), "xml", or "" for anything else.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "json"
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return ""
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return "json"
+	case mt == "application/xml" || mt == "text/xml" || mt == ContentType:
+		return "xml"
+	}
+	return ""
+}
+
+// baseURL is the absolute URL where the handler is mounted. Behind
+// http.StripPrefix, r.URL.Path has lost the mount point but r.RequestURI
+// has not.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	prefix := ""
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		if p, ok := strings.CutSuffix(u.Path, r.URL.Path); ok {
+			prefix = p
+		}
+	}
+	return scheme + "://" + r.Host + prefix
+}
+
+func alertURL(r *http.Request, id string) string {
+	return baseURL(r) + "/alerts/" + url.PathEscape(id)
+}
