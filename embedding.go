@@ -116,6 +116,19 @@ func (r *EmbeddingRequest) Validate() error {
 	return nil
 }
 
+// EstimateTokens guesses the input's size in tokens before any tokenizer has
+// seen it: about four characters a token, or the token arrays' lengths.
+func (r *EmbeddingRequest) EstimateTokens() int {
+	n := 0
+	for _, t := range r.Input.Texts {
+		n += (len(t) + 3) / 4
+	}
+	for _, t := range r.Input.Tokens {
+		n += len(t)
+	}
+	return n
+}
+
 // EmbeddingResponse is the answer to an embeddings request.
 type EmbeddingResponse struct {
 	Object string      `json:"object"`

@@ -2,6 +2,9 @@ package aigrid
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -30,10 +33,67 @@ type Block struct {
 // price) from From to To, minutes after midnight in the grid's time zone; the
 // window may wrap past midnight.
 type TimeOfUse struct {
-	From   int `json:"from"`
-	To     int `json:"to"`
-	Factor int `json:"factor_permille"`
+	From   int
+	To     int
+	Factor int
 }
+
+// timeOfUseJSON is how people write a time-of-use window, in the config file
+// and the admin API: {"from": "22:00", "to": "06:00", "factor": 0.5}.
+type timeOfUseJSON struct {
+	From   string      `json:"from"`
+	To     string      `json:"to"`
+	Factor json.Number `json:"factor"`
+}
+
+// MarshalJSON writes the window as people write it.
+func (o TimeOfUse) MarshalJSON() ([]byte, error) {
+	f := strconv.FormatFloat(float64(o.Factor)/1000, 'f', -1, 64)
+	return json.Marshal(timeOfUseJSON{From: clock(o.From), To: clock(o.To), Factor: json.Number(f)})
+}
+
+// UnmarshalJSON reads the window as people write it.
+func (o *TimeOfUse) UnmarshalJSON(b []byte) error {
+	var v timeOfUseJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	t, err := ParseTimeOfUse(v.From, v.To, v.Factor.String())
+	if err != nil {
+		return err
+	}
+	*o = t
+	return nil
+}
+
+// ParseTimeOfUse reads a window from "HH:MM" times of day and a decimal
+// factor ("0.5"), exactly.
+func ParseTimeOfUse(from, to, factor string) (TimeOfUse, error) {
+	var o TimeOfUse
+	var err error
+	if o.From, err = parseClock(from); err != nil {
+		return o, Errorf(EInvalid, "off_peak from: %v", err)
+	}
+	if o.To, err = parseClock(to); err != nil {
+		return o, Errorf(EInvalid, "off_peak to: %v", err)
+	}
+	f, err := parseDecimal(factor, 3)
+	if err != nil || f < 0 {
+		return o, Errorf(EInvalid, "off_peak factor %q must be a number of at most three decimals, at least 0 (0.5 is half price)", factor)
+	}
+	o.Factor = int(f)
+	return o, nil
+}
+
+func parseClock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a time of day as HH:MM", s)
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}
+
+func clock(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60) }
 
 // Validate checks the blocks increase and end unbounded.
 func (t *Tariff) Validate() error {
@@ -98,8 +158,11 @@ type Limits struct {
 // Estimate is what a call may use at most, known before it is dispatched.
 type Estimate struct {
 	PromptTokens int
-	// MaxTokens is the most output the call may produce.
+	// MaxTokens is the most output the call may produce; 0 means the meter's
+	// default, unless NoOutput.
 	MaxTokens int
+	// NoOutput marks a call that produces no output tokens (embeddings).
+	NoOutput bool
 }
 
 // Hold is the worst-case charge and tokens reserved for one call until it is

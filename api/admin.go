@@ -27,6 +27,18 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"PUT /admin/v1/service-models/{name}", s.putServiceModel},
 		{"DELETE /admin/v1/service-models/{name}", s.deleteServiceModel},
 		{"GET /admin/v1/dispatch/{model}", s.explainDispatch},
+		{"GET /admin/v1/tariffs", s.listTariffs},
+		{"PUT /admin/v1/tariffs/{name}", s.putTariff},
+		{"GET /admin/v1/tenants/{name}/account", s.getAccount},
+		{"PUT /admin/v1/tenants/{name}/account", s.putAccount},
+		{"POST /admin/v1/tenants/{name}/adjustments", s.adjust},
+		{"POST /admin/v1/tenants/{name}/topups", s.topUp},
+		{"GET /admin/v1/tenants/{name}/usage", s.tenantUsage},
+		{"GET /admin/v1/tenants/{name}/statements/{month}", s.tenantStatement},
+		{"POST /admin/v1/vouchers", s.mintVouchers},
+		{"GET /admin/v1/revenue", s.revenue},
+		{"GET /admin/v1/accounts/unpaid", s.unpaid},
+		{"GET /admin/v1/ledger/check", s.checkLedger},
 	}
 	byPath := map[string][]string{}
 	for _, rt := range routes {
@@ -117,6 +129,9 @@ type createKeyRequest struct {
 	Name      string     `json:"name"`
 	Models    []string   `json:"models"`
 	ExpiresAt *time.Time `json:"expires_at"`
+	// TenantAdmin lets the key manage its tenant's packages (approve alerts).
+	TenantAdmin bool          `json:"tenant_admin"`
+	Limits      aigrid.Limits `json:"limits"`
 }
 
 type createdKey struct {
@@ -146,7 +161,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := aigrid.NewSecret("sk-")
 	k := &aigrid.Key{TenantID: t.ID, Name: req.Name, Hint: aigrid.KeyHint(secret), Hash: aigrid.HashKey(secret),
-		Models: req.Models, ExpiresAt: req.ExpiresAt}
+		Models: req.Models, ExpiresAt: req.ExpiresAt, TenantAdmin: req.TenantAdmin, Limits: req.Limits}
 	if err := s.cfg.Store.CreateKey(r.Context(), k); err != nil {
 		writeError(w, r, err)
 		return

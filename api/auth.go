@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -114,7 +115,7 @@ func (s *Server) tenantAuth(h func(http.ResponseWriter, *http.Request, *aigrid.C
 			writeError(w, r, aigrid.Errorf(aigrid.EForbidden, "The tenant %q is disabled. Contact the grid's operator.", tenant.Name))
 			return
 		}
-		h(w, r, &aigrid.Call{ID: requestID(r), Tenant: tenant, Key: key})
+		h(w, r, &aigrid.Call{ID: callID(r), Tenant: tenant, Key: key})
 	})
 }
 
@@ -135,6 +136,23 @@ func (s *Server) adminAuth(h http.HandlerFunc) http.Handler {
 			writeError(w, r, aigrid.Errorf(aigrid.EForbidden, "The admin API needs an admin key; this is a tenant key."))
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), adminKeyIDKey, key.ID)))
 	})
+}
+
+// callID names a call in the ledger. It is the grid's own, never the
+// client's X-Request-Id: two clients may send the same one, and a call ID
+// must count once.
+func callID(r *http.Request) string {
+	id := requestID(r)
+	if id == r.Header.Get("X-Request-Id") {
+		return newRequestID()
+	}
+	return id
+}
+
+// adminActor names the admin key behind a request, for the audit trail.
+func adminActor(r *http.Request) string {
+	id, _ := r.Context().Value(adminKeyIDKey).(string)
+	return "key:" + id
 }

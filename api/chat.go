@@ -34,6 +34,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 	call.Service = req.Model
 	id := "chatcmpl-" + call.ID
 	created := start.Unix()
+	promptEstimate := req.EstimatePromptTokens()
+	hold, err := s.reserve(r.Context(), w, call, aigrid.Estimate{PromptTokens: promptEstimate, MaxTokens: req.MaxOutputTokens()})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 
 	var resp *aigrid.ChatResponse
 	if req.Stream {
@@ -47,12 +53,25 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 			return sw.chunk(c)
 		})
 		if err != nil && !sw.started {
+			s.release(hold)
 			writeError(w, r, err)
 			return
 		}
+		// Bytes reached the client: what was generated is sold, counted by the
+		// grid when the provider could not report it. The ledger has it before
+		// the client sees [DONE].
+		u, estimated := sw.usage, !sw.sawUsage
+		if resp != nil && resp.Usage != nil {
+			u, estimated = *resp.Usage, false
+		} else if estimated {
+			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: sw.outputChunks, TotalTokens: promptEstimate + sw.outputChunks}
+		}
+		if serr := s.settle(r, call, hold, u, estimated); serr != nil && err == nil {
+			err = serr
+		}
+		resp = &aigrid.ChatResponse{Usage: &u}
 		if err != nil {
-			// Bytes already reached the client: the status is sent, so the error
-			// travels in the stream, as OpenAI sends it.
+			// The status is sent, so the error travels in the stream, as OpenAI sends it.
 			sw.fail(r, err)
 		} else {
 			sw.done()
@@ -60,6 +79,18 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 	} else {
 		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, nil)
 		if err != nil {
+			s.release(hold)
+			writeError(w, r, err)
+			return
+		}
+		u, estimated := aigrid.Usage{}, resp.Usage == nil
+		if estimated {
+			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: estimateOutputTokens(resp)}
+			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		} else {
+			u = *resp.Usage
+		}
+		if err := s.settle(r, call, hold, u, estimated); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -71,6 +102,21 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		writeJSON(w, http.StatusOK, resp)
 	}
 	s.count(r, call, resp)
+}
+
+// estimateOutputTokens guesses the output of a response whose provider did
+// not count it: about four characters a token.
+func estimateOutputTokens(resp *aigrid.ChatResponse) int {
+	chars := 0
+	for _, c := range resp.Choices {
+		if c.Message.Content != nil {
+			chars += len(c.Message.Content.String())
+		}
+		for _, tc := range c.Message.ToolCalls {
+			chars += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+	}
+	return (chars + 3) / 4
 }
 
 // count records the tokens of a served call in the metrics and the log.
@@ -112,6 +158,12 @@ type sseWriter struct {
 	includeUsage bool
 	started      bool
 	buf          *[]byte
+	// usage is the provider's count, when a chunk carried it; outputChunks
+	// counts the chunks that carried output, the grid's own estimate of the
+	// tokens sent when a stream ends before the provider counts.
+	usage        aigrid.Usage
+	sawUsage     bool
+	outputChunks int
 }
 
 func (sw *sseWriter) begin() {
@@ -126,6 +178,15 @@ func (sw *sseWriter) begin() {
 }
 
 func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
+	if c.Usage != nil {
+		sw.usage, sw.sawUsage = *c.Usage, true
+	}
+	for i := range c.Choices {
+		if d := &c.Choices[i].Delta; d.Content != nil && *d.Content != "" || d.ReasoningContent != nil && *d.ReasoningContent != "" || len(d.ToolCalls) > 0 {
+			sw.outputChunks++
+			break
+		}
+	}
 	if c.Usage != nil && !sw.includeUsage {
 		if len(c.Choices) == 0 {
 			return nil

@@ -62,8 +62,22 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 		return
 	}
 	call.Service = req.Model
+	hold, err := s.reserve(r.Context(), w, call, aigrid.Estimate{PromptTokens: req.EstimateTokens(), NoOutput: true})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	resp, err := s.cfg.Dispatcher.Embed(r.Context(), call, req)
 	if err != nil {
+		s.release(hold)
+		writeError(w, r, err)
+		return
+	}
+	u, estimated := resp.Usage, resp.Usage.PromptTokens == 0
+	if estimated {
+		u = aigrid.Usage{PromptTokens: req.EstimateTokens(), TotalTokens: req.EstimateTokens()}
+	}
+	if err := s.settle(r, call, hold, u, estimated); err != nil {
 		writeError(w, r, err)
 		return
 	}

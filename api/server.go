@@ -16,6 +16,7 @@ import (
 
 	"aigrid"
 	"aigrid/dispatch"
+	"aigrid/meter"
 )
 
 // DefaultMaxBodyBytes is the request body limit when none is configured.
@@ -40,7 +41,10 @@ type Config struct {
 	Dispatcher aigrid.Dispatcher
 	Providers  ProviderSet
 	Explainer  Explainer
-	Logger     *slog.Logger
+	// Meter, when set, holds, settles and shows each tenant's usage; nil
+	// serves everything unmetered.
+	Meter  *meter.Meter
+	Logger *slog.Logger
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Registry receives the server's metrics; nil makes a new one.
@@ -89,6 +93,10 @@ func (s *Server) routes() http.Handler {
 	s.handle(mux, "POST /v1/embeddings", tenant(s.embeddings))
 	s.handle(mux, "GET /v1/models", tenant(s.listModels))
 	s.handle(mux, "GET /v1/models/{model...}", tenant(s.getModel))
+	s.handle(mux, "GET /v1/balance", tenant(s.getBalance))
+	s.handle(mux, "GET /v1/usage", tenant(s.getUsage))
+	s.handle(mux, "GET /v1/statements/{month}", tenant(s.getStatement))
+	s.handle(mux, "POST /v1/vouchers/redeem", tenant(s.redeemVoucher))
 	s.adminRoutes(mux)
 
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -145,6 +153,7 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	loggerKey
+	adminKeyIDKey
 )
 
 // withRequestID keeps a client's X-Request-Id (when it is sane) or makes one,

@@ -106,6 +106,7 @@ func (f *File) check(filename string, root *yaml.Node) Errors {
 			}
 		}
 	}
+	f.checkBilling(add, at)
 	return errs
 }
 

@@ -27,7 +27,12 @@ const MaxFileBytes = 4 << 20
 
 // File is the configuration file.
 type File struct {
-	AdminKeys     []string       `yaml:"admin_keys"`
+	AdminKeys []string `yaml:"admin_keys"`
+	// Currency is the grid's one currency, an ISO 4217 code (KES, XOF, INR, USD...).
+	Currency string `yaml:"currency"`
+	// Timezone names the zone in which months, days and off-peak hours are counted.
+	Timezone      string         `yaml:"timezone"`
+	Tariffs       []Tariff       `yaml:"tariffs"`
 	Server        Server         `yaml:"server"`
 	Dispatch      Dispatch       `yaml:"dispatch"`
 	Providers     []Provider     `yaml:"providers"`
@@ -121,6 +126,9 @@ type Tenant struct {
 	Brownout    bool        `yaml:"brownout"`
 	Disabled    bool        `yaml:"disabled"`
 	Keys        []TenantKey `yaml:"keys"`
+	Tariff      string      `yaml:"tariff"`
+	Account     *Account    `yaml:"account"`
+	Limits      *Limits     `yaml:"limits"`
 }
 
 // TenantKey is a key listed under a tenant: a plain secret, or a mapping
@@ -337,8 +345,8 @@ const maxErrors = 10
 
 // Result says what Apply did.
 type Result struct {
-	Providers, ServiceModels, Tenants, Keys, AdminKeys int
-	Warnings                                           []string
+	Providers, ServiceModels, Tenants, Keys, AdminKeys, Tariffs, Accounts int
+	Warnings                                                              []string
 }
 
 // ProviderConfigs returns the file's providers in the form the store keeps.
@@ -368,6 +376,7 @@ func (t *Tenant) tenant() *aigrid.Tenant {
 // admin keys, each upserted, so applying the same file twice changes nothing.
 func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 	var res Result
+	tenants := map[string]*aigrid.Tenant{}
 	for _, p := range f.ProviderConfigs() {
 		if p.APIKeyEnv != "" && os.Getenv(p.APIKeyEnv) == "" {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("provider %s: the environment variable %s (api_key_env) is not set; requests to it will carry no key", p.Name, p.APIKeyEnv))
@@ -390,6 +399,7 @@ func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 			return res, err
 		}
 		res.Tenants++
+		tenants[t.Name] = t
 		for _, k := range ft.Keys {
 			name := k.Name
 			if name == "" {
@@ -409,6 +419,9 @@ func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 			return res, fmt.Errorf("admin key %s: %w", key.Hint, err)
 		}
 		res.AdminKeys++
+	}
+	if err := f.applyBilling(ctx, store, tenants, &res); err != nil {
+		return res, err
 	}
 	return res, nil
 }

@@ -253,7 +253,9 @@ func (m *Meter) keyMeter(id string) *keyMeter {
 func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estimate) (*aigrid.Hold, error) {
 	now := m.now()
 	maxOut := est.MaxTokens
-	if maxOut <= 0 {
+	if est.NoOutput {
+		maxOut = 0
+	} else if maxOut <= 0 {
 		maxOut = m.set.DefaultMaxTokens
 	}
 	tokens := int64(est.PromptTokens + maxOut)

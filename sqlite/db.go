@@ -176,6 +176,7 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (package, tenant_id, id)
 	) WITHOUT ROWID;`,
+	`ALTER TABLE keys ADD COLUMN tenant_admin INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -11,14 +11,14 @@ import (
 	"aigrid"
 )
 
-const keyColumns = `id, tenant_id, admin, name, hint, hash, models, limits, expires_at, revoked_at, created_at`
+const keyColumns = `id, tenant_id, admin, tenant_admin, name, hint, hash, models, limits, expires_at, revoked_at, created_at`
 
 func scanKey(row interface{ Scan(...any) error }) (*aigrid.Key, error) {
 	var k aigrid.Key
 	var tenant, expires, revoked sql.NullInt64
 	var models, limits string
 	var created int64
-	if err := row.Scan(&k.ID, &tenant, &k.Admin, &k.Name, &k.Hint, &k.Hash, &models, &limits, &expires, &revoked, &created); err != nil {
+	if err := row.Scan(&k.ID, &tenant, &k.Admin, &k.TenantAdmin, &k.Name, &k.Hint, &k.Hash, &models, &limits, &expires, &revoked, &created); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(limits), &k.Limits); err != nil {
@@ -67,8 +67,8 @@ func (db *DB) CreateKey(ctx context.Context, k *aigrid.Key) error {
 			return fmt.Errorf("sqlite: create key: %w", err)
 		}
 		k.CreatedAt = time.Now().UTC()
-		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, tenant, k.Admin, k.Name, k.Hint, k.Hash, models, string(limits), nullTime(k.ExpiresAt), nullTime(k.RevokedAt), toNanos(k.CreatedAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, tenant, k.Admin, k.TenantAdmin, k.Name, k.Hint, k.Hash, models, string(limits), nullTime(k.ExpiresAt), nullTime(k.RevokedAt), toNanos(k.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("sqlite: create key: %w", err)
 		}

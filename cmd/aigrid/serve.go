@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"aigrid/api"
 	"aigrid/config"
 	"aigrid/dispatch"
+	gridmeter "aigrid/meter"
 	"aigrid/provider/openai"
 	"aigrid/sqlite"
 )
@@ -42,9 +44,13 @@ type Main struct {
 
 	// AdminKey is the admin key created on first start, if one was.
 	AdminKey string
+	// Unmetered serves without the meter: no limits, balances or usage.
+	// For measuring the meter's own cost, never for a grid that sells.
+	Unmetered bool
 
 	store      *sqlite.DB
 	dispatcher *dispatch.Dispatcher
+	meter      *gridmeter.Meter
 	api        *api.Server
 	http       *http.Server
 	listener   net.Listener
@@ -68,6 +74,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&m.ConfigPath, "config", "", "YAML file to apply at start (see docs/configuration.md)")
 	fs.DurationVar(&m.Grace, "grace", 0, "how long in-flight requests may finish at shutdown (default 30s, or server.shutdown_grace)")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body", 0, "request body limit in bytes (default 8 MiB, or server.max_body_bytes)")
+	fs.BoolVar(&m.Unmetered, "unmetered", false, "serve without the meter (no limits, balances or usage): only to measure the meter's cost")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info, or server.log_level)")
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
@@ -131,6 +138,12 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		m.store.Close()
 		return err
 	}
+	if !m.Unmetered {
+		if err := m.startMeter(ctx, file); err != nil {
+			m.store.Close()
+			return err
+		}
+	}
 
 	var settings dispatch.Settings
 	if file != nil {
@@ -140,17 +153,19 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 	}
 	m.dispatcher = dispatch.New(newProvider, m.Logger, settings)
 	if err := m.dispatcher.Load(ctx, m.store); err != nil {
+		m.closeMeter()
 		m.store.Close()
 		return err
 	}
 	m.api = api.New(api.Config{
-		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Logger: m.Logger,
-		MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
+		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
+		Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
 	})
 
 	ln, err := net.Listen("tcp", m.Listen)
 	if err != nil {
 		m.dispatcher.Close()
+		m.closeMeter()
 		m.store.Close()
 		return fmt.Errorf("cannot listen on %s: %w", m.Listen, err)
 	}
@@ -171,6 +186,42 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		}
 	}()
 	return nil
+}
+
+// startMeter starts the meter in the grid's currency and time zone. The
+// ledger keeps amounts in minor units of one currency, so a grid whose ledger
+// was kept in one currency refuses to start in another.
+func (m *Main) startMeter(ctx context.Context, file *config.File) error {
+	cur, loc := aigrid.Currency{Code: "USD", Exponent: 2}, time.UTC
+	if file != nil {
+		var err error
+		if cur, err = file.CurrencyInfo(); err != nil {
+			return err
+		}
+		if loc, err = file.Location(); err != nil {
+			return err
+		}
+	}
+	want, _ := json.Marshal(cur.Code)
+	d, err := m.store.GetDoc(ctx, "grid", 0, "currency")
+	switch {
+	case aigrid.ErrorCode(err) == aigrid.ENotFound:
+		if err := m.store.PutDoc(ctx, &aigrid.Doc{Package: "grid", ID: "currency", Body: want}); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case string(d.Body) != string(want):
+		return fmt.Errorf("the ledger in %s is kept in %s, and the configuration says %s: a grid keeps one currency", m.DataDir, d.Body, want)
+	}
+	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger})
+	return err
+}
+
+func (m *Main) closeMeter() {
+	if m.meter != nil {
+		m.meter.Close()
+	}
 }
 
 // applyServerSettings takes the config file's server settings where no flag set them.
@@ -244,6 +295,7 @@ func (m *Main) Close() error {
 	}
 	m.cancelBase()
 	m.dispatcher.Close()
+	m.closeMeter()
 	if cerr := m.store.Close(); err == nil {
 		err = cerr
 	}

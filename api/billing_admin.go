@@ -1,0 +1,398 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"aigrid"
+	"aigrid/meter"
+)
+
+// The operator's side of the meter: tariffs, accounts, payments,
+// adjustments, vouchers, revenue against cost, and who owes what.
+
+// money reads an amount in major units, written as a JSON number or string.
+type money string
+
+func (m *money) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return aigrid.Errorf(aigrid.EInvalid, "an amount must be a number in major units, like 100 or \"12.50\"")
+	}
+	*m = money(n.String())
+	return nil
+}
+
+func (s *Server) parseAmount(m *meter.Meter, param string, v money) (aigrid.Money, error) {
+	if v == "" {
+		return 0, aigrid.ParamErrorf(param, "%s is required", param)
+	}
+	a, err := m.Currency().ParseMoney(string(v))
+	if err != nil {
+		return 0, aigrid.ParamErrorf(param, "%s: %v", param, err)
+	}
+	return a, nil
+}
+
+// tenantFor finds the tenant named in the path.
+func (s *Server) tenantFor(w http.ResponseWriter, r *http.Request) *aigrid.Tenant {
+	t, err := s.cfg.Store.FindTenantByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, r, err)
+		return nil
+	}
+	return t
+}
+
+func (s *Server) listTariffs(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.cfg.Store.ListTariffs(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []*aigrid.Tariff{}
+	}
+	writeJSON(w, http.StatusOK, list[*aigrid.Tariff]{Object: "list", Data: ts})
+}
+
+// putTariff adds a version of a tariff from its effective date (today when
+// none is given). A version may not start in the past: past usage is never
+// repriced.
+func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var t aigrid.Tariff
+	if !s.decodeAdmin(w, r, &t) {
+		return
+	}
+	t.Name = r.PathValue("name")
+	now := time.Now().In(m.Location())
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, m.Location())
+	if t.Effective.IsZero() {
+		t.Effective = now
+	} else if t.Effective.Before(today) {
+		writeError(w, r, aigrid.ParamErrorf("effective", "effective %s is in the past: a tariff change applies from today or later, so that past usage is never repriced.", t.Effective.Format(time.DateOnly)))
+		return
+	}
+	if err := t.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Store.PutTariff(r.Context(), &t); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := m.ReloadTariffs(r.Context()); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("tariff set", "tariff", t.Name, "effective", t.Effective, "actor", adminActor(r))
+	writeJSON(w, http.StatusOK, &t)
+}
+
+// accountRequest is an account as the operator writes it: amounts in major units.
+type accountRequest struct {
+	Type        aigrid.AccountType `json:"type"`
+	CreditLimit money              `json:"credit_limit"`
+	Tariff      string             `json:"tariff"`
+	Limits      aigrid.Limits      `json:"limits"`
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	if t := s.tenantFor(w, r); t != nil {
+		s.writeBalance(w, r, t)
+	}
+}
+
+func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var req accountRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	t := s.tenantFor(w, r)
+	if t == nil {
+		return
+	}
+	a := &aigrid.Account{TenantID: t.ID, Type: req.Type, Tariff: req.Tariff, Limits: req.Limits}
+	switch req.Type {
+	case aigrid.Prepaid:
+	case aigrid.Postpaid:
+		if req.CreditLimit != "" {
+			limit, err := s.parseAmount(m, "credit_limit", req.CreditLimit)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			a.CreditLimit = limit
+		}
+	default:
+		writeError(w, r, aigrid.ParamErrorf("type", "type must be prepaid or postpaid"))
+		return
+	}
+	if err := s.cfg.Store.PutAccount(r.Context(), a); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := m.Refresh(r.Context(), t.ID); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("account set", "tenant", t.Name, "type", a.Type, "tariff", a.Tariff, "actor", adminActor(r))
+	s.writeBalance(w, r, t)
+}
+
+type adjustmentRequest struct {
+	Amount money  `json:"amount"`
+	Reason string `json:"reason"`
+}
+
+type topUpRequest struct {
+	Amount    money  `json:"amount"`
+	Reference string `json:"reference"`
+}
+
+type creditResponse struct {
+	Object   string `json:"object"`
+	Currency string `json:"currency"`
+	Amount   string `json:"amount"`
+	Balance  string `json:"balance"`
+}
+
+func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var req adjustmentRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	t := s.tenantFor(w, r)
+	if t == nil {
+		return
+	}
+	amount, err := s.parseAmount(m, "amount", req.Amount)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	balance, err := m.Adjust(r.Context(), t.ID, amount, req.Reason, adminActor(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("account adjusted", "tenant", t.Name, "amount", amount, "reason", req.Reason, "actor", adminActor(r))
+	cur := m.Currency()
+	writeJSON(w, http.StatusCreated, creditResponse{Object: "adjustment", Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
+}
+
+func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var req topUpRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	t := s.tenantFor(w, r)
+	if t == nil {
+		return
+	}
+	amount, err := s.parseAmount(m, "amount", req.Amount)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	balance, err := m.TopUp(r.Context(), t.ID, amount, req.Reference, adminActor(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("top-up", "tenant", t.Name, "amount", amount, "reference", req.Reference, "actor", adminActor(r))
+	cur := m.Currency()
+	writeJSON(w, http.StatusCreated, creditResponse{Object: "topup", Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
+}
+
+func (s *Server) tenantUsage(w http.ResponseWriter, r *http.Request) {
+	if t := s.tenantFor(w, r); t != nil {
+		s.writeUsage(w, r, t)
+	}
+}
+
+func (s *Server) tenantStatement(w http.ResponseWriter, r *http.Request) {
+	if t := s.tenantFor(w, r); t != nil {
+		s.writeStatement(w, r, t)
+	}
+}
+
+type mintRequest struct {
+	Count   int        `json:"count"`
+	Value   money      `json:"value"`
+	Expires *time.Time `json:"expires"`
+}
+
+type mintResponse struct {
+	Object   string     `json:"object"`
+	Batch    string     `json:"batch"`
+	Currency string     `json:"currency"`
+	Value    string     `json:"value"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	// Codes are shown this once: the grid keeps only their hashes.
+	Codes []string `json:"codes"`
+}
+
+func (s *Server) mintVouchers(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var req mintRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	value, err := s.parseAmount(m, "value", req.Value)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	batch, codes, err := m.MintVouchers(r.Context(), req.Count, value, req.Expires, adminActor(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(r).Info("vouchers minted", "batch", batch, "count", len(codes), "value", value, "actor", adminActor(r))
+	cur := m.Currency()
+	writeJSON(w, http.StatusCreated, mintResponse{Object: "voucher.batch", Batch: batch, Currency: cur.Code,
+		Value: cur.Decimal(value), Expires: req.Expires, Codes: codes})
+}
+
+// revenueLine is what one provider's offers earned and cost.
+type revenueLine struct {
+	aigrid.RevenueLine
+	RevenueText string `json:"revenue_amount"`
+	CostText    string `json:"cost_amount"`
+	MarginText  string `json:"margin_amount"`
+}
+
+type revenueReport struct {
+	Object   string        `json:"object"`
+	Currency string        `json:"currency"`
+	From     time.Time     `json:"from"`
+	To       time.Time     `json:"to"`
+	Data     []revenueLine `json:"data"`
+	Revenue  string        `json:"revenue"`
+	Cost     string        `json:"cost"`
+	Margin   string        `json:"margin"`
+}
+
+// revenue reports, by provider, what tenants paid against what the offers
+// cost: the operator's margin. The period defaults to the current month.
+func (s *Server) revenue(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	now := time.Now().In(m.Location())
+	from, to := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, m.Location()), now.Add(time.Second)
+	var err error
+	if v := r.URL.Query().Get("from"); v != "" {
+		if from, err = parseWhen(v, m.Location()); err != nil {
+			writeError(w, r, aigrid.ParamErrorf("from", "from: %v", err))
+			return
+		}
+	}
+	if v := r.URL.Query().Get("to"); v != "" {
+		if to, err = parseWhen(v, m.Location()); err != nil {
+			writeError(w, r, aigrid.ParamErrorf("to", "to: %v", err))
+			return
+		}
+	}
+	lines, err := s.cfg.Store.Revenue(r.Context(), from, to)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cur := m.Currency()
+	rep := revenueReport{Object: "revenue", Currency: cur.Code, From: from, To: to, Data: []revenueLine{}}
+	var rev, cost aigrid.Money
+	for _, l := range lines {
+		rep.Data = append(rep.Data, revenueLine{RevenueLine: l, RevenueText: cur.Decimal(l.Revenue), CostText: cur.Decimal(l.Cost), MarginText: cur.Decimal(l.Margin)})
+		rev += l.Revenue
+		cost += l.Cost
+	}
+	rep.Revenue, rep.Cost, rep.Margin = cur.Decimal(rev), cur.Decimal(cost), cur.Decimal(rev-cost)
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// unpaidAccount is a postpaid tenant that owes the operator.
+type unpaidAccount struct {
+	Tenant      string `json:"tenant"`
+	Owed        string `json:"owed"`
+	CreditLimit string `json:"credit_limit"`
+	// Used is the share of the credit limit used, in percent.
+	Used int64 `json:"credit_used_percent"`
+}
+
+func (s *Server) unpaid(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	accts, err := s.cfg.Store.ListAccounts(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cur := m.Currency()
+	out := []unpaidAccount{}
+	for _, a := range accts {
+		if a.Type != aigrid.Postpaid {
+			continue
+		}
+		bal, err := s.cfg.Store.AccountBalance(r.Context(), aigrid.TenantAccount(a.TenantID), time.Time{})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if bal >= 0 {
+			continue
+		}
+		t, err := s.cfg.Store.FindTenantByID(r.Context(), a.TenantID)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u := unpaidAccount{Tenant: t.Name, Owed: cur.Decimal(-bal), CreditLimit: cur.Decimal(a.CreditLimit)}
+		if a.CreditLimit > 0 {
+			u.Used = int64(-bal) * 100 / int64(a.CreditLimit)
+		}
+		out = append(out, u)
+	}
+	writeJSON(w, http.StatusOK, list[unpaidAccount]{Object: "list", Data: out})
+}
+
+type ledgerCheck struct {
+	Balanced   bool     `json:"balanced"`
+	Unbalanced []string `json:"unbalanced"`
+}
+
+func (s *Server) checkLedger(w http.ResponseWriter, r *http.Request) {
+	bad, err := s.cfg.Store.CheckLedger(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if bad == nil {
+		bad = []string{}
+	}
+	writeJSON(w, http.StatusOK, ledgerCheck{Balanced: len(bad) == 0, Unbalanced: bad})
+}

@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"aigrid"
+)
+
+// reserve holds the call's worst case on the tenant's meter, and sets the
+// rate-limit headers a client library reads. It returns a nil hold when
+// metering is off.
+func (s *Server) reserve(ctx context.Context, w http.ResponseWriter, call *aigrid.Call, est aigrid.Estimate) (*aigrid.Hold, error) {
+	if s.cfg.Meter == nil {
+		return nil, nil
+	}
+	h, err := s.cfg.Meter.Reserve(ctx, call, est)
+	if err != nil {
+		return nil, err
+	}
+	setRateHeaders(w.Header(), h.Limits)
+	return h, nil
+}
+
+// setRateHeaders writes OpenAI's x-ratelimit-* headers for the limits that apply.
+func setRateHeaders(h http.Header, st aigrid.RateState) {
+	if st.LimitRequests > 0 {
+		h.Set("x-ratelimit-limit-requests", strconv.FormatInt(st.LimitRequests, 10))
+		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(st.RemainingRequests, 10))
+		h.Set("x-ratelimit-reset-requests", resetString(st.ResetRequests))
+	}
+	if st.LimitTokens > 0 {
+		h.Set("x-ratelimit-limit-tokens", strconv.FormatInt(st.LimitTokens, 10))
+		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(st.RemainingTokens, 10))
+		h.Set("x-ratelimit-reset-tokens", resetString(st.ResetTokens))
+	}
+}
+
+// resetString writes a duration as OpenAI does ("1s", "6m0s", "120ms").
+func resetString(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// settle records what the call used. A call whose hold is nil (metering off)
+// records nothing. When it fails, the client must not be told the call
+// succeeded: what is not in the ledger was not sold.
+func (s *Server) settle(r *http.Request, call *aigrid.Call, h *aigrid.Hold, u aigrid.Usage, estimated bool) error {
+	if h == nil {
+		return nil
+	}
+	served := aigrid.Served{Service: call.Service, Provider: call.Provider, Usage: u, Estimated: estimated}
+	if call.Offer != nil {
+		served.Model, served.Cost = call.Offer.Model, call.Offer.Price
+	}
+	if err := s.cfg.Meter.Settle(r.Context(), h, served); err != nil {
+		logger(r).Error("settle", "call", call.ID, "error", err.Error())
+		return aigrid.Errorf(aigrid.EUnavailable, "The grid could not record this request in its ledger, so it was not completed. Try again.")
+	}
+	return nil
+}
+
+// release gives back the hold of a call that produced nothing.
+func (s *Server) release(h *aigrid.Hold) {
+	if h != nil {
+		s.cfg.Meter.Release(h)
+	}
+}
