@@ -6,13 +6,19 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
+
+	"aigrid"
 )
 
 // The Atom feed (RFC 4287) that alert aggregators poll: one entry per
-// current alert, linking to its CAP XML.
+// current alert, linking to its CAP XML, with the alert's main CAP fields as
+// cap: elements in the entry, as national weather services' feeds have them.
 type atomFeed struct {
 	XMLName xml.Name    `xml:"http://www.w3.org/2005/Atom feed"`
+	CapNS   string      `xml:"xmlns:cap,attr"`
 	ID      string      `xml:"id"`
 	Title   string      `xml:"title"`
 	Updated string      `xml:"updated"`
@@ -29,6 +35,18 @@ type atomEntry struct {
 	Author    atomPerson `xml:"author"`
 	Link      []atomLink `xml:"link"`
 	Summary   string     `xml:"summary,omitempty"`
+
+	Identifier string   `xml:"cap:identifier"`
+	Sent       string   `xml:"cap:sent"`
+	Status     string   `xml:"cap:status"`
+	MsgType    string   `xml:"cap:msgType"`
+	Event      string   `xml:"cap:event,omitempty"`
+	Category   []string `xml:"cap:category"`
+	Urgency    string   `xml:"cap:urgency,omitempty"`
+	Severity   string   `xml:"cap:severity,omitempty"`
+	Certainty  string   `xml:"cap:certainty,omitempty"`
+	Expires    string   `xml:"cap:expires,omitempty"`
+	AreaDesc   string   `xml:"cap:areaDesc,omitempty"`
 }
 
 type atomPerson struct {
@@ -41,12 +59,12 @@ type atomLink struct {
 	Href string `xml:"href,attr"`
 }
 
-// current reports whether a belongs in the feed: published, public, not
-// expired, and not superseded by a published Update or Cancel. A Cancel
-// stays in the feed until the alert it cancels would have expired, so that
-// aggregators learn of it.
+// current reports whether a belongs in the feed: published (Actual, so no
+// drafts, tests or exercises), public, not expired, and not superseded by a
+// published Update or Cancel. A Cancel stays in the feed until the alert it
+// cancels would have expired, so that aggregators learn of it.
 func current(a Alert, superseded map[string]Alert, now time.Time) bool {
-	if a.Status == StatusDraft || a.Scope != "Public" {
+	if a.Status != StatusActual || a.Scope != "Public" {
 		return false
 	}
 	if _, ok := superseded[a.Sender+","+a.Identifier]; ok {
@@ -63,27 +81,40 @@ func current(a Alert, superseded map[string]Alert, now time.Time) bool {
 	return false
 }
 
-func (h *handler) feed(w http.ResponseWriter, r *http.Request, c caller) error {
-	all, err := h.store.Alerts(r.Context(), c.tenant)
+// currentAlerts returns the alerts of all that belong in the feed, newest first.
+func currentAlerts(all []Alert, now time.Time) []Alert {
+	superseded := supersession(all)
+	var out []Alert
+	for _, a := range all {
+		if current(a, superseded, now) {
+			out = append(out, a)
+		}
+	}
+	sortNewestFirst(out)
+	return out
+}
+
+func (p *Package) feed(w http.ResponseWriter, r *http.Request, c caller) error {
+	all, err := p.store.alerts(r.Context(), c.tenant.ID)
 	if err != nil {
 		return err
 	}
-	now := h.now()
-	superseded := supersession(all)
-	var entries []Alert
-	for _, a := range all {
-		if current(a, superseded, now) {
-			entries = append(entries, a)
-		}
-	}
-	sortNewestFirst(entries)
 	base := baseURL(r)
+	return writeFeed(w, c.tenant, currentAlerts(all, p.now()), p.now(), base+"/feed.atom",
+		func(id string) string { return alertURL(r, id) })
+}
+
+// writeFeed writes the Atom feed of a tenant's current alerts; link gives
+// the URL of an alert's CAP XML.
+func writeFeed(w http.ResponseWriter, t *aigrid.Tenant, entries []Alert, now time.Time, self string, link func(identifier string) string) error {
+	tenantID := strconv.FormatInt(t.ID, 10)
 	f := atomFeed{
-		ID:      nameUUID("feed", c.tenant),
-		Title:   "Alerts from " + c.tenant,
+		CapNS:   Namespace,
+		ID:      nameUUID("feed", tenantID),
+		Title:   "Alerts from " + t.Name,
 		Updated: now.UTC().Format(time.RFC3339),
-		Author:  atomPerson{Name: c.tenant},
-		Link:    []atomLink{{Rel: "self", Type: "application/atom+xml", Href: base + "/feed.atom"}},
+		Author:  atomPerson{Name: t.Name},
+		Link:    []atomLink{{Rel: "self", Type: "application/atom+xml", Href: self}},
 	}
 	if len(entries) > 0 {
 		f.Updated = entries[0].Sent.UTC().Format(time.RFC3339)
@@ -98,15 +129,33 @@ func (h *handler) feed(w http.ResponseWriter, r *http.Request, c caller) error {
 			title = "Cancelled: " + title
 		}
 		sent := a.Sent.UTC().Format(time.RFC3339)
-		f.Entry = append(f.Entry, atomEntry{
-			ID:        nameUUID("alert", c.tenant, a.Sender, a.Identifier),
-			Title:     title,
-			Updated:   sent,
-			Published: sent,
-			Author:    atomPerson{Name: firstOf(in.SenderName, a.Sender)},
-			Link:      []atomLink{{Rel: "alternate", Type: ContentType, Href: alertURL(r, a.Identifier)}},
-			Summary:   firstOf(in.Description, in.Headline),
-		})
+		e := atomEntry{
+			ID:         nameUUID("alert", tenantID, a.Sender, a.Identifier),
+			Title:      title,
+			Updated:    sent,
+			Published:  sent,
+			Author:     atomPerson{Name: firstOf(in.SenderName, a.Sender)},
+			Link:       []atomLink{{Rel: "alternate", Type: ContentType, Href: link(a.Identifier)}},
+			Summary:    firstOf(in.Description, in.Headline),
+			Identifier: a.Identifier,
+			Sent:       a.Sent.String(),
+			Status:     a.Status,
+			MsgType:    a.MsgType,
+			Event:      in.Event,
+			Category:   in.Category,
+			Urgency:    in.Urgency,
+			Severity:   in.Severity,
+			Certainty:  in.Certainty,
+		}
+		if in.Expires != nil {
+			e.Expires = in.Expires.String()
+		}
+		var areas []string
+		for _, ar := range in.Area {
+			areas = append(areas, ar.AreaDesc)
+		}
+		e.AreaDesc = strings.Join(areas, "; ")
+		f.Entry = append(f.Entry, e)
 	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)

@@ -79,7 +79,7 @@ func evaluate(obs []Observation, p week) Evaluation {
 // period each series received and drafts an alert for each that flags.
 // Earlier periods of the same request are history only: a back-fill of past
 // weeks drafts no alerts about the past.
-func (h *handler) cases(w http.ResponseWriter, r *http.Request, c caller) error {
+func (p *Package) cases(w http.ResponseWriter, r *http.Request, c caller) error {
 	body, err := readBody(w, r)
 	if err != nil {
 		return err
@@ -91,14 +91,19 @@ func (h *handler) cases(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err != nil {
 		return err
 	}
-	langs, err := h.languagesFor(r, c, nil)
+	ctx := r.Context()
+	st, err := p.settingsOf(ctx, c)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	if err := h.store.AppendCases(ctx, c.tenant, obs); err != nil {
+	langs, err := languagesFor(r, st, nil)
+	if err != nil {
 		return err
 	}
+	if err := p.store.appendCases(ctx, c.tenant.ID, obs); err != nil {
+		return err
+	}
+	c.count(len(obs))
 	type series struct{ orgUnit, dataElement string }
 	latest := map[series]week{}
 	var order []series
@@ -115,26 +120,28 @@ func (h *handler) cases(w http.ResponseWriter, r *http.Request, c caller) error 
 	}
 	evals := make([]Evaluation, 0, len(order))
 	for _, s := range order {
-		history, err := h.store.Cases(ctx, c.tenant, s.orgUnit, s.dataElement)
+		history, err := p.store.cases(ctx, c.tenant.ID, s.orgUnit, s.dataElement)
 		if err != nil {
 			return err
 		}
 		e := evaluate(history, latest[s])
 		e.OrgUnit, e.DataElement = s.orgUnit, s.dataElement
 		if detector := e.flagged(); detector != "" {
-			a, err := draftFromAnomaly(ctx, h.store, h.tr, c.tenant, Anomaly{
+			a, created, err := p.draft(ctx, c.tenant, st, Anomaly{
 				Subject:   s.dataElement,
 				Area:      s.orgUnit,
 				Period:    e.Period,
 				Observed:  e.Value,
-				Expected:  e.C1.Mean, // C1 runs whenever C2 or C3 can
+				Expected:  &e.C1.Mean, // C1 runs whenever C2 or C3 can
 				Detector:  detector,
 				Detail:    e.statistics(),
-				Sender:    h.senderOf(c.tenant),
 				Languages: langs,
-			}, h.now())
+			})
 			if err != nil {
 				return err
+			}
+			if created {
+				c.count(1)
 			}
 			e.Alert = a.Identifier
 		}

@@ -124,13 +124,13 @@ func newIdentifier(now time.Time) string {
 // the CAP fields have defaults suited to a signal that a person has yet to
 // verify.
 type Anomaly struct {
-	Subject  string  // what was counted or measured: "cholera cases", a DHIS2 data element
-	Area     string  // where: an org unit or a place name; the alert's areaDesc
-	Period   string  // when: the observation's period or time, such as "2026W47"
-	Observed float64 // the value seen
-	Expected float64 // the value expected, such as a baseline mean
-	Detector string  // what flagged it, such as "EARS C1, C2"
-	Detail   string  // optional: more for the description, such as the statistics
+	Subject  string   // what was counted or measured: "cholera cases", a DHIS2 data element
+	Area     string   // where: an org unit or a place name; the alert's areaDesc
+	Period   string   // when: the observation's period or time, such as "2026W47"
+	Observed float64  // the value seen
+	Expected *float64 // the value expected, such as a baseline mean; nil if unknown
+	Detector string   // what flagged it, such as "EARS C1, C2"
+	Detail   string   // optional: more for the description, such as the statistics
 
 	Event       string    // CAP event; default "Unusual <Subject>"
 	Category    string    // CAP category; default Health
@@ -138,50 +138,64 @@ type Anomaly struct {
 	Severity    string    // default Moderate
 	Certainty   string    // default Possible
 	Instruction string    // optional: what people should do
-	Sender      string    // CAP sender; default the tenant's name
+	Sender      string    // CAP sender; default the tenant's settings', else its name
 	Expires     time.Time // default 7 days after drafting
-	Languages   []string  // also machine-translate into these (needs a Translator)
+	Languages   []string  // also machine-translate into these (needs a Translator); default the tenant's settings
 }
 
 // DraftFromAnomaly drafts a CAP alert (status Draft, msgType Alert) about an
-// anomaly and saves it in the tenant's store, where an admin can approve it
-// (POST /alerts/{identifier}/approve). The headline and description name the
-// subject, area, period, observed and expected values. With a non-nil
+// anomaly and saves it among tenant t's alerts, where an admin can approve
+// it (POST /alerts/{identifier}/approve). The headline and description name
+// the subject, area, period, observed and expected values. The sender and
+// languages left out of an come from the tenant's settings; with a
 // translator, the headline and instruction are also machine-translated into
-// a.Languages. The identifier is derived from the tenant, subject, area and
-// period, so a detector that flags the same anomaly again gets the first
-// draft back rather than a second alert.
-func DraftFromAnomaly(ctx context.Context, store Store, tr Translator, tenant string, a Anomaly) (Alert, error) {
-	return draftFromAnomaly(ctx, store, tr, tenant, a, time.Now())
-}
-
-func draftFromAnomaly(ctx context.Context, store Store, tr Translator, tenant string, an Anomaly, now time.Time) (Alert, error) {
-	switch {
-	case strings.TrimSpace(an.Subject) == "":
-		return Alert{}, aigrid.ParamErrorf("subject", "An anomaly needs a subject: what was measured.")
-	case strings.TrimSpace(an.Area) == "":
-		return Alert{}, aigrid.ParamErrorf("area", "An anomaly needs an area: where it was measured.")
-	case strings.TrimSpace(an.Period) == "":
-		return Alert{}, aigrid.ParamErrorf("period", "An anomaly needs a period: when it was measured.")
-	}
-	if err := checkLanguages("languages", an.Languages); err != nil {
+// those languages. The identifier is derived from the tenant, subject, area
+// and period, so a detector that flags the same anomaly again gets the
+// first draft back rather than a second alert.
+func (p *Package) DraftFromAnomaly(ctx context.Context, t *aigrid.Tenant, an Anomaly) (Alert, error) {
+	st, err := p.store.settings(ctx, t.ID)
+	if err != nil {
 		return Alert{}, err
 	}
-	sum := sha256.Sum256([]byte(tenant + "\x00" + an.Subject + "\x00" + an.Area + "\x00" + an.Period))
-	id := "aigrid-anomaly-" + hex.EncodeToString(sum[:10])
-	if old, ok, err := store.Alert(ctx, tenant, id); err != nil || ok {
-		return old, err
+	a, _, err := p.draft(ctx, t, st, an)
+	return a, err
+}
+
+// draft is DraftFromAnomaly with the tenant's settings at hand; created is
+// false when the anomaly had been drafted before.
+func (p *Package) draft(ctx context.Context, t *aigrid.Tenant, st Settings, an Anomaly) (a Alert, created bool, err error) {
+	switch {
+	case strings.TrimSpace(an.Subject) == "":
+		return Alert{}, false, aigrid.ParamErrorf("subject", "An anomaly needs a subject: what was measured.")
+	case strings.TrimSpace(an.Area) == "":
+		return Alert{}, false, aigrid.ParamErrorf("area", "An anomaly needs an area: where it was measured.")
+	case strings.TrimSpace(an.Period) == "":
+		return Alert{}, false, aigrid.ParamErrorf("period", "An anomaly needs a period: when it was measured.")
 	}
+	if err := checkLanguages("languages", an.Languages); err != nil {
+		return Alert{}, false, err
+	}
+	sum := sha256.Sum256([]byte(strconv.FormatInt(t.ID, 10) + "\x00" + an.Subject + "\x00" + an.Area + "\x00" + an.Period))
+	id := "aigrid-anomaly-" + hex.EncodeToString(sum[:10])
+	if old, ok, err := p.store.alert(ctx, t.ID, id); err != nil || ok {
+		return old, false, err
+	}
+	now := p.now()
 	expires := an.Expires
 	if expires.IsZero() {
 		expires = now.Add(7 * 24 * time.Hour)
 	}
-	direction := "high"
-	if an.Observed < an.Expected {
-		direction = "low"
+	headline := fmt.Sprintf("Unusual %s in %s, %s", an.Subject, an.Area, an.Period)
+	desc := fmt.Sprintf("%s in %s for %s: %s.", an.Subject, an.Area, an.Period, number(an.Observed))
+	if an.Expected != nil {
+		direction := "high"
+		if an.Observed < *an.Expected {
+			direction = "low"
+		}
+		headline = fmt.Sprintf("Unusually %s %s in %s, %s", direction, an.Subject, an.Area, an.Period)
+		desc = fmt.Sprintf("%s in %s for %s: %s, where about %s was expected.",
+			an.Subject, an.Area, an.Period, number(an.Observed), number(math.Round(*an.Expected*10)/10))
 	}
-	desc := fmt.Sprintf("%s in %s for %s: %s, where about %s was expected.",
-		an.Subject, an.Area, an.Period, number(an.Observed), number(math.Round(an.Expected*10)/10))
 	if an.Detector != "" {
 		desc += " Flagged by " + an.Detector + "."
 	}
@@ -190,9 +204,9 @@ func draftFromAnomaly(ctx context.Context, store Store, tr Translator, tenant st
 	}
 	desc += " This is a statistical signal: verify it before acting."
 	exp := NewTime(expires)
-	a := Alert{
+	a = Alert{
 		Identifier: id,
-		Sender:     firstOf(an.Sender, tenant),
+		Sender:     firstOf(an.Sender, senderOf(t, st)),
 		Sent:       NewTime(now),
 		Status:     StatusDraft,
 		MsgType:    MsgAlert,
@@ -205,7 +219,7 @@ func draftFromAnomaly(ctx context.Context, store Store, tr Translator, tenant st
 			Severity:    firstOf(an.Severity, "Moderate"),
 			Certainty:   firstOf(an.Certainty, "Possible"),
 			Expires:     &exp,
-			Headline:    fmt.Sprintf("Unusually %s %s in %s, %s", direction, an.Subject, an.Area, an.Period),
+			Headline:    headline,
 			Description: desc,
 			Instruction: an.Instruction,
 			Area:        []Area{{AreaDesc: an.Area}},
@@ -213,10 +227,17 @@ func draftFromAnomaly(ctx context.Context, store Store, tr Translator, tenant st
 	}
 	a.normalize()
 	if err := a.Validate(); err != nil {
-		return Alert{}, err
+		return Alert{}, false, err
 	}
-	translate(ctx, tr, &a, an.Languages)
-	return a, store.SaveAlert(ctx, tenant, a)
+	langs := an.Languages
+	if len(langs) == 0 {
+		langs = st.Languages
+	}
+	translate(ctx, p.tr, &a, langs)
+	if err := p.store.saveAlert(ctx, t.ID, a); err != nil {
+		return Alert{}, false, err
+	}
+	return a, true, nil
 }
 
 // number writes v as people write counts: no exponent, no trailing zeros.

@@ -9,98 +9,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"aigrid"
 )
-
-// Option configures NewHandler.
-type Option func(*handler)
-
-// WithLanguages gives each tenant's languages: with a translator, every
-// alert the tenant creates or drafts is also machine-translated into those
-// of them it lacks, unless the request names its own languages.
-func WithLanguages(f func(tenant string) []string) Option {
-	return func(h *handler) { h.languages = f }
-}
-
-// WithSender gives the CAP sender of a tenant's alerts when a request does
-// not name one. The default is the tenant's name.
-func WithSender(f func(tenant string) string) Option {
-	return func(h *handler) { h.sender = f }
-}
-
-type handler struct {
-	store     Store
-	auth      func(*http.Request) (string, bool)
-	tr        Translator
-	languages func(string) []string
-	sender    func(string) string
-	now       func() time.Time
-	mux       *http.ServeMux
-	allowed   map[string]string // path: the methods it serves, for 405's Allow
-}
-
-// NewHandler serves the alerts package relative to where it is mounted
-// (aigrid mounts it with http.StripPrefix("/v1/packages/alerts", ...)).
-//
-// auth names the caller's tenant and whether the caller holds an admin key
-// (the operator's or the tenant's); an empty tenant is answered with 401.
-// Every alert belongs to one tenant, and a tenant sees only its own.
-// translate may be nil: alerts then stay in the language they are written in.
-func NewHandler(store Store, auth func(*http.Request) (tenant string, isAdmin bool), translate Translator, opts ...Option) http.Handler {
-	return newHandler(store, auth, translate, opts...).mux
-}
-
-func newHandler(store Store, auth func(*http.Request) (string, bool), translate Translator, opts ...Option) *handler {
-	h := &handler{store: store, auth: auth, tr: translate, now: time.Now, mux: http.NewServeMux(), allowed: map[string]string{}}
-	for _, o := range opts {
-		o(h)
-	}
-	h.route("GET /alerts", h.list)
-	h.route("POST /alerts", h.create)
-	h.route("GET /alerts/{identifier}", h.get)
-	h.route("POST /alerts/{identifier}/approve", h.approve)
-	h.route("POST /alerts/{identifier}/update", h.change(MsgUpdate))
-	h.route("POST /alerts/{identifier}/cancel", h.change(MsgCancel))
-	h.route("GET /feed.atom", h.feed)
-	h.route("POST /cases", h.cases)
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "There is no endpoint %s %s in the alerts package.", r.Method, r.URL.Path))
-	})
-	return h
-}
-
-// caller is who makes a request.
-type caller struct {
-	tenant string
-	admin  bool
-}
-
-// route registers an authenticated endpoint, and answers other methods on
-// its path with an OpenAI-shaped 405.
-func (h *handler) route(pattern string, f func(http.ResponseWriter, *http.Request, caller) error) {
-	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		tenant, admin := h.auth(r)
-		if tenant == "" {
-			writeError(w, r, aigrid.Errorf(aigrid.EUnauthenticated, "This endpoint needs a tenant's API key: send Authorization: Bearer KEY."))
-			return
-		}
-		if err := f(w, r, caller{tenant, admin}); err != nil {
-			writeError(w, r, err)
-		}
-	})
-	method, path, _ := strings.Cut(pattern, " ")
-	if prev, ok := h.allowed[path]; ok {
-		h.allowed[path] = prev + ", " + method
-		return
-	}
-	h.allowed[path] = method
-	h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", h.allowed[path])
-		writeError(w, r, aigrid.Errorf(codeMethodNotAllowed, "%s %s is not supported; use %s.", r.Method, r.URL.Path, h.allowed[path]))
-	})
-}
 
 // alertRequest is the JSON body of POST /alerts: a CAP alert in JSON, and
 // the languages to machine-translate it into.
@@ -123,7 +34,7 @@ type changeRequest struct {
 	Languages   []string `json:"languages"`
 }
 
-func (h *handler) create(w http.ResponseWriter, r *http.Request, c caller) error {
+func (p *Package) create(w http.ResponseWriter, r *http.Request, c caller) error {
 	body, err := readBody(w, r)
 	if err != nil {
 		return err
@@ -141,13 +52,17 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	default:
 		return aigrid.Errorf(aigrid.EUnsupportedType, "Content-Type %q is not supported: send JSON (application/json) or CAP XML (application/cap+xml).", r.Header.Get("Content-Type"))
 	}
+	st, err := p.settingsOf(r.Context(), c)
+	if err != nil {
+		return err
+	}
 	a := req.Alert
-	now := h.now()
+	now := p.now()
 	if a.Identifier == "" {
 		a.Identifier = newIdentifier(now)
 	}
 	if a.Sender == "" {
-		a.Sender = h.senderOf(c.tenant)
+		a.Sender = senderOf(c.tenant, st)
 	}
 	if a.Sent.IsZero() {
 		a.Sent = NewTime(now)
@@ -168,38 +83,39 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	if err := checkPublish(c, a.Status); err != nil {
 		return err
 	}
-	langs, err := h.languagesFor(r, c, req.Languages)
+	langs, err := languagesFor(r, st, req.Languages)
 	if err != nil {
 		return err
 	}
-	if _, exists, err := h.store.Alert(r.Context(), c.tenant, a.Identifier); err != nil {
+	if _, exists, err := p.store.alert(r.Context(), c.tenant.ID, a.Identifier); err != nil {
 		return err
 	} else if exists {
 		return aigrid.Errorf(aigrid.EConflict, "An alert with identifier %q exists already; CAP identifiers are unique. Leave identifier out to get a new one.", a.Identifier)
 	}
-	translate(r.Context(), h.tr, &a, langs)
-	if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+	translate(r.Context(), p.tr, &a, langs)
+	if err := p.store.saveAlert(r.Context(), c.tenant.ID, a); err != nil {
 		return err
 	}
-	return h.created(w, r, a)
+	c.count(1)
+	return p.created(w, r, a)
 }
 
 // checkPublish lets only admins publish: everyone else creates drafts, which
 // an admin approves.
 func checkPublish(c caller, status string) error {
-	if status != StatusDraft && !c.admin {
+	if status != StatusDraft && !c.call.CanManage() {
 		return aigrid.Errorf(aigrid.EForbidden, "Only an admin key may issue an alert with status %s. Leave status out to create a Draft, and have an admin approve it with POST /alerts/{identifier}/approve.", status)
 	}
 	return nil
 }
 
-func (h *handler) created(w http.ResponseWriter, r *http.Request, a Alert) error {
+func (p *Package) created(w http.ResponseWriter, r *http.Request, a Alert) error {
 	w.Header().Set("Location", alertURL(r, a.Identifier))
 	writeJSON(w, http.StatusCreated, a)
 	return nil
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
+func (p *Package) list(w http.ResponseWriter, r *http.Request, c caller) error {
 	status := r.URL.Query().Get("status")
 	if status != "" {
 		status = canonical(status, statuses)
@@ -207,7 +123,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 			return err
 		}
 	}
-	all, err := h.store.Alerts(r.Context(), c.tenant)
+	all, err := p.store.alerts(r.Context(), c.tenant.ID)
 	if err != nil {
 		return err
 	}
@@ -228,8 +144,8 @@ func sortNewestFirst(list []Alert) {
 	})
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
-	a, err := h.load(r.Context(), c, r.PathValue("identifier"))
+func (p *Package) get(w http.ResponseWriter, r *http.Request, c caller) error {
+	a, err := p.load(r.Context(), c, r.PathValue("identifier"))
 	if err != nil {
 		return err
 	}
@@ -252,19 +168,19 @@ func wantsJSON(r *http.Request) bool {
 	return strings.Contains(accept, "json") && !strings.Contains(accept, "xml")
 }
 
-func (h *handler) load(ctx context.Context, c caller, id string) (Alert, error) {
-	a, ok, err := h.store.Alert(ctx, c.tenant, id)
+func (p *Package) load(ctx context.Context, c caller, id string) (Alert, error) {
+	a, ok, err := p.store.alert(ctx, c.tenant.ID, id)
 	if err == nil && !ok {
 		err = &aigrid.Error{Code: aigrid.ENotFound, Param: "identifier", Message: fmt.Sprintf("There is no alert %q. List alerts with GET /alerts.", id)}
 	}
 	return a, err
 }
 
-func (h *handler) approve(w http.ResponseWriter, r *http.Request, c caller) error {
-	if !c.admin {
+func (p *Package) approve(w http.ResponseWriter, r *http.Request, c caller) error {
+	if !c.call.CanManage() {
 		return aigrid.Errorf(aigrid.EForbidden, "Only an admin key (the operator's or the tenant's) may approve an alert.")
 	}
-	a, err := h.load(r.Context(), c, r.PathValue("identifier"))
+	a, err := p.load(r.Context(), c, r.PathValue("identifier"))
 	if err != nil {
 		return err
 	}
@@ -272,7 +188,7 @@ func (h *handler) approve(w http.ResponseWriter, r *http.Request, c caller) erro
 		return aigrid.Errorf(aigrid.EConflict, "Alert %q is not a draft: it was issued with status %s.", a.Identifier, a.Status)
 	}
 	if a.MsgType != MsgAlert {
-		all, err := h.store.Alerts(r.Context(), c.tenant)
+		all, err := p.store.alerts(r.Context(), c.tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -285,17 +201,18 @@ func (h *handler) approve(w http.ResponseWriter, r *http.Request, c caller) erro
 		}
 	}
 	a.Status = StatusActual
-	a.Sent = NewTime(h.now()) // a draft is sent when it is published
-	if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+	a.Sent = NewTime(p.now()) // a draft is sent when it is published
+	if err := p.store.saveAlert(r.Context(), c.tenant.ID, a); err != nil {
 		return err
 	}
+	c.count(1)
 	writeJSON(w, http.StatusOK, a)
 	return nil
 }
 
 // change issues an Update or a Cancel of an earlier, published alert: a new
 // alert whose references list the earlier one and those it referenced.
-func (h *handler) change(msgType string) func(http.ResponseWriter, *http.Request, caller) error {
+func (p *Package) change(msgType string) func(http.ResponseWriter, *http.Request, caller) error {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
 		body, err := readBody(w, r)
 		if err != nil {
@@ -310,16 +227,16 @@ func (h *handler) change(msgType string) func(http.ResponseWriter, *http.Request
 				return err
 			}
 		}
-		earlier, err := h.load(r.Context(), c, r.PathValue("identifier"))
+		earlier, err := p.load(r.Context(), c, r.PathValue("identifier"))
 		if err != nil {
 			return err
 		}
-		if err := h.checkChangeable(r.Context(), c, earlier); err != nil {
+		if err := p.checkChangeable(r.Context(), c, earlier); err != nil {
 			return err
 		}
 		a := earlier
-		a.Identifier = newIdentifier(h.now())
-		a.Sent = NewTime(h.now())
+		a.Identifier = newIdentifier(p.now())
+		a.Sent = NewTime(p.now())
 		a.MsgType = msgType
 		a.Status = cmp.Or(req.Status, StatusDraft)
 		a.References = strings.TrimSpace(earlier.References + " " + referenceTo(earlier))
@@ -339,28 +256,33 @@ func (h *handler) change(msgType string) func(http.ResponseWriter, *http.Request
 		if err := checkPublish(c, a.Status); err != nil {
 			return err
 		}
-		langs, err := h.languagesFor(r, c, req.Languages)
+		st, err := p.settingsOf(r.Context(), c)
 		if err != nil {
 			return err
 		}
-		translate(r.Context(), h.tr, &a, langs)
-		if err := h.store.SaveAlert(r.Context(), c.tenant, a); err != nil {
+		langs, err := languagesFor(r, st, req.Languages)
+		if err != nil {
 			return err
 		}
-		return h.created(w, r, a)
+		translate(r.Context(), p.tr, &a, langs)
+		if err := p.store.saveAlert(r.Context(), c.tenant.ID, a); err != nil {
+			return err
+		}
+		c.count(1)
+		return p.created(w, r, a)
 	}
 }
 
 // checkChangeable keeps each chain of updates a line: only the latest
 // published message of a chain may be updated or cancelled.
-func (h *handler) checkChangeable(ctx context.Context, c caller, earlier Alert) error {
+func (p *Package) checkChangeable(ctx context.Context, c caller, earlier Alert) error {
 	switch {
 	case earlier.Status == StatusDraft:
 		return aigrid.Errorf(aigrid.EConflict, "Alert %q is a draft, which has not been sent: create a new draft instead of updating or cancelling it.", earlier.Identifier)
 	case earlier.MsgType == MsgCancel:
 		return aigrid.Errorf(aigrid.EConflict, "Alert %q is a cancellation; it cannot be updated or cancelled.", earlier.Identifier)
 	}
-	all, err := h.store.Alerts(ctx, c.tenant)
+	all, err := p.store.alerts(ctx, c.tenant.ID)
 	if err != nil {
 		return err
 	}
@@ -387,36 +309,6 @@ func supersession(all []Alert) map[string]Alert {
 		}
 	}
 	return out
-}
-
-// languagesFor returns the languages to translate a new alert into: those
-// of the request body or of the ?languages= query (comma-separated), else
-// the tenant's.
-func (h *handler) languagesFor(r *http.Request, c caller, fromBody []string) ([]string, error) {
-	langs := fromBody
-	param := "languages"
-	if q := r.URL.Query().Get("languages"); q != "" && len(langs) == 0 {
-		langs = strings.Split(q, ",")
-		for i := range langs {
-			langs[i] = strings.TrimSpace(langs[i])
-		}
-	}
-	if err := checkLanguages(param, langs); err != nil {
-		return nil, err
-	}
-	if len(langs) == 0 && h.languages != nil {
-		langs = h.languages(c.tenant)
-	}
-	return langs, nil
-}
-
-func (h *handler) senderOf(tenant string) string {
-	if h.sender != nil {
-		if s := h.sender(tenant); s != "" {
-			return s
-		}
-	}
-	return tenant
 }
 
 // mediaType classifies the request's Content-Type: "json" (also when

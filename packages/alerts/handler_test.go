@@ -13,31 +13,60 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"aigrid"
 )
 
 const mount = "/v1/packages/alerts"
 
-// env is the handler mounted as aigrid mounts it, with test keys:
-// "a" and "a-admin" for tenant clinic-a, "b" for tenant clinic-b.
+// Tenants and keys of the tests: "a" and "a-admin" (a tenant admin key) for
+// clinic-a, "b" for clinic-b, "op" the operator's key acting for clinic-a as
+// under /admin/v1/tenants/clinic-a/packages/alerts/.
+var (
+	clinicA = &aigrid.Tenant{ID: 1, Name: "clinic-a"}
+	clinicB = &aigrid.Tenant{ID: 2, Name: "clinic-b"}
+	keys    = map[string]aigrid.Call{
+		"a":       {Tenant: clinicA, Key: &aigrid.Key{ID: "a", TenantID: 1}},
+		"a-admin": {Tenant: clinicA, Key: &aigrid.Key{ID: "a-admin", TenantID: 1, TenantAdmin: true}},
+		"b":       {Tenant: clinicB, Key: &aigrid.Key{ID: "b", TenantID: 2}},
+		"op":      {Tenant: clinicA, Key: &aigrid.Key{ID: "op", Admin: true}},
+	}
+)
+
+// env is the package mounted as aigrid mounts it: the prefix stripped and
+// the caller's aigrid.Call in the context.
 type env struct {
-	t     *testing.T
-	h     *handler
-	srv   http.Handler
-	store *MemoryStore
-	now   time.Time
+	t    *testing.T
+	p    *Package
+	srv  http.Handler
+	now  time.Time
+	call *aigrid.Call // the last request's, to read its Units
 }
 
-func newEnv(t *testing.T, tr Translator, opts ...Option) *env {
-	e := &env{t: t, store: NewMemoryStore(), now: time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)}
-	keys := map[string]caller{"a": {"clinic-a", false}, "a-admin": {"clinic-a", true}, "b": {"clinic-b", false}}
-	auth := func(r *http.Request) (string, bool) {
-		c := keys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-		return c.tenant, c.admin
-	}
-	e.h = newHandler(e.store, auth, tr, opts...)
-	e.h.now = func() time.Time { return e.now }
-	e.srv = http.StripPrefix(mount, e.h.mux)
+func newEnv(t *testing.T, tr Translator) *env {
+	return newEnvOn(t, newMemDocs(), tr)
+}
+
+func newEnvOn(t *testing.T, docs aigrid.DocService, tr Translator) *env {
+	e := &env{t: t, p: New(docs, tr), now: time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)}
+	e.p.now = func() time.Time { return e.now }
+	e.srv = http.StripPrefix(mount, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.call = nil
+		if c, ok := keys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]; ok {
+			e.call = &c
+			r = r.WithContext(aigrid.WithCall(r.Context(), e.call))
+		}
+		e.p.ServeHTTP(w, r)
+	}))
 	return e
+}
+
+// units is what the last request added to its call for the meter.
+func (e *env) units() int64 {
+	if e.call == nil {
+		return 0
+	}
+	return e.call.Units
 }
 
 // do sends a request; a body that starts with '<' goes as CAP XML, any other as JSON.
@@ -305,7 +334,8 @@ func TestTranslation(t *testing.T) {
 		}
 		return "[" + lang + "] " + text, nil
 	})
-	e := newEnv(t, tr, WithLanguages(func(tenant string) []string { return []string{"sw"} }))
+	e := newEnv(t, tr)
+	e.must(http.StatusOK, "PUT", "/settings", "a-admin", `{"languages":["sw"]}`, nil)
 
 	// The tenant's languages by default.
 	var a Alert
@@ -337,7 +367,8 @@ func TestTranslation(t *testing.T) {
 }
 
 func TestWithoutTranslatorOneLanguage(t *testing.T) {
-	e := newEnv(t, nil, WithLanguages(func(string) []string { return []string{"sw"} }), WithSender(func(t string) string { return t + "@health.example" }))
+	e := newEnv(t, nil)
+	e.must(http.StatusOK, "PUT", "/settings", "a-admin", `{"languages":["sw"],"sender":"clinic-a@health.example"}`, nil)
 	var a Alert
 	e.must(http.StatusCreated, "POST", "/alerts", "a", choleraJSON, &a)
 	if len(a.Info) != 1 || a.Sender != "clinic-a@health.example" {
@@ -399,7 +430,7 @@ func TestCasesDraftAlertOnSpike(t *testing.T) {
 
 	// The same report again drafts no second alert.
 	e.must(http.StatusOK, "POST", "/cases", "a", weeks("Kisumu", "cholera", 12, `30`), &res)
-	all, _ := e.store.Alerts(context.Background(), "clinic-a")
+	all, _ := e.p.store.alerts(context.Background(), clinicA.ID)
 	if res.Evaluations[0].Alert != ev.Alert || len(all) != 1 {
 		t.Errorf("re-sent week: %+v, %d alerts", res.Evaluations[0], len(all))
 	}
@@ -495,11 +526,11 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestDraftFromAnomaly(t *testing.T) {
-	store := NewMemoryStore()
-	ctx := context.Background()
-	an := Anomaly{Subject: "malaria cases", Area: "Siaya", Period: "2026W47", Observed: 80, Expected: 31.25, Detector: "anomaly/zscore", Languages: []string{"sw"}}
-	tr := TranslatorFunc(func(_ context.Context, text, lang string) (string, error) { return lang + ": " + text, nil })
-	a, err := DraftFromAnomaly(ctx, store, tr, "clinic-a", an)
+	e := newEnv(t, TranslatorFunc(func(_ context.Context, text, lang string) (string, error) { return lang + ": " + text, nil }))
+	p, ctx := e.p, context.Background()
+	expected := 31.25
+	an := Anomaly{Subject: "malaria cases", Area: "Siaya", Period: "2026W47", Observed: 80, Expected: &expected, Detector: "anomaly/zscore", Languages: []string{"sw"}}
+	a, err := p.DraftFromAnomaly(ctx, clinicA, an)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,20 +540,25 @@ func TestDraftFromAnomaly(t *testing.T) {
 	}
 	doc, _ := a.XML()
 	xmllint(t, doc)
-	again, err := DraftFromAnomaly(ctx, store, tr, "clinic-a", an)
+	again, err := p.DraftFromAnomaly(ctx, clinicA, an)
 	if err != nil || again.Identifier != a.Identifier {
 		t.Errorf("second draft: %v %v", again.Identifier, err)
 	}
-	if all, _ := store.Alerts(ctx, "clinic-a"); len(all) != 1 {
+	if all, _ := p.store.alerts(ctx, clinicA.ID); len(all) != 1 {
 		t.Errorf("%d alerts", len(all))
 	}
-	if other, _ := DraftFromAnomaly(ctx, store, nil, "clinic-b", an); other.Identifier == a.Identifier {
+	if other, _ := p.DraftFromAnomaly(ctx, clinicB, an); other.Identifier == a.Identifier {
 		t.Error("two tenants share an identifier")
 	}
-	if _, err := DraftFromAnomaly(ctx, store, nil, "clinic-a", Anomaly{Subject: "x", Area: "y"}); err == nil {
+	if _, err := p.DraftFromAnomaly(ctx, clinicA, Anomaly{Subject: "x", Area: "y"}); err == nil {
 		t.Error("an anomaly without a period was drafted")
 	}
-	if _, err := DraftFromAnomaly(ctx, store, nil, "clinic-a", Anomaly{Subject: "x", Area: "y", Period: "p", Category: "Disease"}); err == nil {
+	if _, err := p.DraftFromAnomaly(ctx, clinicA, Anomaly{Subject: "x", Area: "y", Period: "p", Category: "Disease"}); err == nil {
 		t.Error("an anomaly with a bad category was drafted")
+	}
+	// Without an expected value, the alert says what was seen only.
+	a, err = p.DraftFromAnomaly(ctx, clinicA, Anomaly{Subject: "feeder load", Area: "Kisumu", Period: "2026-11-24T10:00:00Z", Observed: 812, Category: "Infra"})
+	if err != nil || a.Info[0].Headline != "Unusual feeder load in Kisumu, 2026-11-24T10:00:00Z" || strings.Contains(a.Info[0].Description, "expected") {
+		t.Errorf("drafted %+v, %v", a.Info, err)
 	}
 }
