@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/csv"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -97,4 +100,62 @@ func (c *Corpus) evaluate(times map[string][]time.Time, scores map[string][]floa
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// readPublished reads one of NAB's DETECTOR_PROFILE_scores.csv files: each
+// file's result at the threshold NAB optimised over its whole corpus.
+func readPublished(path string) (map[string]Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 || len(recs[0]) < 9 || recs[0][2] != "File" {
+		return nil, fmt.Errorf("%s: not a NAB scores file", path)
+	}
+	out := map[string]Result{}
+	for _, rec := range recs[1:] {
+		if rec[0] == "Totals" {
+			continue
+		}
+		var r Result
+		var errs [6]error
+		r.Threshold, errs[0] = strconv.ParseFloat(rec[3], 64)
+		r.Score, errs[1] = strconv.ParseFloat(rec[4], 64)
+		r.TP, errs[2] = strconv.Atoi(rec[5])
+		r.TN, errs[3] = strconv.Atoi(rec[6])
+		r.FP, errs[4] = strconv.Atoi(rec[7])
+		r.FN, errs[5] = strconv.Atoi(rec[8])
+		for _, err := range errs {
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v: %w", path, rec, err)
+			}
+		}
+		out[rec[2]] = r
+	}
+	return out, nil
+}
+
+// publishedScore sums a detector's published per-file scores over the
+// corpus's files and normalises the sum: the detector's NAB score restricted
+// to this corpus, at the threshold NAB chose on its whole corpus.
+func (c *Corpus) publishedScore(path string, cost CostMatrix) (float64, error) {
+	pub, err := readPublished(path)
+	if err != nil {
+		return 0, err
+	}
+	raw, windows := 0.0, 0
+	for _, f := range c.Files {
+		r, ok := pub[f]
+		if !ok {
+			return 0, fmt.Errorf("%s: no score for %s", path, f)
+		}
+		raw += r.Score
+		windows += len(c.Windows[f])
+	}
+	return normalized(raw, windows, cost), nil
 }

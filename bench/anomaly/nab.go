@@ -78,6 +78,7 @@ func readWindows(path string) (map[string][][2]time.Time, error) {
 	}
 	out := make(map[string][][2]time.Time, len(raw))
 	for file, ws := range raw {
+		out[file] = [][2]time.Time{}
 		for _, w := range ws {
 			a, err := parseTime(w[0])
 			if err != nil {
@@ -205,9 +206,9 @@ func fileRows(times []time.Time, scores []float64, windows [][2]time.Time, first
 	maxTP := scaledSigmoid(-1)
 	probation := probationLength(len(times))
 	rows := make([]row, len(times))
-	k := 0             // next or current window
-	prevRight := -1    // right edge of the last window passed
-	prevWidth := 0.0   // its width
+	k := 0           // next or current window
+	prevRight := -1  // right edge of the last window passed
+	prevWidth := 0.0 // its width
 	for i := range times {
 		var sweep float64
 		win := outside
