@@ -435,29 +435,27 @@ func (m *Meter) count(tm *tenantMeter, month, day time.Time, tokens int64, amoun
 }
 
 // credit writes a transaction that moves amount into the tenant's account
-// and, once written, adds it to the live balance.
+// and, once written, adds it to the live balance. A transaction whose key
+// was recorded before changes nothing: the balance is returned as it is.
 func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx) (aigrid.Money, error) {
-	now := m.now()
-	applied, err := m.commit(ctx, tx)
-	if err != nil {
-		return 0, err
-	}
-	var amount aigrid.Money
-	for _, e := range tx.Entries {
-		if e.Account == aigrid.TenantAccount(tenantID) {
-			amount += e.Amount
-		}
-	}
-	tm, err := m.tenant(ctx, tenantID, now)
+	// Load the tenant before writing, and hold it, so that the live balance
+	// counts the credit exactly once: loading after the write would read it
+	// from the ledger and then add it again.
+	tm, err := m.tenant(ctx, tenantID, m.now())
 	if err != nil {
 		return 0, err
 	}
 	defer tm.mu.Unlock()
-	if applied && tm.loaded {
-		tm.balance += amount
+	applied, err := m.commit(ctx, tx)
+	if err != nil {
+		return 0, err
 	}
-	if !applied {
-		return tm.balance, aigrid.Errorf(aigrid.EConflict, "transaction %q was already recorded", tx.Key)
+	if applied {
+		for _, e := range tx.Entries {
+			if e.Account == aigrid.TenantAccount(tenantID) {
+				tm.balance += e.Amount
+			}
+		}
 	}
 	return tm.balance, nil
 }
@@ -479,7 +477,7 @@ func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money,
 
 // TopUp credits a payment received for a tenant. The reference (a receipt or
 // mobile-money transaction number) makes it idempotent: recording the same
-// payment twice is refused with EConflict.
+// payment twice records it once, and the second call returns the balance.
 func (m *Meter) TopUp(ctx context.Context, tenantID int64, amount aigrid.Money, reference, actor string) (aigrid.Money, error) {
 	if amount <= 0 {
 		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "A top-up must be positive."}

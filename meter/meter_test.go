@@ -253,3 +253,30 @@ func asError(err error, target **aigrid.Error) bool {
 	*target = e
 	return ok
 }
+
+// A credit to a tenant the meter has not loaded yet counts once, and a
+// repeated top-up (a payment callback retried) counts once.
+func TestCreditCountsOnce(t *testing.T) {
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid})
+	ctx := context.Background()
+	m := f.m
+	b, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-1", "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-1", "op")
+	if err != nil || again != b {
+		t.Fatalf("repeated top-up: %d %v, first %d", again, err, b)
+	}
+	bal, err := m.Balance(ctx, f.tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.BalanceMinor != stored || stored != b {
+		t.Fatalf("live balance %d, ledger %d, top-up said %d", bal.BalanceMinor, stored, b)
+	}
+}

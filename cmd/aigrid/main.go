@@ -22,6 +22,11 @@ Usage:
   aigrid provider add|list|show|remove ...                   manage providers
   aigrid service-model set|list|remove ...                   brownout fallbacks of service models
   aigrid dispatch SERVICE_MODEL [--tenant NAME]              show the merit order of a model
+  aigrid tariff list|set ...                                 tariffs: blocks, off-peak, versions
+  aigrid account show|set|topup|adjust|usage|statement|unpaid ...   tenants' accounts
+  aigrid voucher mint --count N --value V [--expires DATE]   mint prepaid vouchers
+  aigrid revenue [--from DATE] [--to DATE]                   revenue, cost and margin by provider
+  aigrid pull URL [--sha256 HEX] [--name FILE] [--data DIR]   download a GGUF model into DIR/models
   aigrid version
 
 Admin commands talk to a running server: --server (or AIGRID_SERVER) and
@@ -65,6 +70,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServiceModel(ctx, rest, stdout)
 	case "dispatch":
 		return runDispatch(ctx, rest, stdout)
+	case "voucher":
+		return runVoucher(ctx, rest, stdout)
+	case "account":
+		return runAccount(ctx, rest, stdout)
+	case "tariff":
+		return runTariff(ctx, rest, stdout)
+	case "revenue":
+		return runRevenue(ctx, rest, stdout)
+	case "pull":
+		return runPull(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "aigrid", version)
 		return nil
