@@ -84,7 +84,8 @@ func Methods() []string {
 	return names
 }
 
-// Validate checks options against a series of n points.
+// Validate checks options against a series of n points; n = 0 checks
+// only what does not depend on the series.
 func (o Options) Validate(n int) error {
 	switch {
 	case o.Horizon < 1:
@@ -104,7 +105,7 @@ func (o Options) Validate(n int) error {
 			return aigrid.ParamErrorf("season", "seasons must be listed main period first, then longer cycles, in increasing order; got %v.", o.Seasons)
 		}
 	}
-	if m := o.mainSeason(); m > 1 && n < 2*m {
+	if m := o.mainSeason(); n > 0 && m > 1 && n < 2*m {
 		return aigrid.ParamErrorf("season", "a season of %d needs at least %d points (two cycles), got %d; send a longer series or season 1.", m, 2*m, n)
 	}
 	for _, l := range o.Levels {
@@ -129,17 +130,22 @@ func (o Options) seasons() []int {
 
 func (o Options) mainSeason() int { return o.seasons()[0] }
 
-// Forecast forecasts values (equally spaced, oldest first) opts.Horizon steps ahead.
-func Forecast(values []float64, opts Options) (Result, error) {
+// checkSeries reports what makes a series unfit to forecast with opts.
+func checkSeries(values []float64, opts Options) error {
 	if len(values) < minPoints {
-		return Result{}, aigrid.ParamErrorf("series", "a series needs at least %d points, got %d.", minPoints, len(values))
+		return aigrid.ParamErrorf("series", "a series needs at least %d points, got %d.", minPoints, len(values))
 	}
 	for i, v := range values {
 		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
-			return Result{}, aigrid.ParamErrorf("series", "value %d (%v) is not a finite number of magnitude at most 1e15.", i, v)
+			return aigrid.ParamErrorf("series", "value %d (%v) is not a finite number of magnitude at most 1e15.", i, v)
 		}
 	}
-	if err := opts.Validate(len(values)); err != nil {
+	return opts.Validate(len(values))
+}
+
+// Forecast forecasts values (equally spaced, oldest first) opts.Horizon steps ahead.
+func Forecast(values []float64, opts Options) (Result, error) {
+	if err := checkSeries(values, opts); err != nil {
 		return Result{}, err
 	}
 	y := values[max(0, len(values)-maxFitPoints):]
