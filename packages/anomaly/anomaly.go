@@ -6,7 +6,7 @@
 // the ensemble, and a point that is no more surprising than one shortly
 // before it is damped, so that one event raises one flag. Every point gets a
 // score in [0, 1] and a flag. A Detector's state marshals to JSON, so that a
-// series survives a restart. Handler serves detectors to tenants over HTTP;
+// series survives a restart. Package serves detectors to tenants over HTTP;
 // docs/packages/anomaly.md describes both and the NAB benchmark.
 package anomaly
 
@@ -225,6 +225,12 @@ func (d *Detector) Update(x float64) (Result, error) {
 
 // MarshalBinary saves the detector's state (JSON).
 func (d *Detector) MarshalBinary() ([]byte, error) { return json.Marshal(&d.s) }
+
+// MarshalJSON saves the detector's state.
+func (d *Detector) MarshalJSON() ([]byte, error) { return d.MarshalBinary() }
+
+// UnmarshalJSON restores a detector saved by MarshalJSON or MarshalBinary.
+func (d *Detector) UnmarshalJSON(b []byte) error { return d.UnmarshalBinary(b) }
 
 // UnmarshalBinary restores a detector saved by MarshalBinary.
 func (d *Detector) UnmarshalBinary(b []byte) error {
