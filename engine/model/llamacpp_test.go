@@ -28,11 +28,11 @@ var update = flag.Bool("update", false, "regenerate testdata/llamacpp-forward.js
 const fixturePath = "testdata/llamacpp-forward.json"
 
 type refCase struct {
-	Name   string        `json:"name"`
-	SHA256 string        `json:"sha256"` // of the model file, to notice a changed writer
-	Tokens []int32       `json:"tokens"`
+	Name   string         `json:"name"`
+	SHA256 string         `json:"sha256"` // of the model file, to notice a changed writer
+	Tokens []int32        `json:"tokens"`
 	Probs  [][][2]float64 `json:"probs"` // per position: [id, probability], best first
-	Greedy []int32       `json:"greedy"`
+	Greedy []int32        `json:"greedy"`
 }
 
 type refFixture struct {

@@ -15,10 +15,10 @@ import (
 // Spec describes a model of random weights for WriteRandom: the shapes, the
 // tensor types and the vocabulary. The same Spec gives the same file.
 type Spec struct {
-	Arch                                     string // llama, qwen2 or qwen3
+	Arch                                      string // llama, qwen2 or qwen3
 	Dim, Layers, FFN, Heads, KVHeads, Context int
-	HeadDim                                  int // 0: Dim/Heads
-	Vocab                                    int // 0: the vocabulary's size
+	HeadDim                                   int // 0: Dim/Heads
+	Vocab                                     int // 0: the vocabulary's size
 	// Quant is the file type: F32, F16, BF16, Q8_0, Q4_0 (all matrices of that
 	// type) or Q4_K_M (llama.cpp's mix: Q4_K, with Q6_K for the output and for
 	// attn_v and ffn_down in some layers). A matrix whose rows are not a whole
