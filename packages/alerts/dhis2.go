@@ -138,8 +138,8 @@ func parseWeek(s string) (week, error) {
 	return week{year, wk}, nil
 }
 
-// String is DHIS2's form, without zero padding.
-func (w week) String() string { return fmt.Sprintf("%dW%d", w.year, w.week) }
+// String is DHIS2's form: the week without zero padding, the year in four digits.
+func (w week) String() string { return fmt.Sprintf("%04dW%d", w.year, w.week) }
 
 // weeksIn is 53 for ISO years whose 28 December falls in week 53, else 52.
 func weeksIn(year int) int {

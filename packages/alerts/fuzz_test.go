@@ -93,3 +93,25 @@ func FuzzDataValueSet(f *testing.F) {
 		}
 	})
 }
+
+func FuzzAnomalies(f *testing.F) {
+	f.Add([]byte(`{"subject":"feeder 12 load","area":"Kisumu","category":"infra","points":[{"timestamp":"2026-11-24T10:00:00Z","value":430,"score":0.2},{"timestamp":"2026-11-24T10:05:00+03:00","value":812,"expected":430,"score":0.97,"flag":true}]}`))
+	f.Add([]byte(`{"subject":"s","area":"a","points":[{"timestamp":"2026-11-24T10:00:00Z","value":1e308,"score":1}],"languages":["sw"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req anomalyRequest
+		if err := decodeJSON(b, &req, true); err != nil {
+			invalidError(t, err)
+			return
+		}
+		times, err := req.validate()
+		if err != nil {
+			invalidError(t, err)
+			return
+		}
+		var s streak
+		fired := s.advance(req.Points, times, Settings{AnomalyScore: 0.5, AnomalyRun: 2})
+		if len(fired) > len(req.Points)/2 || s.Run > len(req.Points) {
+			t.Fatalf("%d fired, run %d, from %d points", len(fired), s.Run, len(req.Points))
+		}
+	})
+}
