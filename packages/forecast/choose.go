@@ -21,7 +21,7 @@ func candidates(seasons []int) []spec {
 			out = append(out, one(name, 0))
 		}
 	} else {
-		for _, name := range []string{MethodSeasonalNaive, MethodSeasonalMean, MethodNaive2, MethodSES, MethodHolt, MethodDamped, MethodTheta, MethodComb, MethodHoltWinters} {
+		for _, name := range []string{MethodSeasonalNaive, MethodSeasonalMean, MethodNaive2, MethodSES, MethodHolt, MethodDamped, MethodTheta, MethodComb, MethodHoltWinters, MethodHoltWintersDamped, MethodHoltWintersMul, MethodHoltWintersMulDamped} {
 			out = append(out, one(name, 0))
 		}
 	}

@@ -77,8 +77,12 @@ const (
 	MethodDamped        = "damped"
 	MethodTheta         = "theta"
 	MethodHoltWinters   = "holt_winters"
-	MethodComb          = "comb"
-	MethodAuto          = "auto"
+	// The Holt-Winters variants: a damped trend, a multiplicative season, both.
+	MethodHoltWintersDamped    = "holt_winters_damped"
+	MethodHoltWintersMul       = "holt_winters_mul"
+	MethodHoltWintersMulDamped = "holt_winters_mul_damped"
+	MethodComb                 = "comb"
+	MethodAuto                 = "auto"
 )
 
 // method forecasts h steps of a prepared series; ok is false when the method
@@ -94,15 +98,12 @@ var methods = map[string]method{
 	MethodHolt:          holt,
 	MethodDamped:        damped,
 	MethodTheta:         theta,
-	MethodHoltWinters:   holtWinters,
 	MethodComb:          comb,
-}
 
-// needsCycle lists the methods that only apply to a seasonal period.
-var needsCycle = map[string]bool{
-	MethodSeasonalNaive: true,
-	MethodSeasonalMean:  true,
-	MethodHoltWinters:   true,
+	MethodHoltWinters:          holtWinters(smoother{}),
+	MethodHoltWintersDamped:    holtWinters(smoother{trend: true, damped: true}),
+	MethodHoltWintersMul:       holtWinters(smoother{multiplicative: true}),
+	MethodHoltWintersMulDamped: holtWinters(smoother{trend: true, damped: true, multiplicative: true}),
 }
 
 var (
@@ -209,14 +210,20 @@ func adjustedSmoother(sm smoother) method {
 }
 
 // holtWinters fits the cycle jointly with the level instead of taking it
-// from the decomposition (additive ETS with an additive season): the indices
-// then follow a cycle whose shape drifts. It needs the test to find the cycle
-// and two whole cycles to start from.
-func holtWinters(p *prepared, h int) (fit, bool) {
-	if !p.seasonal || len(p.y) < 2*p.m {
-		return fit{}, false
+// from the decomposition, so that the indices follow a cycle whose shape
+// drifts (ETS with additive errors and an additive or multiplicative season,
+// no trend or a damped one). It needs the test to find the cycle and two
+// whole cycles to start from; a multiplicative season needs positive data.
+// Choosing the variant by validation beat choosing it by AICc on M4 Hourly
+// (OWA 0.491 against 0.501), so each variant is a method of its own.
+func holtWinters(sm smoother) method {
+	return func(p *prepared, h int) (fit, bool) {
+		if !p.seasonal || len(p.y) < 2*p.m || (sm.multiplicative && !p.multiplicative) {
+			return fit{}, false
+		}
+		sm.m = p.m
+		return fitSmoother(p.y, sm, h)
 	}
-	return fitSmoother(p.y, smoother{m: p.m}, h)
 }
 
 // theta is the M4 Theta benchmark (Assimakopoulos & Nikolopoulos 2000): the
