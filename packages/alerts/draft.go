@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"aigrid"
 )
@@ -203,6 +205,9 @@ func (p *Package) draft(ctx context.Context, t *aigrid.Tenant, st Settings, an A
 		desc += " " + an.Detail
 	}
 	desc += " This is a statistical signal: verify it before acting."
+	if r, size := utf8.DecodeRuneInString(desc); r != utf8.RuneError {
+		desc = string(unicode.ToUpper(r)) + desc[size:] // the subject starts the sentence
+	}
 	exp := NewTime(expires)
 	a = Alert{
 		Identifier: id,
