@@ -19,7 +19,9 @@ import (
 )
 
 // Translator translates text into a language given as an RFC 3066 tag
-// ("fr", "sw-KE"); in aigrid, a chat model.
+// ("fr", "sw-KE"); in aigrid, a chat model. During a request, ctx carries
+// the caller's aigrid.Call, whose tenant the translation serves (and may be
+// charged to); DraftFromAnomaly passes on whatever context it is given.
 type Translator interface {
 	Translate(ctx context.Context, text, lang string) (string, error)
 }
