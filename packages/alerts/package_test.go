@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -314,6 +315,37 @@ func TestTrimWeeks(t *testing.T) {
 	for _, v := range values {
 		if v < 300-maxWeeks {
 			t.Errorf("kept week %v, older than the latest %d", v, maxWeeks)
+		}
+	}
+}
+
+// brokenDocs fails every call, as a store whose disk is full would.
+type brokenDocs struct{ *memDocs }
+
+var errDisk = errors.New("sqlite: disk I/O error at /var/lib/aigrid/grid.db")
+
+func (brokenDocs) PutDoc(context.Context, *aigrid.Doc) error { return errDisk }
+func (brokenDocs) GetDoc(context.Context, string, int64, string) (*aigrid.Doc, error) {
+	return nil, errDisk
+}
+func (brokenDocs) ListDocs(context.Context, string, int64, string) ([]*aigrid.Doc, error) {
+	return nil, errDisk
+}
+
+func TestStoreErrorsStayInternal(t *testing.T) {
+	e := newEnvOn(t, brokenDocs{newMemDocs()}, nil)
+	for _, c := range []struct{ method, path, key, body string }{
+		{"POST", "/alerts", "a", choleraJSON},
+		{"GET", "/alerts", "a", ""},
+		{"GET", "/alerts/x", "a", ""},
+		{"POST", "/alerts/x/approve", "a-admin", ""},
+		{"GET", "/feed.atom", "a", ""},
+		{"POST", "/cases", "a", weeks("o", "d", 1, "1")},
+		{"PUT", "/settings", "a-admin", `{}`},
+	} {
+		w := e.do(c.method, c.path, c.key, c.body)
+		if w.Code != 500 || strings.Contains(w.Body.String(), "sqlite") || !strings.Contains(w.Body.String(), `"message":"Internal error."`) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
 		}
 	}
 }
