@@ -180,6 +180,10 @@ func validateAll(all []series, h int, seasons []int, names []string, scoresPath 
 	}
 	perSeries := make([][]score, len(all))
 	chosen := make([]string, len(all))
+	// inside[i][l] counts the held-out points of series i inside auto's
+	// interval at levels[l].
+	levels := []float64{80, 95}
+	inside := make([][]int, len(all))
 	parallel(len(all), func(i int) {
 		v := all[i].values
 		if len(v) <= h {
@@ -188,12 +192,20 @@ func validateAll(all []series, h int, seasons []int, names []string, scoresPath 
 		train, test := v[:len(v)-h], v[len(v)-h:]
 		perSeries[i] = make([]score, len(names))
 		for j, name := range names {
-			res, err := forecast.Forecast(train, forecast.Options{Horizon: h, Seasons: seasons, Method: name})
+			res, err := forecast.Forecast(train, forecast.Options{Horizon: h, Seasons: seasons, Method: name, Levels: levels})
 			if err != nil {
 				log.Fatalf("series %s, %s: %v", all[i].id, name, err)
 			}
 			if name == forecast.MethodAuto {
 				chosen[i] = res.Method
+				inside[i] = make([]int, len(levels))
+				for l, iv := range res.Intervals {
+					for k, a := range test {
+						if iv.Lower[k] <= a && a <= iv.Upper[k] {
+							inside[i][l]++
+						}
+					}
+				}
 			}
 			perSeries[i][j] = score{forecast.SMAPE(test, res.Point), forecast.MASE(train, test, res.Point, m)}
 		}
@@ -237,6 +249,15 @@ func validateAll(all []series, h int, seasons []int, names []string, scoresPath 
 			}
 		}
 		fmt.Printf("auto chose: %v\n", counts)
+		for l, level := range levels {
+			in := 0
+			for _, c := range inside {
+				if c != nil {
+					in += c[l]
+				}
+			}
+			fmt.Printf("auto's %g%% intervals held %.1f%% of the held-out points\n", level, 100*float64(in)/float64(count*h))
+		}
 	}
 }
 

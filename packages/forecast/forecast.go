@@ -89,33 +89,33 @@ func Methods() []string {
 func (o Options) Validate(n int) error {
 	switch {
 	case o.Horizon < 1:
-		return aigrid.ParamErrorf("horizon", "horizon must be at least 1, got %d.", o.Horizon)
+		return aigrid.ParamErrorf("horizon", "Horizon must be at least 1, got %d.", o.Horizon)
 	case o.Horizon > MaxHorizon:
-		return aigrid.ParamErrorf("horizon", "horizon must be at most %d, got %d.", MaxHorizon, o.Horizon)
+		return aigrid.ParamErrorf("horizon", "Horizon must be at most %d, got %d.", MaxHorizon, o.Horizon)
 	case n > 0 && o.Horizon > HorizonPerPoint*n:
-		return aigrid.ParamErrorf("horizon", "horizon %d is more than %d times the %d points of history.", o.Horizon, HorizonPerPoint, n)
+		return aigrid.ParamErrorf("horizon", "Horizon %d is more than %d times the %d points of history.", o.Horizon, HorizonPerPoint, n)
 	case len(o.Seasons) > MaxSeasons:
-		return aigrid.ParamErrorf("season", "at most %d seasons, got %d.", MaxSeasons, len(o.Seasons))
+		return aigrid.ParamErrorf("season", "At most %d seasons, got %d.", MaxSeasons, len(o.Seasons))
 	}
 	for i, m := range o.Seasons {
 		if m < 1 || m > MaxSeason {
-			return aigrid.ParamErrorf("season", "season must be between 1 and %d, got %d.", MaxSeason, m)
+			return aigrid.ParamErrorf("season", "Season must be between 1 and %d, got %d.", MaxSeason, m)
 		}
 		if i > 0 && m <= o.Seasons[i-1] {
-			return aigrid.ParamErrorf("season", "seasons must be listed main period first, then longer cycles, in increasing order; got %v.", o.Seasons)
+			return aigrid.ParamErrorf("season", "Seasons must be listed main period first, then longer cycles, in increasing order; got %v.", o.Seasons)
 		}
 	}
 	if m := o.mainSeason(); n > 0 && m > 1 && n < 2*m {
-		return aigrid.ParamErrorf("season", "a season of %d needs at least %d points (two cycles), got %d; send a longer series or season 1.", m, 2*m, n)
+		return aigrid.ParamErrorf("season", "A season of %d needs at least %d points (two cycles), got %d; send a longer series or season 1.", m, 2*m, n)
 	}
 	for _, l := range o.Levels {
 		if !(l > 0 && l < 100) {
-			return aigrid.ParamErrorf("level", "each level must be a percentage strictly between 0 and 100, got %v.", l)
+			return aigrid.ParamErrorf("level", "Each level must be a percentage strictly between 0 and 100, got %v.", l)
 		}
 	}
 	if o.Method != "" && o.Method != MethodAuto {
 		if _, ok := parseSpec(o.Method, o.seasons()); !ok {
-			return aigrid.ParamErrorf("method", "method %q is not %q or one of %v (optionally @PERIOD for a longer season, joined by + to average).", o.Method, MethodAuto, Methods())
+			return aigrid.ParamErrorf("method", "Method %q is not %q or one of %v (optionally @PERIOD for a longer season, joined by + to average).", o.Method, MethodAuto, Methods())
 		}
 	}
 	return nil
@@ -133,11 +133,11 @@ func (o Options) mainSeason() int { return o.seasons()[0] }
 // checkSeries reports what makes a series unfit to forecast with opts.
 func checkSeries(values []float64, opts Options) error {
 	if len(values) < minPoints {
-		return aigrid.ParamErrorf("series", "a series needs at least %d points, got %d.", minPoints, len(values))
+		return aigrid.ParamErrorf("series", "A series needs at least %d points, got %d.", minPoints, len(values))
 	}
 	for i, v := range values {
 		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxAbsValue {
-			return aigrid.ParamErrorf("series", "value %d (%v) is not a finite number of magnitude at most 1e15.", i, v)
+			return aigrid.ParamErrorf("series", "Value %d (%v) is not a finite number of magnitude at most 1e15.", i, v)
 		}
 	}
 	return opts.Validate(len(values))

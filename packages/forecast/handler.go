@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"aigrid"
 )
@@ -112,9 +113,9 @@ func (p *Package) serve(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		f := seriesForecast{ID: s.id, Key: s.key, LastDate: s.lastDate, Points: len(s.values), Method: res.Method, Seasonal: res.Seasonal, Point: res.Point, Intervals: []interval{}}
+		f := seriesForecast{ID: s.id, Key: s.key, LastDate: s.lastDate, Points: len(s.values), Method: res.Method, Seasonal: res.Seasonal, Point: round(res.Point), Intervals: []interval{}}
 		for _, iv := range res.Intervals {
-			f.Intervals = append(f.Intervals, interval{iv.Level, iv.Lower, iv.Upper})
+			f.Intervals = append(f.Intervals, interval{iv.Level, round(iv.Lower), round(iv.Upper)})
 		}
 		resp.Forecasts = append(resp.Forecasts, f)
 	}
@@ -123,4 +124,15 @@ func (p *Package) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// significantDigits is the precision of the forecasts in a response: far
+// finer than any forecast's error, and short to read and send.
+const significantDigits = 7
+
+func round(values []float64) []float64 {
+	for i, v := range values {
+		values[i], _ = strconv.ParseFloat(strconv.FormatFloat(v, 'g', significantDigits, 64), 64)
+	}
+	return values
 }

@@ -206,7 +206,7 @@ func TestHandlerLimits(t *testing.T) {
 		b.WriteString(`{"values": [1,2,3]}`)
 	}
 	b.WriteString(`]}`)
-	if w, _ := post(t, New(), "application/json", "/", b.String()); w.Code != 400 || !strings.Contains(w.Body.String(), "too many series") {
+	if w, _ := post(t, New(), "application/json", "/", b.String()); w.Code != 400 || !strings.Contains(w.Body.String(), "Too many series") {
 		t.Errorf("too many series: %d %s", w.Code, w.Body)
 	}
 	big := `{"horizon": 1, "series": [` + strings.Repeat("1,", maxBody/2) + `1]}`

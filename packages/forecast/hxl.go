@@ -113,7 +113,7 @@ func parseCSV(body []byte, q url.Values) (request, []skipped, error) {
 			continue // a missing observation: the row says nothing
 		}
 		if rows++; rows > MaxPoints {
-			return request{}, nil, aigrid.ParamErrorf("series", "too many rows: more than %d in one request.", MaxPoints)
+			return request{}, nil, aigrid.ParamErrorf("series", "Too many rows: more than %d in one request.", MaxPoints)
 		}
 		v, err := strconv.ParseFloat(cell, 64)
 		if err != nil {
@@ -135,7 +135,7 @@ func parseCSV(body []byte, q url.Values) (request, []skipped, error) {
 		g := groups[id.String()]
 		if g == nil {
 			if len(groups) == MaxSeries {
-				return request{}, nil, aigrid.ParamErrorf("series", "too many series: more than %d in one request; send a part of the file.", MaxSeries)
+				return request{}, nil, aigrid.ParamErrorf("series", "Too many series: more than %d in one request; send a part of the file.", MaxSeries)
 			}
 			g = &group{in: input{id: id.String(), key: map[string]string{}}}
 			for _, c := range keyCols {
@@ -185,18 +185,18 @@ func queryOptions(q url.Values) (Options, error) {
 	var opts Options
 	h, err := strconv.Atoi(q.Get("horizon"))
 	if err != nil {
-		return opts, aigrid.ParamErrorf("horizon", "horizon is required in the query (?horizon=6): the number of steps to forecast.")
+		return opts, aigrid.ParamErrorf("horizon", "Horizon is required in the query (?horizon=6): the number of steps to forecast.")
 	}
 	opts.Horizon = h
 	opts.Seasons = []int{1}
 	if s := q.Get("season"); s != "" {
 		list, err := numbers(s, strconv.Atoi)
 		if err != nil || len(list) == 0 {
-			return opts, aigrid.ParamErrorf("season", "season must be a whole number or a comma-separated list of them, got %q.", s)
+			return opts, aigrid.ParamErrorf("season", "Season must be a whole number or a comma-separated list of them, got %q.", s)
 		}
 		if len(list) == 1 {
 			if list[0] < 1 {
-				return opts, aigrid.ParamErrorf("season", "season must be at least 1 (1 for no seasonal cycle), got %d.", list[0])
+				return opts, aigrid.ParamErrorf("season", "Season must be at least 1 (1 for no seasonal cycle), got %d.", list[0])
 			}
 			list = DefaultSeasons(list[0])
 		}
@@ -205,7 +205,7 @@ func queryOptions(q url.Values) (Options, error) {
 	if s := q.Get("level"); s != "" {
 		levels, err := numbers(s, func(f string) (float64, error) { return strconv.ParseFloat(f, 64) })
 		if err != nil {
-			return opts, aigrid.ParamErrorf("level", "level must be a comma-separated list of percentages, got %q.", s)
+			return opts, aigrid.ParamErrorf("level", "Level must be a comma-separated list of percentages, got %q.", s)
 		}
 		opts.Levels = levels
 	}

@@ -60,7 +60,7 @@ func parseJSON(body []byte) (request, error) {
 		return request{}, err
 	}
 	if jr.Horizon == nil {
-		return request{}, aigrid.ParamErrorf("horizon", "horizon is required: the number of steps to forecast.")
+		return request{}, aigrid.ParamErrorf("horizon", "Horizon is required: the number of steps to forecast.")
 	}
 	seasons, err := parseSeasonJSON(jr.Season)
 	if err != nil {
@@ -81,18 +81,18 @@ func parseSeasonJSON(raw json.RawMessage) ([]int, error) {
 	if raw[0] == '[' {
 		var list []int
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, aigrid.ParamErrorf("season", "season must be a whole number or a list of whole numbers.")
+			return nil, aigrid.ParamErrorf("season", "Season must be a whole number or a list of whole numbers.")
 		} else if len(list) == 0 {
-			return nil, aigrid.ParamErrorf("season", "season is an empty list; give at least the main period (1 for none).")
+			return nil, aigrid.ParamErrorf("season", "Season is an empty list; give at least the main period (1 for none).")
 		}
 		return list, nil
 	}
 	var m int
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, aigrid.ParamErrorf("season", "season must be a whole number or a list of whole numbers.")
+		return nil, aigrid.ParamErrorf("season", "Season must be a whole number or a list of whole numbers.")
 	}
 	if m < 1 {
-		return nil, aigrid.ParamErrorf("season", "season must be at least 1 (1 for no seasonal cycle), got %d.", m)
+		return nil, aigrid.ParamErrorf("season", "Season must be at least 1 (1 for no seasonal cycle), got %d.", m)
 	}
 	return DefaultSeasons(m), nil
 }
@@ -100,15 +100,15 @@ func parseSeasonJSON(raw json.RawMessage) ([]int, error) {
 func parseSeriesJSON(raw json.RawMessage) ([]input, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, aigrid.ParamErrorf("series", "series is required: a list of numbers, or a list of {\"id\", \"values\"} objects.")
+		return nil, aigrid.ParamErrorf("series", "Series is required: a list of numbers, or a list of {\"id\", \"values\"} objects.")
 	}
 	if raw[0] != '[' {
-		return nil, aigrid.ParamErrorf("series", "series must be a list of numbers, or a list of {\"id\", \"values\"} objects.")
+		return nil, aigrid.ParamErrorf("series", "Series must be a list of numbers, or a list of {\"id\", \"values\"} objects.")
 	}
 	if first := bytes.TrimLeft(raw[1:], " \t\r\n"); len(first) > 0 && first[0] == '{' {
 		var list []jsonSeries
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, aigrid.ParamErrorf("series", "series must be a list of {\"id\": string, \"values\": [numbers]} objects: %v.", plainJSONError(err))
+			return nil, aigrid.ParamErrorf("series", "Series must be a list of {\"id\": string, \"values\": [numbers]} objects: %v.", plainJSONError(err))
 		}
 		out := make([]input, len(list))
 		for i, s := range list {
@@ -126,7 +126,7 @@ func parseSeriesJSON(raw json.RawMessage) ([]input, error) {
 	}
 	var values []*float64
 	if err := json.Unmarshal(raw, &values); err != nil {
-		return nil, aigrid.ParamErrorf("series", "series must be a list of numbers, or a list of {\"id\", \"values\"} objects: %v.", plainJSONError(err))
+		return nil, aigrid.ParamErrorf("series", "Series must be a list of numbers, or a list of {\"id\", \"values\"} objects: %v.", plainJSONError(err))
 	}
 	v, err := finite(values, "series")
 	if err != nil {
@@ -174,11 +174,11 @@ func finite(values []*float64, param string) ([]float64, error) {
 func (req request) check() error {
 	switch {
 	case len(req.series) == 0:
-		return aigrid.ParamErrorf("series", "series is empty: send at least one series.")
+		return aigrid.ParamErrorf("series", "Series is empty: send at least one series.")
 	case len(req.series) > MaxSeries:
-		return aigrid.ParamErrorf("series", "too many series: %d, at most %d in one request.", len(req.series), MaxSeries)
+		return aigrid.ParamErrorf("series", "Too many series: %d, at most %d in one request.", len(req.series), MaxSeries)
 	case len(req.opts.Levels) > maxLevels:
-		return aigrid.ParamErrorf("level", "too many levels: %d, at most %d.", len(req.opts.Levels), maxLevels)
+		return aigrid.ParamErrorf("level", "Too many levels: %d, at most %d.", len(req.opts.Levels), maxLevels)
 	case req.opts.Horizon > 0 && len(req.series)*req.opts.Horizon > MaxForecastPoints:
 		return aigrid.ParamErrorf("horizon", "%d series × horizon %d is more than %d forecast points in one request.", len(req.series), req.opts.Horizon, MaxForecastPoints)
 	}
@@ -190,7 +190,7 @@ func (req request) check() error {
 		total += len(s.values)
 	}
 	if total > MaxPoints {
-		return aigrid.ParamErrorf("series", "too many points: %d, at most %d in one request.", total, MaxPoints)
+		return aigrid.ParamErrorf("series", "Too many points: %d, at most %d in one request.", total, MaxPoints)
 	}
 	for i, s := range req.series {
 		if err := checkSeries(s.values, req.opts); err != nil {
