@@ -152,7 +152,9 @@ func callID(r *http.Request) string {
 }
 
 // adminActor names the admin key behind a request, for the audit trail.
-func adminActor(r *http.Request) string {
+func adminActor(r *http.Request) string { return "key:" + adminKeyID(r) }
+
+func adminKeyID(r *http.Request) string {
 	id, _ := r.Context().Value(adminKeyIDKey).(string)
-	return "key:" + id
+	return id
 }

@@ -41,6 +41,11 @@ type Config struct {
 	Dispatcher aigrid.Dispatcher
 	Providers  ProviderSet
 	Explainer  Explainer
+	// Packages are the turnkey packages served under /v1/packages/NAME/.
+	Packages []aigrid.Package
+	// Public handlers are served without a key under /public/NAME/ (an
+	// alert feed that aggregators read anonymously).
+	Public map[string]http.Handler
 	// Meter, when set, holds, settles and shows each tenant's usage; nil
 	// serves everything unmetered.
 	Meter  *meter.Meter
@@ -98,6 +103,7 @@ func (s *Server) routes() http.Handler {
 	s.handle(mux, "GET /v1/statements/{month}", tenant(s.getStatement))
 	s.handle(mux, "POST /v1/vouchers/redeem", tenant(s.redeemVoucher))
 	s.adminRoutes(mux)
+	s.packageRoutes(mux)
 
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

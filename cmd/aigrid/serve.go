@@ -157,9 +157,10 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		m.store.Close()
 		return err
 	}
+	pkgs, public := newPackages(m.store, m.dispatcher)
 	m.api = api.New(api.Config{
 		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
-		Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
+		Packages: pkgs, Public: public, Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
 	})
 
 	ln, err := net.Listen("tcp", m.Listen)
