@@ -273,14 +273,22 @@ func writeStatementCSV(w http.ResponseWriter, st *Statement) {
 	c.Write([]string{"opening_balance", st.From.Format(time.DateOnly), "", "", "", "", "", "", st.Opening})
 	for _, u := range st.Usage {
 		c.Write([]string{"usage", "", u.Service, strconv.Itoa(u.Block), strconv.FormatInt(u.Calls, 10),
-			strconv.FormatInt(u.InputTokens, 10), strconv.FormatInt(u.OutputTokens, 10), "", "-" + u.Price})
+			strconv.FormatInt(u.InputTokens, 10), strconv.FormatInt(u.OutputTokens, 10), "", negate(u.Price)})
 	}
 	for _, tx := range st.Credits {
 		c.Write([]string{tx.Kind, tx.At.Format(time.DateOnly), "", "", "", "", "", tx.Memo, tx.Amount})
 	}
-	c.Write([]string{"usage_total", "", "", "", "", "", "", "", "-" + st.UsageTotal})
+	c.Write([]string{"usage_total", "", "", "", "", "", "", "", negate(st.UsageTotal)})
 	c.Write([]string{"closing_balance", st.To.Format(time.DateOnly), "", "", "", "", "", "", st.Closing})
 	c.Flush()
+}
+
+// negate writes a charge as the debit it is, and zero as zero.
+func negate(amount string) string {
+	if strings.Trim(amount, "0.") == "" {
+		return amount
+	}
+	return "-" + amount
 }
 
 var statementHTML = template.Must(template.New("statement").Parse(`<!doctype html>

@@ -65,16 +65,24 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	var t aigrid.Tariff
-	if !s.decodeAdmin(w, r, &t) {
+	var req struct {
+		// Effective is a day (midnight in the grid's time zone) or an RFC 3339 time.
+		Effective string            `json:"effective"`
+		Blocks    []aigrid.Block    `json:"blocks"`
+		OffPeak   *aigrid.TimeOfUse `json:"off_peak"`
+	}
+	if !s.decodeAdmin(w, r, &req) {
 		return
 	}
-	t.Name = r.PathValue("name")
+	t := aigrid.Tariff{Name: r.PathValue("name"), Blocks: req.Blocks, OffPeak: req.OffPeak}
 	now := time.Now().In(m.Location())
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, m.Location())
-	if t.Effective.IsZero() {
+	if req.Effective == "" {
 		t.Effective = now
-	} else if t.Effective.Before(today) {
+	} else if e, err := parseWhen(req.Effective, m.Location()); err != nil {
+		writeError(w, r, aigrid.ParamErrorf("effective", "effective: %v", err))
+		return
+	} else if t.Effective = e; t.Effective.Before(today) {
 		writeError(w, r, aigrid.ParamErrorf("effective", "effective %s is in the past: a tariff change applies from today or later, so that past usage is never repriced.", t.Effective.Format(time.DateOnly)))
 		return
 	}
@@ -94,12 +102,13 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, &t)
 }
 
-// accountRequest is an account as the operator writes it: amounts in major units.
+// accountRequest changes an account: fields left out keep their values;
+// amounts are in major units.
 type accountRequest struct {
-	Type        aigrid.AccountType `json:"type"`
-	CreditLimit money              `json:"credit_limit"`
-	Tariff      string             `json:"tariff"`
-	Limits      aigrid.Limits      `json:"limits"`
+	Type        *aigrid.AccountType `json:"type"`
+	CreditLimit *money              `json:"credit_limit"`
+	Tariff      *string             `json:"tariff"`
+	Limits      *aigrid.Limits      `json:"limits"`
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
@@ -121,20 +130,45 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	a := &aigrid.Account{TenantID: t.ID, Type: req.Type, Tariff: req.Tariff, Limits: req.Limits}
-	switch req.Type {
-	case aigrid.Prepaid:
-	case aigrid.Postpaid:
-		if req.CreditLimit != "" {
-			limit, err := s.parseAmount(m, "credit_limit", req.CreditLimit)
-			if err != nil {
-				writeError(w, r, err)
-				return
-			}
-			a.CreditLimit = limit
+	a, err := s.cfg.Store.GetAccount(r.Context(), t.ID)
+	if aigrid.ErrorCode(err) == aigrid.ENotFound {
+		a, err = &aigrid.Account{TenantID: t.ID, Type: aigrid.Prepaid}, nil
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if req.Type != nil {
+		a.Type = *req.Type
+	}
+	if req.Tariff != nil {
+		a.Tariff = *req.Tariff
+	}
+	if req.Limits != nil {
+		a.Limits = *req.Limits
+	}
+	if req.CreditLimit != nil {
+		limit, err := s.parseAmount(m, "credit_limit", *req.CreditLimit)
+		if err != nil {
+			writeError(w, r, err)
+			return
 		}
+		a.CreditLimit = limit
+	}
+	switch a.Type {
+	case aigrid.Prepaid:
+		a.CreditLimit = 0
+	case aigrid.Postpaid:
 	default:
 		writeError(w, r, aigrid.ParamErrorf("type", "type must be prepaid or postpaid"))
+		return
+	}
+	if a.Tariff != "" && !s.tariffExists(r, a.Tariff) {
+		writeError(w, r, aigrid.ParamErrorf("tariff", "there is no tariff %q (aigrid tariff list)", a.Tariff))
+		return
+	}
+	if a.Limits.RPM < 0 || a.Limits.TPM < 0 || a.Limits.TokensPerDay < 0 || a.Limits.TokensPerMonth < 0 {
+		writeError(w, r, aigrid.ParamErrorf("limits", "limits must not be negative"))
 		return
 	}
 	if err := s.cfg.Store.PutAccount(r.Context(), a); err != nil {
@@ -147,6 +181,19 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	logger(r).Info("account set", "tenant", t.Name, "type", a.Type, "tariff", a.Tariff, "actor", adminActor(r))
 	s.writeBalance(w, r, t)
+}
+
+func (s *Server) tariffExists(r *http.Request, name string) bool {
+	ts, err := s.cfg.Store.ListTariffs(r.Context())
+	if err != nil {
+		return false
+	}
+	for _, t := range ts {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 type adjustmentRequest struct {
@@ -235,9 +282,11 @@ func (s *Server) tenantStatement(w http.ResponseWriter, r *http.Request) {
 }
 
 type mintRequest struct {
-	Count   int        `json:"count"`
-	Value   money      `json:"value"`
-	Expires *time.Time `json:"expires"`
+	Count int   `json:"count"`
+	Value money `json:"value"`
+	// Expires is the last day a voucher may be redeemed (to its end, in the
+	// grid's time zone), or an RFC 3339 time.
+	Expires string `json:"expires"`
 }
 
 type mintResponse struct {
@@ -264,7 +313,19 @@ func (s *Server) mintVouchers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	batch, codes, err := m.MintVouchers(r.Context(), req.Count, value, req.Expires, adminActor(r))
+	var expires *time.Time
+	if req.Expires != "" {
+		e, err := parseWhen(req.Expires, m.Location())
+		if err != nil {
+			writeError(w, r, aigrid.ParamErrorf("expires", "expires: %v", err))
+			return
+		}
+		if len(req.Expires) == len(time.DateOnly) {
+			e = e.AddDate(0, 0, 1).Add(-time.Second)
+		}
+		expires = &e
+	}
+	batch, codes, err := m.MintVouchers(r.Context(), req.Count, value, expires, adminActor(r))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -272,7 +333,7 @@ func (s *Server) mintVouchers(w http.ResponseWriter, r *http.Request) {
 	logger(r).Info("vouchers minted", "batch", batch, "count", len(codes), "value", value, "actor", adminActor(r))
 	cur := m.Currency()
 	writeJSON(w, http.StatusCreated, mintResponse{Object: "voucher.batch", Batch: batch, Currency: cur.Code,
-		Value: cur.Decimal(value), Expires: req.Expires, Codes: codes})
+		Value: cur.Decimal(value), Expires: expires, Codes: codes})
 }
 
 // revenueLine is what one provider's offers earned and cost.

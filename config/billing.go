@@ -176,8 +176,8 @@ func (f *File) checkBilling(add func(line int, path, format string, args ...any)
 }
 
 // applyBilling writes tariffs and tenants' accounts. A tariff whose rates
-// differ from the version in force gets a new version from its effective
-// date (or from now), so that usage already priced keeps its price.
+// match no stored version gets a new version from its effective date (or
+// from now), so that usage already priced keeps its price.
 func (f *File) applyBilling(ctx context.Context, store aigrid.Store, tenants map[string]*aigrid.Tenant, res *Result) error {
 	cur, err := f.CurrencyInfo()
 	if err != nil {
@@ -203,14 +203,16 @@ func (f *File) applyBilling(ctx context.Context, store aigrid.Store, tenants map
 				versions = append(versions, s)
 			}
 		}
-		slices.SortFunc(versions, func(a, b *aigrid.Tariff) int { return a.Effective.Compare(b.Effective) })
-		if t.Effective.IsZero() {
-			if len(versions) > 0 && sameRates(versions[len(versions)-1], t) {
-				continue
-			}
-			t.Effective = now
-		} else if i := slices.IndexFunc(versions, func(v *aigrid.Tariff) bool { return v.Effective.Equal(t.Effective) }); i >= 0 && sameRates(versions[i], t) {
+		// A version with these rates is stored already: either this file was
+		// applied before, or the operator has since changed the tariff
+		// through the admin API, which a restart must not undo.
+		if slices.ContainsFunc(versions, func(v *aigrid.Tariff) bool {
+			return sameRates(v, t) && (t.Effective.IsZero() || v.Effective.Equal(t.Effective))
+		}) {
 			continue
+		}
+		if t.Effective.IsZero() {
+			t.Effective = now
 		}
 		if err := store.PutTariff(ctx, t); err != nil {
 			return err

@@ -170,3 +170,75 @@ func FuzzParse(f *testing.F) {
 		Parse("fuzz.yaml", data)
 	})
 }
+
+// Applying the billing part twice changes nothing: the opening balance is
+// credited once, and a tariff version the operator added through the API
+// survives a restart that applies the file again.
+func TestApplyBillingOnce(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "aigrid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f, err := Parse("grid.yaml", []byte(`
+currency: KES
+timezone: Africa/Nairobi
+tariffs:
+  - name: public
+    blocks:
+      - {up_to: 200000, input: 0, output: 0}
+      - {input: 20, output: 60}
+    off_peak: {from: "22:00", to: "06:00", factor: 0.5}
+tenants:
+  - name: clinic-a
+    tariff: public
+    account: {type: prepaid, balance: 100.50}
+    limits: {rpm: 600, tokens_per_month: 10000000}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := f.Apply(ctx, store); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tariffs, _ := store.ListTariffs(ctx)
+	if len(tariffs) != 1 || tariffs[0].OffPeak == nil || tariffs[0].OffPeak.Factor != 500 || tariffs[0].OffPeak.From != 22*60 {
+		t.Fatalf("tariffs %+v", tariffs)
+	}
+	later := &aigrid.Tariff{Name: "public", Effective: time.Now().AddDate(0, 1, 0), Blocks: []aigrid.Block{{Input: 10_000000, Output: 30_000000}}}
+	if err := store.PutTariff(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if tariffs, _ := store.ListTariffs(ctx); len(tariffs) != 2 {
+		t.Errorf("%d tariff versions after the API's change and a restart, want 2", len(tariffs))
+	}
+	tn, _ := store.FindTenantByName(ctx, "clinic-a")
+	bal, _ := store.AccountBalance(ctx, aigrid.TenantAccount(tn.ID), time.Time{})
+	acct, _ := store.GetAccount(ctx, tn.ID)
+	if bal != 10050 || acct.Type != aigrid.Prepaid || acct.Tariff != "public" || acct.Limits.RPM != 600 || acct.Limits.TokensPerMonth != 10000000 {
+		t.Errorf("balance %d, account %+v", bal, acct)
+	}
+}
+
+func TestBillingConfigErrors(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"currency: KESH":         "ISO 4217",
+		"timezone: Mars/Olympus": "time zone",
+		"tariffs: [{name: t, blocks: [{up_to: 5, input: 1, output: 1}]}]":                                                "last block",
+		"tariffs: [{name: t, blocks: [{input: 1, output: 1}], off_peak: {from: \"25:00\", to: \"06:00\", factor: 0.5}}]": "HH:MM",
+		"tenants: [{name: a, tariff: nope}]":                                                                             "no tariff",
+		"tenants: [{name: a, account: {type: credit}}]":                                                                  "prepaid or postpaid",
+		"currency: KES\ntenants: [{name: a, account: {type: prepaid, balance: 1.234}}]":                                  "not an amount",
+	} {
+		_, err := Parse("grid.yaml", []byte(yaml))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
+	}
+}

@@ -73,6 +73,9 @@ type tenantMeter struct {
 type keyMeter struct {
 	mu       sync.Mutex
 	rpm, tpm gcra
+	// tpmLimit is the key's tokens per minute when it last reserved, for
+	// giving back what its calls did not use.
+	tpmLimit int64
 }
 
 // New starts a meter over the ledger; Close stops it.
@@ -267,6 +270,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 			km = m.keyMeter(call.Key.ID)
 			km.mu.Lock()
 			defer km.mu.Unlock()
+			km.tpmLimit = keyLimits.TPM
 		}
 	}
 	tm, err := m.tenant(ctx, call.Tenant.ID, now)
@@ -305,7 +309,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 				return nil, aigrid.Errorf(aigrid.ERateLimited, "This request may use up to %d tokens (prompt and max_tokens), more than this %s's limit of %d tokens per minute: lower max_tokens or shorten the prompt.", c.cost, c.whose, c.limit)
 			}
 			return nil, &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: r.retryAfter,
-				Message: fmt.Sprintf("Rate limit reached: this %s may make %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
+				Message: fmt.Sprintf("Rate limit reached: this %s may use %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
 		}
 		// The headers show the tenant's own limits, or the key's when tighter.
 		if c.unit == "requests" && (state.LimitRequests == 0 || r.remaining < state.RemainingRequests) {
@@ -327,7 +331,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 		}
 	case aigrid.Postpaid:
 		if worst > available+acct.CreditLimit {
-			return nil, aigrid.Errorf(aigrid.EQuotaExhausted, "Your credit limit of %s is reached: %s used or held, and this request may cost up to %s. Settle your bill or ask your operator to raise the limit.",
+			return nil, aigrid.Errorf(aigrid.EQuotaExhausted, "This request would take you past your credit limit of %s: %s is used or held, and this request may cost up to %s. Lower max_tokens, settle your bill, or ask your operator to raise the limit.",
 				m.set.Currency.Format(acct.CreditLimit), m.set.Currency.Format(-available), m.set.Currency.Format(worst))
 		}
 	}
@@ -376,6 +380,26 @@ func (m *Meter) Release(h *aigrid.Hold) {
 		tm.tpm.give(m.now(), tm.account.Limits.TPM, time.Minute, h.Tokens)
 	}
 	tm.mu.Unlock()
+	m.giveKeyTokens(h, h.Tokens, m.now())
+}
+
+// giveKeyTokens returns tokens a call held but did not use to its key's
+// tokens-per-minute allowance.
+func (m *Meter) giveKeyTokens(h *aigrid.Hold, unused int64, now time.Time) {
+	if h.KeyID == "" || unused <= 0 {
+		return
+	}
+	m.mu.Lock()
+	km := m.keys[h.KeyID]
+	m.mu.Unlock()
+	if km == nil {
+		return
+	}
+	km.mu.Lock()
+	if km.tpmLimit > 0 {
+		km.tpm.give(now, km.tpmLimit, time.Minute, unused)
+	}
+	km.mu.Unlock()
 }
 
 // Settle prices what the call used, releases its hold, and writes the usage
@@ -406,6 +430,7 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	}
 	m.count(tm, month, day, in+out, -charge.Total)
 	tm.mu.Unlock()
+	m.giveKeyTokens(h, h.Tokens-(in+out), now)
 
 	account := aigrid.TenantAccount(h.TenantID)
 	tx := &aigrid.LedgerTx{Key: "usage:" + h.CallID, Kind: aigrid.TxUsage, TenantID: h.TenantID, At: h.At,

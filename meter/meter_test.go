@@ -280,3 +280,22 @@ func TestCreditCountsOnce(t *testing.T) {
 		t.Fatalf("live balance %d, ledger %d, top-up said %d", bal.BalanceMinor, stored, b)
 	}
 }
+
+// A key's tokens-per-minute allowance gets back what its calls held and did
+// not use, as the tenant's does.
+func TestKeyTokensGivenBack(t *testing.T) {
+	f := newFixture(t, aigrid.Account{})
+	ctx := context.Background()
+	f.key.Limits = aigrid.Limits{TPM: 1000}
+	call := &aigrid.Call{Tenant: f.tenant, Key: f.key}
+	for i := range 10 {
+		call.ID = fmt.Sprintf("call-%d", i)
+		h, err := f.m.Reserve(ctx, call, aigrid.Estimate{PromptTokens: 100, MaxTokens: 400})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if err := f.m.Settle(ctx, h, aigrid.Served{Service: "chat", Usage: aigrid.Usage{PromptTokens: 10, CompletionTokens: 10}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +23,8 @@ type adminClient struct {
 	key    string
 	json   bool
 	out    io.Writer
+	// flags are the command's parsed flags, for telling set from default.
+	flags *flag.FlagSet
 }
 
 // adminFlags parses the flags every admin command shares, plus the command's
@@ -52,23 +56,40 @@ func adminFlags(name, usage string, args []string, out io.Writer, define func(*f
 		return nil, nil, errors.New("no admin key: pass --admin-key or set AIGRID_ADMIN_KEY (aigrid serve printed one on first start; aigrid init makes another)")
 	}
 	c.server = strings.TrimSuffix(c.server, "/")
+	c.flags = fs
 	return c, positional, nil
 }
 
-// parseInterleaved parses flags wherever they stand among the positional arguments.
+// parseInterleaved parses flags wherever they stand among the positional
+// arguments. A negative number ("-2.50") is an argument, not a flag.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		i := slices.IndexFunc(args, isNegativeNumber)
+		head := args
+		if i >= 0 {
+			head = args[:i]
+		}
+		if err := fs.Parse(head); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
-		if len(rest) == 0 {
+		if len(rest) > 0 {
+			positional = append(positional, rest[0])
+			args = slices.Concat(rest[1:], args[len(head):])
+			continue
+		}
+		if i < 0 {
 			return positional, nil
 		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+		positional = append(positional, args[i])
+		args = args[i+1:]
 	}
+}
+
+func isNegativeNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil && strings.HasPrefix(s, "-")
 }
 
 func envOr(name, fallback string) string {

@@ -31,7 +31,7 @@ func runVoucher(ctx context.Context, args []string, stdout io.Writer) error {
 	c, pos, err := adminFlags("voucher mint", usage, args, stdout, func(fs *flag.FlagSet) {
 		fs.IntVar(&count, "count", 0, "how many vouchers to mint (1 to 100000)")
 		fs.StringVar(&value, "value", "", "each voucher's value, in major units of the grid's currency (e.g. 100 or 12.50)")
-		fs.StringVar(&expires, "expires", "", "last day a voucher may be redeemed (YYYY-MM-DD), or an RFC 3339 time")
+		fs.StringVar(&expires, "expires", "", "last day a voucher may be redeemed (YYYY-MM-DD, to its end in the grid's time zone), or an RFC 3339 time")
 		fs.StringVar(&csvPath, "csv", "", "also write code,value,currency,expires,batch rows to this file (for printing)")
 	})
 	if err != nil {
@@ -43,14 +43,7 @@ func runVoucher(ctx context.Context, args []string, stdout io.Writer) error {
 	if count < 1 || value == "" {
 		return fmt.Errorf("usage: %s", usage)
 	}
-	req := map[string]any{"count": count, "value": value}
-	if expires != "" {
-		t, err := parseDay(expires)
-		if err != nil {
-			return err
-		}
-		req["expires"] = t
-	}
+	req := map[string]any{"count": count, "value": value, "expires": expires}
 	var out struct {
 		Batch, Currency, Value string
 		Expires                *time.Time
@@ -72,18 +65,6 @@ func runVoucher(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, code)
 	}
 	return nil
-}
-
-// parseDay reads YYYY-MM-DD as the end of that day (UTC), or an RFC 3339 time.
-func parseDay(s string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t.Add(24*time.Hour - time.Second), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return t, fmt.Errorf("%q is neither a date (2027-01-31) nor an RFC 3339 time", s)
-	}
-	return t, nil
 }
 
 func writeVoucherCSV(path string, codes []string, value, currency string, expires *time.Time, batch string) error {
@@ -127,9 +108,9 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 	case "set":
 		var typ, credit, tariff string
 		var l aigrid.Limits
-		const usage = "aigrid account set TENANT --type prepaid|postpaid [--credit-limit AMOUNT] [--tariff NAME] [--rpm N] [--tpm N] [--tokens-per-day N] [--tokens-per-month N]"
+		const usage = "aigrid account set TENANT [--type prepaid|postpaid] [--credit-limit AMOUNT] [--tariff NAME] [--rpm N] [--tpm N] [--tokens-per-day N] [--tokens-per-month N]"
 		c, pos, err := adminFlags("account set", usage, args, stdout, func(fs *flag.FlagSet) {
-			fs.StringVar(&typ, "type", "prepaid", "prepaid (spends a balance) or postpaid (billed, up to a credit limit)")
+			fs.StringVar(&typ, "type", "", "prepaid (spends a balance) or postpaid (billed, up to a credit limit)")
 			fs.StringVar(&credit, "credit-limit", "", "how far a postpaid balance may go below zero, in major units")
 			fs.StringVar(&tariff, "tariff", "", "the tariff that prices the tenant's usage")
 			fs.Int64Var(&l.RPM, "rpm", 0, "requests per minute (0: no limit)")
@@ -143,9 +124,21 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := wantArgs(pos, 1, usage); err != nil {
 			return err
 		}
-		body := map[string]any{"type": typ, "tariff": tariff, "limits": l}
-		if credit != "" {
+		// Only what the flags name changes; the rest of the account stays.
+		body := map[string]any{}
+		given := map[string]bool{}
+		c.flags.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if given["type"] {
+			body["type"] = typ
+		}
+		if given["tariff"] {
+			body["tariff"] = tariff
+		}
+		if given["credit-limit"] {
 			body["credit_limit"] = credit
+		}
+		if given["rpm"] || given["tpm"] || given["tokens-per-day"] || given["tokens-per-month"] {
+			body["limits"] = l
 		}
 		return c.showBalance(ctx, "PUT", "/admin/v1/tenants/"+url.PathEscape(pos[0])+"/account", body)
 	case "topup", "adjust":
@@ -228,7 +221,7 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		return c.table("TIME\tCALL\tSERVICE MODEL\tIN\tOUT\tPRICE "+page.Currency, rows)
 	case "statement":
 		var format string
-		const usage = "aigrid account statement TENANT YYYY-MM [--format text|csv|html|json]"
+		const usage = "aigrid account statement TENANT YYYY-MM [--format csv|html|json]"
 		c, pos, err := adminFlags("account statement", usage, args, stdout, func(fs *flag.FlagSet) {
 			fs.StringVar(&format, "format", "csv", "csv, html or json")
 		})
@@ -333,12 +326,14 @@ func runTariff(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := wantArgs(pos, 1, usage); err != nil {
 			return err
 		}
-		t, err := parseTariffFlags(pos[0], blocks, offPeak, effective)
+		t, err := parseTariffFlags(pos[0], blocks, offPeak)
 		if err != nil {
 			return err
 		}
+		// The server reads the day in the grid's time zone.
+		body := map[string]any{"blocks": t.Blocks, "off_peak": t.OffPeak, "effective": effective}
 		var out aigrid.Tariff
-		raw, err := c.call(ctx, "PUT", "/admin/v1/tariffs/"+url.PathEscape(pos[0]), t, &out)
+		raw, err := c.call(ctx, "PUT", "/admin/v1/tariffs/"+url.PathEscape(pos[0]), body, &out)
 		if err != nil || c.json {
 			return jsonOr(c, raw, err)
 		}
@@ -348,7 +343,7 @@ func runTariff(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // parseTariffFlags reads the compact tariff syntax of aigrid tariff set.
-func parseTariffFlags(name, blocks, offPeak, effective string) (*aigrid.Tariff, error) {
+func parseTariffFlags(name, blocks, offPeak string) (*aigrid.Tariff, error) {
 	t := &aigrid.Tariff{Name: name}
 	if blocks == "" {
 		return nil, fmt.Errorf("--blocks is required, e.g. \"200000:0/0,5000000:20/60,:30/90\"")
@@ -385,13 +380,6 @@ func parseTariffFlags(name, blocks, offPeak, effective string) (*aigrid.Tariff, 
 			return nil, err
 		}
 		t.OffPeak = &tou
-	}
-	if effective != "" {
-		e, err := time.Parse(time.DateOnly, effective)
-		if err != nil {
-			return nil, fmt.Errorf("--effective %q is not a date such as 2026-12-01", effective)
-		}
-		t.Effective = e
 	}
 	return t, t.Validate()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -302,7 +303,33 @@ func TestBillingCLI(t *testing.T) {
 	if out, err := cli("account", "set", "broke", "--type", "postpaid", "--credit-limit", "100", "--tariff", "night"); err != nil || !strings.Contains(out, "postpaid") {
 		t.Errorf("account set: %q %v", out, err)
 	}
+	// A flag left out leaves its part of the account as it was.
+	if out, err := cli("account", "set", "broke", "--rpm", "60"); err != nil || !strings.Contains(out, "postpaid") || !strings.Contains(out, "night") {
+		t.Errorf("partial account set: %q %v", out, err)
+	}
+	if out, err := cli("account", "adjust", "clinic-a", "-2.50", "--reason", "goodwill reversed"); err != nil || !strings.Contains(out, "-2.50") {
+		t.Errorf("negative adjustment: %q %v", out, err)
+	}
 	if out, err := cli("account", "statement", "clinic-a", monthNow(), "--format", "csv"); err != nil || !strings.Contains(out, "topup") {
 		t.Errorf("statement: %q %v", out, err)
+	}
+}
+
+func TestParseInterleavedNegativeNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		positional string
+		reason     string
+	}{
+		{[]string{"clinic-a", "-2.50", "--reason", "refund"}, "clinic-a,-2.50", "refund"},
+		{[]string{"--reason", "x", "clinic-a", "-3"}, "clinic-a,-3", "x"},
+		{[]string{"clinic-a", "--reason", "y", "5"}, "clinic-a,5", "y"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		reason := fs.String("reason", "", "")
+		pos, err := parseInterleaved(fs, tc.args)
+		if err != nil || strings.Join(pos, ",") != tc.positional || *reason != tc.reason {
+			t.Errorf("%q: %q %q %v", tc.args, pos, *reason, err)
+		}
 	}
 }
