@@ -116,7 +116,10 @@ func fitSmoother(y []float64, sm smoother, h int) (fit, bool) {
 	if math.IsInf(sse, 0) {
 		return fit{}, false
 	}
-	sigma := math.Sqrt(sse / float64(n))
+	// The error variance counts the fitted parameters as used-up
+	// observations, as R's ets does; short series otherwise get intervals
+	// that are too narrow.
+	sigma := math.Sqrt(sse / float64(max(n-len(x0), 1)))
 	f := fit{point: make([]float64, h), sd: make([]float64, h)}
 	damp, sumC2 := 0.0, 0.0
 	for k := 1; k <= h; k++ {
