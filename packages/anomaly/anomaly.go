@@ -1,7 +1,8 @@
 // Package anomaly detects anomalies in streams of sensor readings. Each series
-// has a Detector, an ensemble of three streaming detectors (a robust z-score
-// on a rolling window, Wang et al.'s relative entropy test on histograms, and
-// the error of a one-step forecast). Each detector's surprise is calibrated
+// has a Detector, an ensemble of four streaming detectors (a robust z-score
+// on a rolling window, Wang et al.'s relative entropy test on histograms, the
+// error of a one-step forecast, and the deviation from the same phase of the
+// series' daily or other cycle). Each detector's surprise is calibrated
 // against its own history on the series, the most surprised one speaks for
 // the ensemble, and a point that is no more surprising than one shortly
 // before it is damped, so that one event raises one flag. Every point gets a
@@ -112,6 +113,7 @@ const (
 	robustMember = iota
 	entropyMember
 	forecastMember
+	seasonalMember
 	members
 )
 
@@ -123,6 +125,7 @@ type detectorState struct {
 	Robust   *RobustZ             `json:"robust"`
 	Entropy  *RelativeEntropy     `json:"entropy"`
 	Forecast *Forecast            `json:"forecast"`
+	Seasonal *Seasonal            `json:"seasonal"`
 	Cal      [members]*calibrator `json:"cal"`
 	Recent   []float64            `json:"recent"` // undamped scores of the last Suppress points
 	Head     int                  `json:"head"`
@@ -139,6 +142,7 @@ func New(c Config) (*Detector, error) {
 		Robust:   NewRobustZ(c.Window),
 		Entropy:  NewRelativeEntropy(c.EntropyWindow, c.Bins, max(c.Warmup, c.EntropyWindow)),
 		Forecast: NewForecast(c.Alpha, c.Beta, 0),
+		Seasonal: NewSeasonal(c.Warmup, seasonCycles),
 		Recent:   make([]float64, 0, c.Suppress),
 	}}
 	for i := range d.s.Cal {
@@ -153,6 +157,10 @@ func (d *Detector) Config() Config { return d.s.Config }
 // Points returns how many points the detector has seen.
 func (d *Detector) Points() int { return d.s.N }
 
+// Period returns the cycle the detector found in the warm-up, in readings,
+// or 0 (none yet, or none).
+func (d *Detector) Period() int { return d.s.Seasonal.Period() }
+
 // Flags returns how many points the detector has flagged.
 func (d *Detector) Flags() int { return d.s.Flags }
 
@@ -161,6 +169,9 @@ func (d *Detector) LastScore() float64 { return d.s.Last }
 
 // scoreHalf is the surprise, in decades of calibrated p-value, that scores 0.5.
 const scoreHalf = 5.0
+
+// seasonCycles is how many past cycles the seasonal detector compares with.
+const seasonCycles = 3
 
 // suppressDamp multiplies the score of a point that a recent one out-surprised.
 const suppressDamp = 0.5
@@ -183,6 +194,7 @@ func (d *Detector) Update(x float64) (Result, error) {
 	lps[robustMember], ok[robustMember] = s.Robust.update(x)
 	lps[entropyMember], ok[entropyMember] = s.Entropy.update(x)
 	lps[forecastMember], ok[forecastMember] = s.Forecast.update(x)
+	lps[seasonalMember], ok[seasonalMember] = s.Seasonal.update(x)
 	lp := 0.0
 	for i, l := range lps {
 		if ok[i] {
@@ -240,7 +252,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	}
 	c, err := s.Config.withDefaults()
 	ok := err == nil && c == s.Config && s.N >= 0 && s.Flags >= 0 && s.Flags <= s.N &&
-		s.Robust != nil && s.Entropy != nil && s.Forecast != nil &&
+		s.Robust != nil && s.Entropy != nil && s.Forecast != nil && s.Seasonal != nil &&
 		len(s.Recent) <= c.Suppress && s.Head >= 0 && (s.Head == 0 || s.Head < len(s.Recent)) &&
 		(len(s.Recent) == c.Suppress || s.Head == 0)
 	for _, cal := range s.Cal {

@@ -261,3 +261,47 @@ func FuzzState(f *testing.F) {
 		run(t, &d, noise(30, 13))
 	})
 }
+
+// A sensor stuck for a cycle at the cycle's mean is flagged although every
+// reading is ordinary: the seasonal detector compares with the same phase of
+// the last cycles (without it, none of this is flagged).
+func TestChangedCycleIsFlagged(t *testing.T) {
+	const period = 24
+	xs := noise(1200, 14)
+	for i := range xs {
+		xs[i] = 10*math.Sin(2*math.Pi*float64(i)/period) + xs[i] - 10
+	}
+	for i := 960; i < 960+period; i++ {
+		xs[i] = 0
+	}
+	d := newDetector(t)
+	rs := run(t, d, xs)
+	if d.Period() != period {
+		t.Errorf("period %d, want %d", d.Period(), period)
+	}
+	f := flagged(rs)
+	if len(f) == 0 || f[0] < 960 || f[0] >= 960+period {
+		t.Errorf("stuck cycle at 960..983: flags at %v", f)
+	}
+	for _, i := range f {
+		if i < 960 {
+			t.Errorf("regular cycles flagged at %d", i)
+		}
+	}
+}
+
+func TestFindPeriod(t *testing.T) {
+	wave := make([]float64, 600)
+	for i := range wave {
+		wave[i] = math.Sin(2 * math.Pi * float64(i) / 96)
+	}
+	if p := findPeriod(wave); p != 96 {
+		t.Errorf("sine of period 96: %d", p)
+	}
+	if p := findPeriod(noise(600, 15)); p != 0 {
+		t.Errorf("noise: period %d", p)
+	}
+	if p := findPeriod(make([]float64, 600)); p != 0 {
+		t.Errorf("flat: period %d", p)
+	}
+}
