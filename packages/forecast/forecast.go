@@ -18,15 +18,17 @@ const (
 	// HorizonPerPoint bounds the horizon by the data: extrapolating further than
 	// ten times the history says nothing the history supports.
 	HorizonPerPoint = 10
-	MaxSeason       = 10000
+	// MaxSeason is the longest cycle: a week of 5-minute steps.
+	MaxSeason = 2016
 	// MaxSeasons bounds the cycles of one series: the main one and longer ones.
 	MaxSeasons = 3
 	// minPoints is the shortest history: two differences give the naive
 	// forecast's error a spread at all.
 	minPoints = 3
 	// maxFitPoints is how much of a long history the methods see: the most
-	// recent points, enough for several long cycles, keep fitting time bounded.
-	maxFitPoints = 5000
+	// recent four of the longest cycles (three for the seasonality test, one
+	// for the validation folds) keep fitting time bounded.
+	maxFitPoints = 4 * MaxSeason
 	maxAbsValue  = 1e15 // beyond this, squared errors lose all precision
 )
 
