@@ -170,6 +170,8 @@ type StatementTx struct {
 	Kind   string    `json:"kind"`
 	Memo   string    `json:"memo,omitempty"`
 	Amount string    `json:"amount"`
+	// Actor is who recorded it: an admin key, "config", a voucher.
+	Actor string `json:"actor,omitempty"`
 }
 
 func (s *Server) getStatement(w http.ResponseWriter, r *http.Request, call *aigrid.Call) {
@@ -244,7 +246,7 @@ func (s *Server) statement(ctx context.Context, m *meter.Meter, t *aigrid.Tenant
 				amount += e.Amount
 			}
 		}
-		st.Credits = append(st.Credits, StatementTx{At: tx.At.In(m.Location()), Kind: tx.Kind, Memo: tx.Memo, Amount: cur.Decimal(amount)})
+		st.Credits = append(st.Credits, StatementTx{At: tx.At.In(m.Location()), Kind: tx.Kind, Memo: tx.Memo, Amount: cur.Decimal(amount), Actor: tx.Actor})
 	}
 	st.Opening, st.UsageTotal, st.Closing = cur.Decimal(st.OpeningMinor), cur.Decimal(st.UsageTotalMinor), cur.Decimal(st.ClosingMinor)
 	return st, nil

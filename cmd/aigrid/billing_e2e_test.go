@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -137,6 +138,7 @@ func TestBillingEndToEnd(t *testing.T) {
 	var st struct {
 		OpeningBalance string `json:"opening_balance"`
 		ClosingBalance string `json:"closing_balance"`
+		UsageTotal     string `json:"usage_total"`
 		Usage          []struct {
 			Block int
 			Calls int64
@@ -145,6 +147,10 @@ func TestBillingEndToEnd(t *testing.T) {
 	}
 	month := monthNow()
 	g.do("GET", "/v1/statements/"+month, key, nil, &st)
+	// The statement's usage total is the sum of the calls' charges, to the cent.
+	if want := fmt.Sprintf("%d.%02d", sum/100, sum%100); st.UsageTotal != want {
+		t.Errorf("statement usage total %s, calls sum to %s", st.UsageTotal, want)
+	}
 	if st.OpeningBalance != "0.00" || st.ClosingBalance != b.Balance || len(st.Transactions) != 1 || st.Transactions[0].Amount != "10.00" {
 		t.Errorf("statement %+v, balance %s", st, b.Balance)
 	}
