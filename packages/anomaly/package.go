@@ -143,6 +143,7 @@ type Summary struct {
 	Flags      int        `json:"flags"`
 	LastScore  float64    `json:"last_score"`
 	WarmupLeft int        `json:"warmup_left"` // points before scores are given
+	Period     int        `json:"period"`      // the cycle found in the warm-up, in points; 0 if none
 	Config     Config     `json:"config"`
 }
 
@@ -151,7 +152,7 @@ func (s *series) summary(updated time.Time) Summary {
 	sum := Summary{
 		Object: "series", ID: s.ID, Created: s.Created, Updated: updated, Name: s.Name, Unit: s.Unit,
 		Points: d.Points(), Flags: d.Flags(), LastScore: d.LastScore(),
-		WarmupLeft: max(d.Config().Warmup-d.Points(), 0), Config: d.Config(),
+		WarmupLeft: max(d.Config().Warmup-d.Points(), 0), Period: d.Period(), Config: d.Config(),
 	}
 	if d.Points() > 0 {
 		last := s.Last
