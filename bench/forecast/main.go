@@ -65,16 +65,19 @@ func main() {
 		validateAll(all, *horizon, seasons, names, *scores)
 		return
 	}
-	w := io.Writer(os.Stdout)
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
+	if *out == "" {
+		err = writeForecasts(os.Stdout, all, *horizon, seasons)
+	} else {
+		var f *os.File
+		if f, err = os.Create(*out); err != nil {
 			log.Fatal(err)
 		}
-		defer f.Close()
-		w = f
+		err = writeForecasts(f, all, *horizon, seasons)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
-	if err := writeForecasts(w, all, *horizon, seasons); err != nil {
+	if err != nil {
 		log.Fatal(err)
 	}
 }
@@ -107,6 +110,9 @@ func readM4(path string) ([]series, error) {
 	rows, err := r.ReadAll()
 	if err != nil {
 		return nil, err
+	}
+	if len(rows) < 2 {
+		return nil, fmt.Errorf("%s: no series under the header row", path)
 	}
 	var all []series
 	for _, row := range rows[1:] {

@@ -139,7 +139,7 @@ func TestMultiplicativeSeasonIsRemoved(t *testing.T) {
 // intervals.
 func coverage(t *testing.T, gen func(rng *rand.Rand, n int) []float64, seasons []int, method string) (c80, c95 float64) {
 	t.Helper()
-	const runs, n, h = 150, 120, 8
+	const runs, n, h = 100, 120, 8
 	rng := rand.New(rand.NewPCG(7, 11))
 	in80, in95, total := 0, 0, 0
 	for range runs {
