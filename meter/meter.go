@@ -421,6 +421,10 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	var before int64
 	if month.Equal(tm.month) {
 		before = tm.monthTokens
+	} else {
+		// The month turned while the call ran: it is priced in the month it
+		// was admitted in, after that month's other calls, read from the ledger.
+		before = m.monthTokensFromLedger(ctx, h.TenantID, month)
 	}
 	charge := Price(m.tariff(tm.account.Tariff, local), m.set.Currency, before, in, out, local)
 	tm.held -= h.Amount
@@ -446,6 +450,21 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 		tm.mu.Unlock()
 	}
 	return err
+}
+
+// monthTokensFromLedger sums a tenant's tokens in the month that starts at month.
+func (m *Meter) monthTokensFromLedger(ctx context.Context, tenantID int64, month time.Time) int64 {
+	since, err := m.ledger.TokensSince(ctx, tenantID, month)
+	if err != nil {
+		m.set.Logger.Error("meter: read the month's tokens", "tenant", tenantID, "error", err.Error())
+		return 0
+	}
+	after, err := m.ledger.TokensSince(ctx, tenantID, month.AddDate(0, 1, 0))
+	if err != nil {
+		m.set.Logger.Error("meter: read the month's tokens", "tenant", tenantID, "error", err.Error())
+		return 0
+	}
+	return since - after
 }
 
 // count adds tokens to the counters of the periods they fall in, and amount to the balance.

@@ -299,3 +299,37 @@ func TestKeyTokensGivenBack(t *testing.T) {
 		}
 	}
 }
+
+// A call admitted in one month and settled in the next is priced in the month
+// it was admitted in, after that month's other calls: the free block is not
+// offered twice.
+func TestSettleAcrossMonthEnd(t *testing.T) {
+	f := newFixture(t, aigrid.Account{Tariff: "public"})
+	ctx := context.Background()
+	// 14:00 on 30 November: not off-peak; 199,000 tokens used this month.
+	f.m.now = func() time.Time { return time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC) }
+	h, err := f.m.Reserve(ctx, f.call("early"), aigrid.Estimate{PromptTokens: 199_000, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Settle(ctx, h, served(199_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	late, err := f.m.Reserve(ctx, f.call("late"), aigrid.Estimate{PromptTokens: 2000, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The call ends after midnight: December has begun.
+	f.m.now = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 5, 0, time.UTC) }
+	if err := f.m.Settle(ctx, late, served(2000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	usage, err := f.db.ListUsage(ctx, f.tenant.ID, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), 10)
+	if err != nil || len(usage) != 2 {
+		t.Fatalf("usage %v %v", usage, err)
+	}
+	// 1,000 tokens free, 1,000 at 20 KES per million: 0.02 KES.
+	if c := usage[1].Charge; c.Total != 2 || len(c.Blocks) != 2 {
+		t.Errorf("late call charged %+v, want 2 cents over two blocks", c)
+	}
+}
