@@ -1,0 +1,350 @@
+// Package sample picks the next token from a model's logits (greedy, or
+// random after logit bias, repetition/presence/frequency penalties, top-k,
+// top-p, min-p and temperature, in llama.cpp's order), reports log
+// probabilities with their top alternatives, and cuts the generated text at
+// stop strings without ever emitting the start of a stop that is still
+// arriving.
+package sample
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Params are the sampling settings of one request.
+type Params struct {
+	// Temperature divides the logits; 0 picks the most likely token (greedy).
+	Temperature float32
+	TopK        int     // keep the K most likely tokens; 0: all
+	TopP        float32 // keep the most likely tokens whose mass reaches P; 0 or 1: all
+	MinP        float32 // drop tokens less likely than MinP times the most likely; 0: none
+	// RepeatPenalty divides positive logits (multiplies negative ones) of the
+	// tokens among the last RepeatLastN accepted (default 64, -1: all); 0 or 1: none.
+	RepeatPenalty float32
+	RepeatLastN   int
+	// PresencePenalty is subtracted once from the logit of every token in that
+	// window, FrequencyPenalty once per occurrence (OpenAI's definitions).
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	LogitBias        map[int32]float32 // added to the logits; -Inf bans a token
+	Seed             uint64            // the same seed gives the same tokens
+	// Logprobs asks for each token's log probability, TopLogprobs for that
+	// many alternatives too (0 to 20).
+	Logprobs    bool
+	TopLogprobs int
+}
+
+// Validate reports the first setting out of range, as a sentence.
+func (p *Params) Validate() error {
+	switch {
+	case !finite(p.Temperature) || p.Temperature < 0:
+		return fmt.Errorf("temperature must be 0 or more, not %v", p.Temperature)
+	case p.TopK < 0:
+		return fmt.Errorf("top_k must be 0 or more, not %d", p.TopK)
+	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
+		return fmt.Errorf("top_p must be between 0 and 1, not %v", p.TopP)
+	case !finite(p.MinP) || p.MinP < 0 || p.MinP > 1:
+		return fmt.Errorf("min_p must be between 0 and 1, not %v", p.MinP)
+	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0:
+		return fmt.Errorf("repetition penalty must be 0 or more, not %v", p.RepeatPenalty)
+	case p.RepeatLastN < -1:
+		return fmt.Errorf("repeat window must be -1 or more, not %d", p.RepeatLastN)
+	case !finite(p.PresencePenalty) || p.PresencePenalty < -2 || p.PresencePenalty > 2:
+		return fmt.Errorf("presence_penalty must be between -2 and 2, not %v", p.PresencePenalty)
+	case !finite(p.FrequencyPenalty) || p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
+		return fmt.Errorf("frequency_penalty must be between -2 and 2, not %v", p.FrequencyPenalty)
+	case p.TopLogprobs < 0 || p.TopLogprobs > 20:
+		return fmt.Errorf("top_logprobs must be between 0 and 20, not %d", p.TopLogprobs)
+	}
+	for id, b := range p.LogitBias {
+		if math.IsNaN(float64(b)) || math.IsInf(float64(b), 1) {
+			return fmt.Errorf("logit_bias of token %d must be a number, not %v", id, b)
+		}
+	}
+	return nil
+}
+
+func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
+
+// Token is a sampled token. With Params.Logprobs, Logprob is its log
+// probability under the model (the softmax of the raw logits, before bias,
+// penalties and truncation, as OpenAI reports it) and Top the most likely
+// alternatives, best first.
+type Token struct {
+	ID      int32
+	Logprob float32
+	Top     []Alt
+}
+
+// Alt is an alternative token and its log probability.
+type Alt struct {
+	ID      int32
+	Logprob float32
+}
+
+// Sampler samples the tokens of one sequence. It is not safe for concurrent use.
+type Sampler struct {
+	p       Params
+	rng     *rand.Rand
+	history []int32
+	counts  map[int32]int
+	saved   []cand // logits adjust changed, with their raw values
+	cands   []cand
+}
+
+type cand struct {
+	id    int32
+	logit float32
+}
+
+// New returns a sampler for p.
+func New(p Params) (*Sampler, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if p.RepeatLastN == 0 {
+		p.RepeatLastN = 64
+	}
+	if p.TopLogprobs > 0 {
+		p.Logprobs = true
+	}
+	return &Sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), counts: map[int32]int{}}, nil
+}
+
+// Accept records tokens as part of the text, for the penalties: the prompt,
+// if they should see it (Sample records its own choices).
+func (s *Sampler) Accept(ids ...int32) { s.history = append(s.history, ids...) }
+
+// Sample picks the next token from logits, which it may change in place.
+// Token ids outside logits are ignored in LogitBias.
+func (s *Sampler) Sample(logits []float32) Token {
+	var tok Token
+	var lse float32
+	if s.p.Logprobs {
+		lse = logSumExp(logits)
+		if k := min(s.p.TopLogprobs, len(logits)); k > 0 {
+			s.cands = s.all(logits)
+			topN(s.cands, k)
+			tok.Top = make([]Alt, k)
+			for i, c := range s.cands[:k] {
+				tok.Top[i] = Alt{ID: c.id, Logprob: c.logit - lse}
+			}
+		}
+	}
+	s.adjust(logits)
+	if s.p.Temperature <= 0 {
+		tok.ID = argmax(logits)
+	} else {
+		tok.ID = s.pick(logits)
+	}
+	if s.p.Logprobs {
+		raw := logits[tok.ID]
+		for _, c := range s.saved {
+			if c.id == tok.ID {
+				raw = c.logit
+				break
+			}
+		}
+		tok.Logprob = raw - lse
+	}
+	s.history = append(s.history, tok.ID)
+	return tok
+}
+
+// adjust adds the logit bias and applies the penalties over the window of
+// recent tokens, saving the raw logit of every token it changes.
+func (s *Sampler) adjust(logits []float32) {
+	s.saved = s.saved[:0]
+	save := func(id int32) {
+		for _, c := range s.saved {
+			if c.id == id {
+				return
+			}
+		}
+		s.saved = append(s.saved, cand{id, logits[id]})
+	}
+	for id, b := range s.p.LogitBias {
+		if id >= 0 && int(id) < len(logits) {
+			save(id)
+			logits[id] += b
+		}
+	}
+	rp, pp, fp := s.p.RepeatPenalty, s.p.PresencePenalty, s.p.FrequencyPenalty
+	if (rp == 0 || rp == 1) && pp == 0 && fp == 0 {
+		return
+	}
+	win := s.history
+	if n := s.p.RepeatLastN; n > 0 && len(win) > n {
+		win = win[len(win)-n:]
+	}
+	clear(s.counts)
+	for _, id := range win {
+		if id >= 0 && int(id) < len(logits) {
+			s.counts[id]++
+		}
+	}
+	for id, n := range s.counts {
+		save(id)
+		l := logits[id]
+		if rp != 0 && rp != 1 {
+			if l > 0 {
+				l /= rp
+			} else {
+				l *= rp
+			}
+		}
+		logits[id] = l - float32(n)*fp - pp
+	}
+}
+
+// pick truncates with top-k, top-p and min-p (on the distribution at
+// temperature 1, as llama.cpp), then samples at the temperature.
+func (s *Sampler) pick(logits []float32) int32 {
+	c := s.all(logits)
+	if k := s.p.TopK; k > 0 && k < len(c) {
+		topN(c, k)
+		c = c[:k]
+	}
+	mx := float32(math.Inf(-1))
+	for _, x := range c {
+		mx = max(mx, x.logit)
+	}
+	if math.IsInf(float64(mx), -1) {
+		return argmax(logits) // every token banned: nothing better to do
+	}
+	if p := s.p.TopP; p > 0 && p < 1 {
+		c = nucleus(c, mx, float64(p))
+	}
+	if mp := s.p.MinP; mp > 0 {
+		floor := mx + float32(math.Log(float64(mp)))
+		kept := c[:0]
+		for _, x := range c {
+			if x.logit >= floor {
+				kept = append(kept, x)
+			}
+		}
+		c = kept
+	}
+	inv := 1 / s.p.Temperature
+	sum := 0.0
+	for i := range c {
+		w := math.Exp(float64((c[i].logit - mx) * inv))
+		c[i].logit = float32(w)
+		sum += w
+	}
+	u := s.rng.Float64() * sum
+	for _, x := range c {
+		u -= float64(x.logit)
+		if u < 0 {
+			return x.id
+		}
+	}
+	return c[len(c)-1].id
+}
+
+// nucleus keeps the most likely candidates whose probability reaches p: it
+// sorts a growing prefix only, since the nucleus is usually small.
+func nucleus(c []cand, mx float32, p float64) []cand {
+	total := 0.0
+	for _, x := range c {
+		total += math.Exp(float64(x.logit - mx))
+	}
+	for k := min(64, len(c)); ; k = min(4*k, len(c)) {
+		topN(c, k)
+		cum := 0.0
+		for i, x := range c[:k] {
+			cum += math.Exp(float64(x.logit - mx))
+			if cum >= p*total {
+				return c[:i+1]
+			}
+		}
+		if k == len(c) {
+			return c
+		}
+	}
+}
+
+func (s *Sampler) all(logits []float32) []cand {
+	c := s.cands[:0]
+	for i, l := range logits {
+		c = append(c, cand{int32(i), l})
+	}
+	s.cands = c
+	return c
+}
+
+// topN moves the k largest candidates to the front of c, largest first
+// (ties by lower id, so that the order is deterministic).
+func topN(c []cand, k int) {
+	less := func(a, b cand) bool { return a.logit > b.logit || a.logit == b.logit && a.id < b.id }
+	lo, hi := 0, len(c)-1
+	for lo < hi {
+		// Quickselect around the median of three.
+		mid := lo + (hi-lo)/2
+		if less(c[mid], c[lo]) {
+			c[mid], c[lo] = c[lo], c[mid]
+		}
+		if less(c[hi], c[lo]) {
+			c[hi], c[lo] = c[lo], c[hi]
+		}
+		if less(c[hi], c[mid]) {
+			c[hi], c[mid] = c[mid], c[hi]
+		}
+		pivot := c[mid]
+		i, j := lo, hi
+		for i <= j {
+			for less(c[i], pivot) {
+				i++
+			}
+			for less(pivot, c[j]) {
+				j--
+			}
+			if i <= j {
+				c[i], c[j] = c[j], c[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			lo = hi
+		}
+	}
+	slices.SortFunc(c[:k], func(a, b cand) int {
+		if less(a, b) {
+			return -1
+		}
+		if less(b, a) {
+			return 1
+		}
+		return 0
+	})
+}
+
+func argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func logSumExp(x []float32) float32 {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		mx = max(mx, v)
+	}
+	sum := 0.0
+	for _, v := range x {
+		sum += math.Exp(float64(v - mx))
+	}
+	return mx + float32(math.Log(sum))
+}
