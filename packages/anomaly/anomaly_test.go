@@ -305,3 +305,41 @@ func TestFindPeriod(t *testing.T) {
 		t.Errorf("flat: period %d", p)
 	}
 }
+
+// The relative entropy test is surprised when the histogram changes, though
+// no single value is out of range: a window unlike every earlier one (at the
+// 1% level) scores 0.99 or more and becomes a new normal.
+func TestRelativeEntropy(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 1))
+	d := NewRelativeEntropy(52, 5, 200)
+	count := func(n int, next func() float64) int {
+		k := 0
+		for range n {
+			if d.Update(next()) >= 0.99 {
+				k++
+			}
+		}
+		return k
+	}
+	count(500, r.Float64)
+	steady := count(1000, r.Float64)
+	changed := count(52, func() float64 { return 0.8 + 0.2*r.Float64() })
+	again := count(300, func() float64 { return 0.8 + 0.2*r.Float64() })
+	if changed == 0 || steady > 10 || again > 3 {
+		t.Errorf("surprises: %d in 1000 steady windows, %d in the 52 after a change, %d in the 300 after those", steady, changed, again)
+	}
+}
+
+// The forecast error is surprised by a reading off the trend, even one that
+// the values before it make ordinary.
+func TestForecast(t *testing.T) {
+	xs := noise(300, 17)
+	d := NewForecast(0.5, 0.05, 0)
+	before := 0.0
+	for i, x := range xs {
+		before = max(before, d.Update(float64(i)+0.1*x))
+	}
+	if got := d.Update(290); !(got > 0.9999 && before < 0.9999) {
+		t.Errorf("on a ramp at 300, 290 scores %v (largest before %v)", got, before)
+	}
+}
