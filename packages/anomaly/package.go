@@ -219,8 +219,8 @@ type ScoredPoint struct {
 	Flag      bool      `json:"flag"`
 }
 
-// postResponse is the answer to POST /series/{id}.
-type postResponse struct {
+// Scores is the answer to POST /series/{id}.
+type Scores struct {
 	Object  string        `json:"object"` // "series.scores"
 	Series  string        `json:"series"`
 	Points  []ScoredPoint `json:"points"`
@@ -252,14 +252,37 @@ func (p *Package) post(w http.ResponseWriter, r *http.Request, call *aigrid.Call
 	default:
 		return aigrid.Errorf(aigrid.EUnsupportedType, "Content-Type %q is not supported: send SenML (application/senml+json) or JSON points (application/json).", r.Header.Get("Content-Type"))
 	}
-	if len(pack.Points) > maxPoints {
-		return aigrid.ParamErrorf("points", "%d points in one request; at most %d.", len(pack.Points), maxPoints)
-	}
-	k := seriesKey{call.Tenant.ID, id}
-	defer p.lock(k)()
-	s, _, err := p.load(r.Context(), k.tenant, id)
+	resp, err := p.Score(r.Context(), call.Tenant.ID, id, pack, cfg, now)
 	if err != nil {
 		return err
+	}
+	call.Units += int64(len(pack.Points))
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// Score scores a pack of readings of the tenant's series and saves the
+// series; cfg, if any, configures a new series. now is when the series is
+// created, if it is. It is what POST /series/{id} and the MQTT listener do.
+func (p *Package) Score(ctx context.Context, tenant int64, id string, pack *Pack, cfg *Config, now time.Time) (*Scores, error) {
+	switch {
+	case !validID(id):
+		return nil, aigrid.ParamErrorf("id", "The series id %q is not valid: use 1 to 128 letters, digits and - _ . : ~.", id)
+	case len(pack.Points) == 0:
+		return nil, aigrid.ParamErrorf("points", "No points to score.")
+	case len(pack.Points) > maxPoints:
+		return nil, aigrid.ParamErrorf("points", "%d points in one request; at most %d.", len(pack.Points), maxPoints)
+	}
+	for i := 1; i < len(pack.Points); i++ {
+		if !pack.Points[i].Time.After(pack.Points[i-1].Time) {
+			return nil, aigrid.ParamErrorf(fmt.Sprintf("points[%d].timestamp", i), "Point %d is not after point %d: points must be in time order, each once.", i, i-1)
+		}
+	}
+	k := seriesKey{tenant, id}
+	defer p.lock(k)()
+	s, _, err := p.load(ctx, k.tenant, id)
+	if err != nil {
+		return nil, err
 	}
 	if s == nil {
 		c := Config{}
@@ -268,30 +291,30 @@ func (p *Package) post(w http.ResponseWriter, r *http.Request, call *aigrid.Call
 		}
 		d, err := New(c)
 		if err != nil {
-			return aigrid.ParamErrorf("config", "Invalid config: %v.", err)
+			return nil, aigrid.ParamErrorf("config", "Invalid config: %v.", err)
 		}
 		s = &series{ID: id, Created: now.UTC(), Name: pack.Name, Unit: pack.Unit, Detector: d}
 	} else if cfg != nil {
 		if c, err := cfg.withDefaults(); err != nil || c != s.Detector.Config() {
-			return aigrid.Errorf(aigrid.EConflict, "Series %q exists with another config: delete it to start again with a new one, or leave config out.", id)
+			return nil, aigrid.Errorf(aigrid.EConflict, "Series %q exists with another config: delete it to start again with a new one, or leave config out.", id)
 		}
 	}
 	if pack.Name != "" && s.Name != "" && pack.Name != s.Name {
-		return aigrid.ParamErrorf("n", "Series %q holds readings of %q, not %q.", id, s.Name, pack.Name)
+		return nil, aigrid.ParamErrorf("n", "Series %q holds readings of %q, not %q.", id, s.Name, pack.Name)
 	}
 	if pack.Unit != "" && s.Unit != "" && pack.Unit != s.Unit {
-		return aigrid.ParamErrorf("u", "Series %q is in unit %q, not %q.", id, s.Unit, pack.Unit)
+		return nil, aigrid.ParamErrorf("u", "Series %q is in unit %q, not %q.", id, s.Unit, pack.Unit)
 	}
 	s.Name, s.Unit = cmpOr(s.Name, pack.Name), cmpOr(s.Unit, pack.Unit)
 	if first := pack.Points[0].Time; s.Detector.Points() > 0 && !first.After(s.Last) {
-		return aigrid.ParamErrorf("timestamp", "The first point (%s) is not after the series' last (%s): points must be posted in time order, each once.",
+		return nil, aigrid.ParamErrorf("timestamp", "The first point (%s) is not after the series' last (%s): points must be posted in time order, each once.",
 			first.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano))
 	}
-	resp := postResponse{Object: "series.scores", Series: id, Points: make([]ScoredPoint, len(pack.Points))}
+	resp := &Scores{Object: "series.scores", Series: id, Points: make([]ScoredPoint, len(pack.Points))}
 	for i, pt := range pack.Points {
 		res, err := s.Detector.Update(pt.Value)
 		if err != nil {
-			return aigrid.ParamErrorf(fmt.Sprintf("points[%d].value", i), "Point %d: %v.", i, err)
+			return nil, aigrid.ParamErrorf(fmt.Sprintf("points[%d].value", i), "Point %d: %v.", i, err)
 		}
 		resp.Points[i] = ScoredPoint{Timestamp: pt.Time, Value: pt.Value, Score: res.Score, Flag: res.Flag}
 		if res.Flag {
@@ -301,16 +324,14 @@ func (p *Package) post(w http.ResponseWriter, r *http.Request, call *aigrid.Call
 	s.Last = pack.Points[len(pack.Points)-1].Time
 	b, err := json.Marshal(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	doc := &aigrid.Doc{Package: Name, TenantID: k.tenant, ID: docPrefix + id, Body: b}
-	if err := p.docs.PutDoc(r.Context(), doc); err != nil {
-		return err
+	if err := p.docs.PutDoc(ctx, doc); err != nil {
+		return nil, err
 	}
-	call.Units += int64(len(pack.Points))
 	resp.Summary = s.summary(doc.Updated)
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return resp, nil
 }
 
 func cmpOr(a, b string) string {

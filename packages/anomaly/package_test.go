@@ -141,7 +141,7 @@ func TestPostPointsFlagsSpike(t *testing.T) {
 	e := newEnv(t, newMemDocs())
 	xs := noise(400, 21)
 	xs[350] += 10
-	var res postResponse
+	var res Scores
 	units := e.must(http.StatusOK, tenantA, "POST", "/series/pump-7", "application/json", pointsBody(start, xs), &res)
 	if units != 400 {
 		t.Errorf("units %d, want 400", units)
@@ -171,7 +171,7 @@ func TestPostPointsFlagsSpike(t *testing.T) {
 func TestBatchesAgreeWithOne(t *testing.T) {
 	xs := noise(500, 22)
 	xs[300] -= 7
-	var one, a, b postResponse
+	var one, a, b Scores
 	newEnv(t, newMemDocs()).must(http.StatusOK, tenantA, "POST", "/series/s", "", pointsBody(start, xs), &one)
 	e := newEnv(t, newMemDocs())
 	e.must(http.StatusOK, tenantA, "POST", "/series/s", "", pointsBody(start, xs[:170]), &a)
@@ -190,7 +190,7 @@ const senmlPack = `[
 
 func TestPostSenML(t *testing.T) {
 	e := newEnv(t, newMemDocs())
-	var res postResponse
+	var res Scores
 	units := e.must(http.StatusOK, tenantA, "POST", "/series/room-12", "application/senml+json", senmlPack, &res)
 	if units != 4 {
 		t.Errorf("units %d, want 4", units)
@@ -392,7 +392,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var res postResponse
+	var res Scores
 	newEnv(t, db).must(http.StatusOK, tenantA, "POST", "/series/grid-feeder-3", "", pointsBody(start.Add(300*time.Minute), xs[300:]), &res)
 	for i, p := range res.Points {
 		if w := want[300+i]; p.Score != w.Score || p.Flag != w.Flag {
