@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServiceModel(ctx, rest, stdout)
 	case "dispatch":
 		return runDispatch(ctx, rest, stdout)
+	case "models":
+		return runModels(rest, stdout)
 	case "voucher":
 		return runVoucher(ctx, rest, stdout)
 	case "account":
