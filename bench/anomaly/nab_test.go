@@ -113,3 +113,41 @@ func TestReproducePublished(t *testing.T) {
 		}
 	}
 }
+
+// The corpus threshold that optimize finds for numenta's output scores at
+// least as well on these files as NAB's published threshold (chosen on the
+// whole 7-category corpus), and its score is what scoreAt gives there.
+func TestOptimizeOnNumenta(t *testing.T) {
+	dir := shareddata.Require(t, "nab")
+	c, err := loadCorpus(filepath.Join(dir, "data"), filepath.Join(dir, "windows.json"), filepath.Join(dir, "profiles.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	times := map[string][]time.Time{}
+	scores := map[string][]float64{}
+	for _, f := range c.Files {
+		s, err := readColumn(numentaPath(filepath.Join(dir, "results", "numenta"), "numenta", f), "anomaly_score")
+		if err != nil {
+			t.Fatal(err)
+		}
+		times[f], scores[f] = s.Times, s.Values
+	}
+	reports, err := c.evaluate(times, scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range c.Profiles {
+		published, err := c.publishedScore(filepath.Join(dir, "numenta_"+p.Name+"_scores.csv"), p.Cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := reports[i]
+		sum := 0.0
+		for _, f := range c.Files {
+			sum += r.Files[f].Score
+		}
+		if r.Normalized < published-1e-9 || math.Abs(sum-r.Best.Score) > 1e-9 {
+			t.Errorf("%s: optimised %.3f (raw %.4f, files sum to %.4f), published threshold %.3f", p.Name, r.Normalized, r.Best.Score, sum, published)
+		}
+	}
+}
