@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// gatewayTarget is the metered/unmetered throughput ratio the gateway must keep.
+const gatewayTarget = 0.9
+
+// mockChunks is how many content chunks the mock's completion has.
+const mockChunks = 32
+
+// startMock serves a fixed chat completion with its usage: streamed when
+// the request asks for a stream, as one JSON body otherwise.
+func startMock() *httptest.Server {
+	var stream, whole bytes.Buffer
+	var text strings.Builder
+	stream.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
+	for i := 0; i < mockChunks; i++ {
+		fmt.Fprintf(&stream, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{"content":"word%d "},"finish_reason":null}]}`+"\n\n", i)
+		fmt.Fprintf(&text, "word%d ", i)
+	}
+	stream.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n")
+	usage := fmt.Sprintf(`{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}`, mockChunks, mockChunks+8)
+	stream.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"fast","choices":[],"usage":` + usage + "}\n\n")
+	stream.WriteString("data: [DONE]\n\n")
+	fmt.Fprintf(&whole, `{"id":"c","object":"chat.completion","created":1,"model":"fast","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":%s}`,
+		text.String(), usage)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		if bytes.Contains(raw, []byte(`"stream":true`)) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write(stream.Bytes())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(whole.Bytes())
+	})
+	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","data":[{"id":"fast","object":"model"}]}`)
+	})
+	return httptest.NewServer(mux)
+}
+
+// benchKey is the bench tenant's API key.
+const benchKey = "sk-bench-tenant-0001"
+
+// gridConfig is the configuration both aigrid processes start with: one
+// prepaid tenant with a big balance on the issue's tariff, and limits high
+// enough that every check runs and none refuses.
+func gridConfig(upstream string) string {
+	return fmt.Sprintf(`admin_keys: [sk-admin-bench-000001]
+server: {log_level: error}
+currency: KES
+tariffs:
+  - name: public
+    blocks:
+      - {up_to: 200000, input: 0, output: 0}
+      - {up_to: 5000000, input: 20, output: 60}
+      - {input: 30, output: 90}
+    off_peak: {from: "22:00", to: "06:00", factor: 0.5}
+providers:
+  - name: mock
+    base_url: %s
+    offers:
+      - {model: fast, serves: [chat], max_concurrency: 4096, price: {input: 5, output: 10}}
+tenants:
+  - name: bench
+    tariff: public
+    account: {type: prepaid, balance: 1000000000}
+    limits: {rpm: %d, tpm: %d, tokens_per_month: %d}
+    keys: [%s]
+`, upstream, benchLimits.RPM, benchLimits.TPM, benchLimits.TokensPerMonth, benchKey)
+}
+
+// buildAigrid builds the aigrid binary of this module into dir.
+func buildAigrid(dir string) (string, error) {
+	bin := filepath.Join(dir, "aigrid")
+	build := exec.Command("go", "build", "-o", bin, "aigrid/cmd/aigrid")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building aigrid (run inside the module): %v", err)
+	}
+	return bin, nil
+}
+
+// aigridProcess is a running `aigrid serve`.
+type aigridProcess struct {
+	url     string
+	dataDir string
+	cmd     *exec.Cmd
+	once    sync.Once
+	err     error
+}
+
+// stop shuts the server down as an operator would, so that its ledger is
+// closed cleanly before it is read. Stopping again returns the first result.
+func (a *aigridProcess) stop() error {
+	a.once.Do(func() {
+		a.cmd.Process.Signal(os.Interrupt)
+		a.err = a.cmd.Wait()
+	})
+	return a.err
+}
+
+// startAigrid starts `aigrid serve` with the config in a data directory of
+// its own; extra flags (--unmetered) are passed on.
+func startAigrid(bin, dataDir, config string, extra ...string) (*aigridProcess, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "--data", dataDir, "--listen", "127.0.0.1:" + port, "--config", config}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	a := &aigridProcess{url: "http://127.0.0.1:" + port, dataDir: dataDir, cmd: cmd}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(a.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a, nil
+			}
+		}
+	}
+	a.stop()
+	return nil, fmt.Errorf("aigrid %v did not become ready", extra)
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port, nil
+}
+
+var client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096}}
+
+// gateway is one gateway under load, with what clients got from it over
+// every load run (warm-ups included), to check against its ledger.
+type gateway struct {
+	name, url, key string
+	// pid, when not 0, is the server's process, whose CPU time is read.
+	pid        int
+	ok, errors atomic.Int64
+}
+
+// loadResult is one measurement of a gateway.
+type loadResult struct {
+	Bench       string  `json:"bench"`
+	Mode        string  `json:"mode"`
+	Setup       string  `json:"setup"`
+	Concurrency int     `json:"concurrency"`
+	Requests    int64   `json:"requests"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"rps"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	Errors      int64   `json:"errors"`
+	// ServerCPUus is the server process's CPU time (user and system) per
+	// request, when it runs in its own process.
+	ServerCPUus float64 `json:"server_cpu_us_per_request,omitempty"`
+	lat         []float64
+	cpu         time.Duration
+}
+
+// add merges another round of the same setup.
+func (r *loadResult) add(o loadResult) {
+	r.Requests += o.Requests
+	r.Seconds += o.Seconds
+	r.Errors += o.Errors
+	r.lat = append(r.lat, o.lat...)
+	r.cpu += o.cpu
+	r.summarize()
+}
+
+func (r *loadResult) summarize() {
+	r.RPS = round(float64(r.Requests) / r.Seconds)
+	r.P50ms, r.P99ms = pct(r.lat, 50), pct(r.lat, 99)
+	if r.cpu > 0 && r.Requests > 0 {
+		r.ServerCPUus = round(float64(r.cpu.Microseconds()) / float64(r.Requests))
+	}
+}
+
+// processCPU is the CPU time a process has used, from /proc/PID/stat, in
+// clock ticks of 10 ms (Linux's USER_HZ).
+func processCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which may hold spaces, start at state.
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// load runs clients closed-loop clients against g for d or until limit
+// requests in all (0: no limit), each reading whole responses.
+func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) loadResult {
+	body := []byte(`{"model":"chat","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)
+	if stream {
+		body = []byte(`{"model":"chat","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)
+	}
+	var mu sync.Mutex
+	var lat []float64
+	var issued, errs atomic.Int64
+	start := time.Now()
+	stop := start.Add(d)
+	var cpu0 time.Duration
+	if g.pid != 0 {
+		cpu0 = processCPU(g.pid)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			for time.Now().Before(stop) && (limit == 0 || issued.Add(1) <= limit) {
+				t0 := time.Now()
+				if err := request(g, body, stream); err != nil {
+					errs.Add(1)
+					g.errors.Add(1)
+					continue
+				}
+				g.ok.Add(1)
+				mine = append(mine, ms(time.Since(t0)))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := loadResult{Bench: "gateway", Setup: g.name, Concurrency: clients, Seconds: time.Since(start).Seconds(), Errors: errs.Load(), lat: lat}
+	r.Requests = int64(len(lat))
+	if g.pid != 0 {
+		r.cpu = processCPU(g.pid) - cpu0
+	}
+	r.summarize()
+	return r
+}
+
+// request sends one chat completion and reads all of it; a response counts
+// only when it is complete: the stream's [DONE], or a body with its usage.
+func request(g *gateway, body []byte, stream bool) error {
+	req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+g.key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d: %.200s", resp.StatusCode, raw)
+	}
+	if stream {
+		if !bytes.HasSuffix(raw, []byte("data: [DONE]\n\n")) {
+			return fmt.Errorf("stream ended without [DONE]")
+		}
+	} else if !bytes.Contains(raw, []byte(`"completion_tokens":`)) {
+		return fmt.Errorf("response without usage: %.200s", raw)
+	}
+	return nil
+}
+
+// compare loads the metered and the unmetered gateway in alternating
+// rounds (so that a noisy neighbour hurts both alike) after a warm-up, and
+// returns both sums. The ratio is metered over unmetered requests/s.
+func compare(metered, unmetered *gateway, stream bool, clients, rounds int, limit int64, d time.Duration) (m, u loadResult, ratio float64) {
+	mode := "non_streaming"
+	if stream {
+		mode = "streaming"
+	}
+	warm := min(d, time.Second)
+	load(unmetered, stream, clients, limit, warm)
+	load(metered, stream, clients, limit, warm)
+	m = loadResult{Bench: "gateway", Mode: mode, Setup: metered.name, Concurrency: clients}
+	u = loadResult{Bench: "gateway", Mode: mode, Setup: unmetered.name, Concurrency: clients}
+	for i := 0; i < rounds; i++ {
+		if i%2 == 0 {
+			u.add(load(unmetered, stream, clients, limit, d))
+			m.add(load(metered, stream, clients, limit, d))
+		} else {
+			m.add(load(metered, stream, clients, limit, d))
+			u.add(load(unmetered, stream, clients, limit, d))
+		}
+	}
+	m.Seconds, u.Seconds = round(m.Seconds), round(u.Seconds)
+	if u.RPS > 0 {
+		ratio = round(m.RPS / u.RPS)
+	}
+	return m, u, ratio
+}
