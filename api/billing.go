@@ -77,28 +77,12 @@ func (s *Server) writeUsage(w http.ResponseWriter, r *http.Request, t *aigrid.Te
 	if m == nil {
 		return
 	}
-	q := r.URL.Query()
-	now := time.Now()
-	local := now.In(m.Location())
-	from := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, m.Location())
-	to := now.Add(time.Second)
-	var err error
-	if v := q.Get("from"); v != "" {
-		if from, err = parseWhen(v, m.Location()); err != nil {
-			writeError(w, r, aigrid.ParamErrorf("from", "from: %v", err))
-			return
-		}
-	}
-	if v := q.Get("to"); v != "" {
-		if to, err = parseWhen(v, m.Location()); err != nil {
-			writeError(w, r, aigrid.ParamErrorf("to", "to: %v", err))
-			return
-		}
-	}
-	if !from.Before(to) {
-		writeError(w, r, aigrid.ParamErrorf("to", "to (%s) must be after from (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339)))
+	from, to, err := period(r, m.Location())
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
+	q := r.URL.Query()
 	limit := maxUsagePage
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxUsagePage {
@@ -126,6 +110,28 @@ func (s *Server) writeUsage(w http.ResponseWriter, r *http.Request, t *aigrid.Te
 	page.Totals.Calls = len(recs)
 	page.Totals.Price, page.Totals.PriceMinor = cur.Decimal(total), int64(total)
 	writeJSON(w, http.StatusOK, page)
+}
+
+// period reads the from and to of a query, by default from the start of the
+// month (in the grid's time zone) to now.
+func period(r *http.Request, loc *time.Location) (from, to time.Time, err error) {
+	now := time.Now().In(loc)
+	from, to = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, loc), now.Add(time.Second)
+	q := r.URL.Query()
+	if v := q.Get("from"); v != "" {
+		if from, err = parseWhen(v, loc); err != nil {
+			return from, to, aigrid.ParamErrorf("from", "from: %v", err)
+		}
+	}
+	if v := q.Get("to"); v != "" {
+		if to, err = parseWhen(v, loc); err != nil {
+			return from, to, aigrid.ParamErrorf("to", "to: %v", err)
+		}
+	}
+	if !from.Before(to) {
+		return from, to, aigrid.ParamErrorf("to", "to (%s) must be after from (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return from, to, nil
 }
 
 // parseWhen reads a time as RFC 3339 or a day (YYYY-MM-DD, midnight in the grid's zone).

@@ -196,14 +196,12 @@ func (s *Server) tariffExists(r *http.Request, name string) bool {
 	return false
 }
 
-type adjustmentRequest struct {
-	Amount money  `json:"amount"`
-	Reason string `json:"reason"`
-}
-
-type topUpRequest struct {
+// creditRequest is a top-up (with the payment's reference) or an
+// adjustment (with its reason).
+type creditRequest struct {
 	Amount    money  `json:"amount"`
 	Reference string `json:"reference"`
+	Reason    string `json:"reason"`
 }
 
 type creditResponse struct {
@@ -214,39 +212,26 @@ type creditResponse struct {
 }
 
 func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
-	m := s.billingMeter(w, r)
-	if m == nil {
-		return
-	}
-	var req adjustmentRequest
-	if !s.decodeAdmin(w, r, &req) {
-		return
-	}
-	t := s.tenantFor(w, r)
-	if t == nil {
-		return
-	}
-	amount, err := s.parseAmount(m, "amount", req.Amount)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	balance, err := m.Adjust(r.Context(), t.ID, amount, req.Reason, adminActor(r))
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	logger(r).Info("account adjusted", "tenant", t.Name, "amount", amount, "reason", req.Reason, "actor", adminActor(r))
-	cur := m.Currency()
-	writeJSON(w, http.StatusCreated, creditResponse{Object: "adjustment", Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
+	s.credit(w, r, "adjustment", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (aigrid.Money, error) {
+		return m.Adjust(r.Context(), t.ID, amount, req.Reason, adminActor(r))
+	})
 }
 
 func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
+	s.credit(w, r, "topup", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (aigrid.Money, error) {
+		return m.TopUp(r.Context(), t.ID, amount, req.Reference, adminActor(r))
+	})
+}
+
+// credit reads a credit request for the tenant in the path, records it with
+// record, and answers with the new balance.
+func (s *Server) credit(w http.ResponseWriter, r *http.Request, kind string,
+	record func(*meter.Meter, *aigrid.Tenant, aigrid.Money, *creditRequest) (aigrid.Money, error)) {
 	m := s.billingMeter(w, r)
 	if m == nil {
 		return
 	}
-	var req topUpRequest
+	var req creditRequest
 	if !s.decodeAdmin(w, r, &req) {
 		return
 	}
@@ -259,14 +244,14 @@ func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	balance, err := m.TopUp(r.Context(), t.ID, amount, req.Reference, adminActor(r))
+	balance, err := record(m, t, amount, &req)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("top-up", "tenant", t.Name, "amount", amount, "reference", req.Reference, "actor", adminActor(r))
+	logger(r).Info(kind, "tenant", t.Name, "amount", amount, "reference", req.Reference, "reason", req.Reason, "actor", adminActor(r))
 	cur := m.Currency()
-	writeJSON(w, http.StatusCreated, creditResponse{Object: "topup", Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
+	writeJSON(w, http.StatusCreated, creditResponse{Object: kind, Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
 }
 
 func (s *Server) tenantUsage(w http.ResponseWriter, r *http.Request) {
@@ -362,20 +347,10 @@ func (s *Server) revenue(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	now := time.Now().In(m.Location())
-	from, to := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, m.Location()), now.Add(time.Second)
-	var err error
-	if v := r.URL.Query().Get("from"); v != "" {
-		if from, err = parseWhen(v, m.Location()); err != nil {
-			writeError(w, r, aigrid.ParamErrorf("from", "from: %v", err))
-			return
-		}
-	}
-	if v := r.URL.Query().Get("to"); v != "" {
-		if to, err = parseWhen(v, m.Location()); err != nil {
-			writeError(w, r, aigrid.ParamErrorf("to", "to: %v", err))
-			return
-		}
+	from, to, err := period(r, m.Location())
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	lines, err := s.cfg.Store.Revenue(r.Context(), from, to)
 	if err != nil {

@@ -102,6 +102,21 @@ func envOr(name, fallback string) string {
 // call sends a request to the admin API and decodes the answer into out.
 // It returns the raw answer too, for --json.
 func (c *adminClient) call(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	raw, err := c.send(ctx, method, path, "application/json", body)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("the server's answer is not what this aigrid expects: %v", err)
+		}
+	}
+	return raw, nil
+}
+
+// send sends a request asking for the accept format and returns the answer,
+// or the server's error message.
+func (c *adminClient) send(ctx context.Context, method, path, accept string, body any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -117,6 +132,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, body, out a
 		return nil, fmt.Errorf("bad server URL %q: %v", c.server, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -139,11 +155,6 @@ func (c *adminClient) call(ctx context.Context, method, path string, body, out a
 			return nil, fmt.Errorf("%s (HTTP %d)", e.Error.Message, resp.StatusCode)
 		}
 		return nil, fmt.Errorf("the server answered HTTP %d", resp.StatusCode)
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return nil, fmt.Errorf("the server's answer is not what this aigrid expects: %v", err)
-		}
 	}
 	return raw, nil
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -182,13 +180,7 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := wantArgs(pos, 1, usage); err != nil {
 			return err
 		}
-		q := url.Values{}
-		if from != "" {
-			q.Set("from", from)
-		}
-		if to != "" {
-			q.Set("to", to)
-		}
+		q := periodQuery(from, to)
 		var page struct {
 			Currency string
 			Data     []struct {
@@ -235,7 +227,7 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		if accept == "" {
 			return fmt.Errorf("--format must be csv, html or json")
 		}
-		raw, err := c.get(ctx, "/admin/v1/tenants/"+url.PathEscape(pos[0])+"/statements/"+url.PathEscape(pos[1]), accept)
+		raw, err := c.send(ctx, "GET", "/admin/v1/tenants/"+url.PathEscape(pos[0])+"/statements/"+url.PathEscape(pos[1]), accept, nil)
 		if err != nil {
 			return err
 		}
@@ -416,13 +408,7 @@ func runRevenue(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := wantArgs(pos, 0, usage); err != nil {
 		return err
 	}
-	q := url.Values{}
-	if from != "" {
-		q.Set("from", from)
-	}
-	if to != "" {
-		q.Set("to", to)
-	}
+	q := periodQuery(from, to)
 	var rep struct {
 		Currency, Revenue, Cost, Margin string
 		Data                            []struct {
@@ -446,33 +432,15 @@ func runRevenue(ctx context.Context, args []string, stdout io.Writer) error {
 	return c.table("PROVIDER\tCALLS\tTOKENS\tREVENUE "+rep.Currency+"\tCOST\tMARGIN", rows)
 }
 
-// get fetches a document in the format accept names (a statement as CSV or HTML).
-func (c *adminClient) get(ctx context.Context, path, accept string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", c.server+path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bad server URL %q: %v", c.server, err)
+// periodQuery is the from and to of a usage or revenue query; empty ones are
+// left to the server's defaults.
+func periodQuery(from, to string) url.Values {
+	q := url.Values{}
+	if from != "" {
+		q.Set("from", from)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", accept)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach aigrid at %s: is `aigrid serve` running? (%v)", c.server, err)
+	if to != "" {
+		q.Set("to", to)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %v", c.server, err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s (HTTP %d)", e.Error.Message, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("the server answered HTTP %d", resp.StatusCode)
-	}
-	return raw, nil
+	return q
 }
