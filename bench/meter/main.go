@@ -42,6 +42,11 @@ func main() {
 	flag.BoolVar(&o.gateway, "gateway", true, "run the gateway comparison after the ledger benchmarks")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the settlement benchmark to this file")
 	flag.Parse()
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "meter:", err)
+		flag.Usage()
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
@@ -52,6 +57,20 @@ type options struct {
 	workers, tenants, rounds, concurrency    int
 	cpuProfile                               string
 	gateway                                  bool
+}
+
+func (o *options) check() error {
+	for name, n := range map[string]int{"workers": o.workers, "tenants": o.tenants, "rounds": o.rounds, "concurrency": o.concurrency} {
+		if n < 1 {
+			return fmt.Errorf("-%s must be at least 1, got %d", name, n)
+		}
+	}
+	for name, d := range map[string]time.Duration{"ledger-duration": o.ledgerDuration, "commit-duration": o.commitDuration, "duration": o.duration} {
+		if d <= 0 {
+			return fmt.Errorf("-%s must be positive, got %s", name, d)
+		}
+	}
+	return nil
 }
 
 // commitSizes are the batch sizes of the raw CommitTxs reference: one
