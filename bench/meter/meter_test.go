@@ -108,9 +108,10 @@ func TestGatewayCompareSettlesEveryResponse(t *testing.T) {
 			t.Fatalf("stream %v: ratio %v", stream, ratio)
 		}
 	}
-	// Two modes, each a warm-up and two rounds of 40 requests.
-	if ok := metered.gw.ok.Load(); ok != 240 || metered.gw.errors.Load() != 0 {
-		t.Fatalf("metered: %d complete responses, %d errors; want 240 and 0", ok, metered.gw.errors.Load())
+	// Two modes, each two rounds of 40 requests after a warm-up of up to 40
+	// (bounded by time too).
+	if ok := metered.gw.ok.Load(); ok < 160 || ok > 240 || metered.gw.errors.Load() != 0 {
+		t.Fatalf("metered: %d complete responses, %d errors; want 160 to 240, and none", ok, metered.gw.errors.Load())
 	}
 
 	// Settlements are durable before the response: the ledger has them all.
