@@ -1,14 +1,16 @@
 // Package anomaly detects anomalies in streams of sensor readings. Each series
-// has a Detector, an ensemble of four streaming detectors (a robust z-score
+// has a Detector, an ensemble of five streaming detectors (a robust z-score
 // on a rolling window, Wang et al.'s relative entropy test on histograms, the
-// error of a one-step forecast, and the deviation from the same phase of the
-// series' daily or other cycle). Each detector's surprise is calibrated
-// against its own history on the series, the most surprised one speaks for
-// the ensemble, and a point that is no more surprising than one shortly
-// before it is damped, so that one event raises one flag. Every point gets a
-// score in [0, 1] and a flag. A Detector's state marshals to JSON, so that a
-// series survives a restart. Package serves detectors to tenants over HTTP;
-// docs/packages/anomaly.md describes both and the NAB benchmark.
+// error of a one-step forecast, the deviation from the same phase of the
+// series' daily or other cycle, and the excess over the highest and lowest
+// readings of a long memory). Each detector's surprise is calibrated against
+// its own history on the series, the most surprised one speaks for the
+// ensemble, and a point that is no more surprising than one shortly before
+// it is damped, so that one event raises one flag. Every point gets a score
+// in [0, 1] and a flag. A Detector's state marshals to JSON, so that a series
+// survives a restart. Package serves detectors to tenants over HTTP and
+// Listener over MQTT; docs/packages/anomaly.md describes them and the NAB
+// benchmark.
 package anomaly
 
 import (
@@ -108,27 +110,30 @@ type Detector struct {
 	s detectorState
 }
 
-// The ensemble's members, in the order of detectorState.Cal.
+// The ensemble's calibrated members, in the order of detectorState.Cal;
+// the extremes detector is the fifth member.
 const (
 	robustMember = iota
 	entropyMember
 	forecastMember
 	seasonalMember
-	members
+	calibrated
+	members = calibrated + 1
 )
 
 type detectorState struct {
-	Config   Config               `json:"config"`
-	N        int                  `json:"n"` // points seen
-	Last     float64              `json:"last"`
-	Flags    int                  `json:"flags"`
-	Robust   *RobustZ             `json:"robust"`
-	Entropy  *RelativeEntropy     `json:"entropy"`
-	Forecast *Forecast            `json:"forecast"`
-	Seasonal *Seasonal            `json:"seasonal"`
-	Cal      [members]*calibrator `json:"cal"`
-	Recent   []float64            `json:"recent"` // undamped scores of the last Suppress points
-	Head     int                  `json:"head"`
+	Config   Config                  `json:"config"`
+	N        int                     `json:"n"` // points seen
+	Last     float64                 `json:"last"`
+	Flags    int                     `json:"flags"`
+	Robust   *RobustZ                `json:"robust"`
+	Entropy  *RelativeEntropy        `json:"entropy"`
+	Forecast *Forecast               `json:"forecast"`
+	Seasonal *Seasonal               `json:"seasonal"`
+	Extremes *Extremes               `json:"extremes"`
+	Cal      [calibrated]*calibrator `json:"cal"`
+	Recent   []float64               `json:"recent"` // undamped scores of the last Suppress points
+	Head     int                     `json:"head"`
 }
 
 // New returns a Detector for a new series.
@@ -143,6 +148,7 @@ func New(c Config) (*Detector, error) {
 		Entropy:  NewRelativeEntropy(c.EntropyWindow, c.Bins, max(c.Warmup, c.EntropyWindow)),
 		Forecast: NewForecast(c.Alpha, c.Beta, 0),
 		Seasonal: NewSeasonal(c.Warmup, seasonCycles),
+		Extremes: NewExtremes(extremesBlock, extremesBlocks),
 		Recent:   make([]float64, 0, c.Suppress),
 	}}
 	for i := range d.s.Cal {
@@ -173,6 +179,10 @@ const scoreHalf = 5.0
 // seasonCycles is how many past cycles the seasonal detector compares with.
 const seasonCycles = 3
 
+// The extremes detector's memory: 100 blocks of 100 readings (a month of
+// 5-minute readings).
+const extremesBlock, extremesBlocks = 100, 100
+
 // suppressDamp multiplies the score of a point that a recent one out-surprised.
 const suppressDamp = 0.5
 
@@ -189,8 +199,8 @@ func (d *Detector) Update(x float64) (Result, error) {
 	// A member that cannot score yet stays out of its calibrator, whose
 	// history would otherwise start with a run of zeros that makes its first
 	// real surprise look enormous.
-	var lps [members]float64
-	var ok [members]bool
+	var lps [calibrated]float64
+	var ok [calibrated]bool
 	lps[robustMember], ok[robustMember] = s.Robust.update(x)
 	lps[entropyMember], ok[entropyMember] = s.Entropy.update(x)
 	lps[forecastMember], ok[forecastMember] = s.Forecast.update(x)
@@ -200,6 +210,19 @@ func (d *Detector) Update(x float64) (Result, error) {
 		if ok[i] {
 			lp = min(lp, s.Cal[i].update(-l/math.Ln10))
 		}
+	}
+	// The extremes detector measures in the robust z-score's scale (of the
+	// window that now holds x) and speaks uncalibrated: its surprise is zero
+	// at most points, and against such a history any new record, however
+	// slight, would look enormous, while its nominal probability already says
+	// how far beyond a month's range the reading is.
+	if ok[robustMember] {
+		_, scale := s.Robust.medianScale()
+		if e, ok := s.Extremes.update(x, scale); ok {
+			lp = min(lp, e)
+		}
+	} else {
+		s.Extremes.update(x, 1)
 	}
 	// The most surprised member speaks for all, with Bonferroni's correction.
 	lp = min(lp+math.Log(members), 0)
@@ -252,7 +275,7 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	}
 	c, err := s.Config.withDefaults()
 	ok := err == nil && c == s.Config && s.N >= 0 && s.Flags >= 0 && s.Flags <= s.N &&
-		s.Robust != nil && s.Entropy != nil && s.Forecast != nil && s.Seasonal != nil &&
+		s.Robust != nil && s.Entropy != nil && s.Forecast != nil && s.Seasonal != nil && s.Extremes != nil &&
 		len(s.Recent) <= c.Suppress && s.Head >= 0 && (s.Head == 0 || s.Head < len(s.Recent)) &&
 		(len(s.Recent) == c.Suppress || s.Head == 0)
 	for _, cal := range s.Cal {

@@ -343,3 +343,26 @@ func TestForecast(t *testing.T) {
 		t.Errorf("on a ramp at 300, 290 scores %v (largest before %v)", got, before)
 	}
 }
+
+// Extremes measures the excess over the range of its memory, and forgets
+// what is older than its memory.
+func TestExtremes(t *testing.T) {
+	d := NewExtremes(10, 5) // a memory of 40 to 50 readings
+	if _, ok := d.update(1, 1); ok {
+		t.Fatal("scored with no history")
+	}
+	d.update(1000, 1)
+	for i := range 60 {
+		lp, ok := d.update(float64(i%10), 1)
+		if i >= minExtremes && (!ok || lp != 0) {
+			t.Fatalf("reading %d within the range: %v %v", i, lp, ok)
+		}
+	}
+	// 1000 has left the memory; 13 is 4 beyond the range 0..9.
+	if lp, _ := d.update(13, 1); math.Abs(lp-logTwoSided(4)) > 1e-12 {
+		t.Errorf("13 over a range up to 9: %v, want %v", lp, logTwoSided(4))
+	}
+	if lp, _ := d.update(-2, 0.5); math.Abs(lp-logTwoSided(4)) > 1e-12 {
+		t.Errorf("-2 under a range from 0 at scale 0.5: %v, want %v", lp, logTwoSided(4))
+	}
+}
