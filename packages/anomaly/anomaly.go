@@ -183,6 +183,12 @@ const seasonCycles = 3
 // 5-minute readings).
 const extremesBlock, extremesBlocks = 100, 100
 
+// extremesGain is how much more a robust σ beyond the range of the memory
+// counts than a σ away from the median: a new extreme is rarer than a far
+// reading (measured on NAB: 1 scores 67.2, 2 scores 68.2, 5 raises false
+// alarms in steady noise just after the warm-up, when the range is short).
+const extremesGain = 2.0
+
 // suppressDamp multiplies the score of a point that a recent one out-surprised.
 const suppressDamp = 0.5
 
@@ -218,7 +224,7 @@ func (d *Detector) Update(x float64) (Result, error) {
 	// how far beyond a month's range the reading is.
 	if ok[robustMember] {
 		_, scale := s.Robust.medianScale()
-		if e, ok := s.Extremes.update(x, scale); ok {
+		if e, ok := s.Extremes.update(x, scale/extremesGain); ok {
 			lp = min(lp, e)
 		}
 	} else {
