@@ -20,18 +20,29 @@ type rateCheck struct {
 
 // check asks for cost units at now without changing the state.
 func (g *gcra) check(now time.Time, limit int64, period time.Duration, cost int64) rateCheck {
-	interval := period / time.Duration(limit)
 	tat := g.tat
 	if tat.Before(now) {
 		tat = now
 	}
-	next := tat.Add(time.Duration(cost) * interval)
+	next := tat.Add(span(cost, limit, period))
 	if next.Sub(now) > period {
 		free := period - tat.Sub(now)
-		return rateCheck{ok: false, tat: g.tat, remaining: int64(free / interval),
+		return rateCheck{ok: false, tat: g.tat, remaining: unitsIn(free, limit, period),
 			reset: tat.Sub(now), retryAfter: next.Sub(now) - period}
 	}
-	return rateCheck{ok: true, tat: next, remaining: int64((period - next.Sub(now)) / interval), reset: next.Sub(now)}
+	return rateCheck{ok: true, tat: next, remaining: unitsIn(period-next.Sub(now), limit, period), reset: next.Sub(now)}
+}
+
+// span is how long cost units take at limit units per period. Rate limits
+// need no exactness to the nanosecond, and floating point keeps any limit,
+// however large, from dividing to a zero interval.
+func span(cost, limit int64, period time.Duration) time.Duration {
+	return time.Duration(float64(period) * float64(cost) / float64(limit))
+}
+
+// unitsIn is how many units fit in d.
+func unitsIn(d time.Duration, limit int64, period time.Duration) int64 {
+	return int64(float64(d) / float64(period) * float64(limit))
 }
 
 // give returns units taken by a call that used fewer than it reserved.
@@ -39,8 +50,7 @@ func (g *gcra) give(now time.Time, limit int64, period time.Duration, units int6
 	if units <= 0 {
 		return
 	}
-	interval := period / time.Duration(limit)
-	g.tat = g.tat.Add(-time.Duration(units) * interval)
+	g.tat = g.tat.Add(-span(units, limit, period))
 	if g.tat.Before(now) {
 		g.tat = now
 	}

@@ -38,3 +38,16 @@ func TestGCRAAllowsABurstThenTheRate(t *testing.T) {
 		t.Fatal("40 returned tokens are not usable again")
 	}
 }
+
+// A limit larger than the nanoseconds in its period works (an integer
+// interval would be zero and divide by zero).
+func TestGCRAHugeLimit(t *testing.T) {
+	var g gcra
+	now := time.Now()
+	r := g.check(now, 100_000_000_000, time.Minute, 5_000)
+	if !r.ok || r.remaining < 99_999_000_000 {
+		t.Fatalf("%+v", r)
+	}
+	g.tat = r.tat
+	g.give(now, 100_000_000_000, time.Minute, 5_000)
+}

@@ -240,7 +240,9 @@ func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 		bad = append(bad, fmt.Sprintf("transaction %s: %d entries summing to %d", key, n, sum))
 	}
 	rows.Close()
-	rows, err = db.read.QueryContext(ctx, `SELECT u.id, u.charge, e.amount FROM usage u JOIN ledger_entries e ON e.tx_id = u.tx_id
+	// CROSS JOIN keeps SQLite's planner from scanning usage once per entry:
+	// each usage row finds its entries by the tx_id index.
+	rows, err = db.read.QueryContext(ctx, `SELECT u.id, u.charge, e.amount FROM usage u CROSS JOIN ledger_entries e ON e.tx_id = u.tx_id
 		WHERE e.account = 'revenue' AND e.amount != u.charge`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
