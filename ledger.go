@@ -74,6 +74,10 @@ type BlockCharge struct {
 	Input  int64 `json:"input_tokens"`
 	Output int64 `json:"output_tokens"`
 	Amount Money `json:"amount"`
+	// Exact is the block's price before rounding, in millionths of a minor
+	// unit. The meter rounds the month's running sum of exact prices, not
+	// each call's, so that many small calls are not each rounded to zero.
+	Exact int64 `json:"exact_micro"`
 }
 
 // UsageRecord is one metered call.
@@ -112,6 +116,8 @@ type UsageLine struct {
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
 	Amount       Money  `json:"amount"`
+	// Exact sums the blocks' exact prices (see BlockCharge.Exact).
+	Exact int64 `json:"-"`
 }
 
 // RevenueLine is what one provider's offers earned and cost over a period.

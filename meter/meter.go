@@ -67,7 +67,10 @@ type tenantMeter struct {
 	month, day  time.Time
 	monthTokens int64
 	dayTokens   int64
-	rpm, tpm    gcra
+	// carry sums the exact prices of the month's settled calls by block,
+	// for rounding the month rather than each call (see Round).
+	carry    map[int]int64
+	rpm, tpm gcra
 }
 
 type keyMeter struct {
@@ -218,9 +221,27 @@ func (m *Meter) load(ctx context.Context, tm *tenantMeter, tenantID int64, now t
 	if err != nil {
 		return err
 	}
+	carry, err := m.carryFromLedger(ctx, tenantID, month)
+	if err != nil {
+		return err
+	}
 	tm.account, tm.balance = *acct, balance
-	tm.month, tm.day, tm.monthTokens, tm.dayTokens = month, day, monthTokens, dayTokens
+	tm.month, tm.day, tm.monthTokens, tm.dayTokens, tm.carry = month, day, monthTokens, dayTokens, carry
 	return nil
+}
+
+// carryFromLedger sums the exact prices of a tenant's calls in the month
+// that starts at month, by block.
+func (m *Meter) carryFromLedger(ctx context.Context, tenantID int64, month time.Time) (map[int]int64, error) {
+	lines, err := m.ledger.UsageByBlock(ctx, tenantID, month, month.AddDate(0, 1, 0))
+	if err != nil {
+		return nil, err
+	}
+	carry := map[int]int64{}
+	for _, l := range lines {
+		carry[l.Block] += l.Exact
+	}
+	return carry, nil
 }
 
 // periods returns the starts of the month and the day of t, in the grid's zone.
@@ -234,7 +255,7 @@ func (m *Meter) periods(t time.Time) (month, day time.Time) {
 func (m *Meter) roll(tm *tenantMeter, now time.Time) {
 	month, day := m.periods(now)
 	if !month.Equal(tm.month) {
-		tm.month, tm.monthTokens = month, 0
+		tm.month, tm.monthTokens, tm.carry = month, 0, map[int]int64{}
 	}
 	if !day.Equal(tm.day) {
 		tm.day, tm.dayTokens = day, 0
@@ -321,7 +342,15 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 	}
 
 	local := now.In(m.set.Location)
-	worst := Price(m.tariff(acct.Tariff, local), m.set.Currency, tm.monthTokens+tm.heldTokens, int64(est.PromptTokens), int64(maxOut), local).Total
+	quote := Price(m.tariff(acct.Tariff, local), m.set.Currency, tm.monthTokens+tm.heldTokens, int64(est.PromptTokens), int64(maxOut), local)
+	// Rounding the month's running sum may charge a priced block one minor
+	// unit more than the call's own price rounded.
+	worst := quote.Total
+	for _, b := range quote.Blocks {
+		if b.Exact > 0 {
+			worst++
+		}
+	}
 	available := tm.balance - tm.held
 	switch acct.Type {
 	case aigrid.Prepaid:
@@ -419,14 +448,21 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	tm.mu.Lock()
 	m.roll(tm, now)
 	var before int64
+	carry := tm.carry
 	if month.Equal(tm.month) {
 		before = tm.monthTokens
 	} else {
 		// The month turned while the call ran: it is priced in the month it
 		// was admitted in, after that month's other calls, read from the ledger.
 		before = m.monthTokensFromLedger(ctx, h.TenantID, month)
+		var err error
+		if carry, err = m.carryFromLedger(ctx, h.TenantID, month); err != nil {
+			m.set.Logger.Error("meter: read the month's prices", "tenant", h.TenantID, "error", err.Error())
+			carry = map[int]int64{}
+		}
 	}
 	charge := Price(m.tariff(tm.account.Tariff, local), m.set.Currency, before, in, out, local)
+	Round(&charge, carry)
 	tm.held -= h.Amount
 	tm.heldTokens -= h.Tokens
 	if tm.account.Limits.TPM > 0 {
@@ -447,6 +483,9 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 		// Not written, or written before: take back what was counted here.
 		tm.mu.Lock()
 		m.count(tm, month, day, -(in + out), charge.Total)
+		if month.Equal(tm.month) {
+			Unround(&charge, tm.carry)
+		}
 		tm.mu.Unlock()
 	}
 	return err

@@ -114,13 +114,14 @@ func TestPrepaidReserveSettleAndVouchers(t *testing.T) {
 		t.Fatalf("unknown code: %v", err)
 	}
 
-	// Now the worst case is covered: 50k in × 20 + 50k out × 60 per 1M = 4 KES.
+	// Now the worst case is covered: 50k in × 20 + 50k out × 60 per 1M = 4 KES,
+	// and a cent for rounding the month's sum in the one priced block.
 	h, err = m.Reserve(ctx, f.call("r3"), aigrid.Estimate{PromptTokens: 50_000, MaxTokens: 50_000})
-	if err != nil || h.Amount != 400 {
+	if err != nil || h.Amount != 401 {
 		t.Fatalf("reserve: %v, hold %+v", err, h)
 	}
 	b, _ := m.Balance(ctx, f.tenant.ID)
-	if b.HeldMinor != 400 || b.AvailableMinor != 9_600 {
+	if b.HeldMinor != 401 || b.AvailableMinor != 9_599 {
 		t.Fatalf("while held: %+v", b)
 	}
 	// It used less: 10k in, 1k out = 0.20 + 0.06 = 0.26 KES.
@@ -331,5 +332,79 @@ func TestSettleAcrossMonthEnd(t *testing.T) {
 	// 1,000 tokens free, 1,000 at 20 KES per million: 0.02 KES.
 	if c := usage[1].Charge; c.Total != 2 || len(c.Blocks) != 2 {
 		t.Errorf("late call charged %+v, want 2 cents over two blocks", c)
+	}
+}
+
+// Calls each worth a fraction of a cent are not each rounded to nothing: the
+// month's running sum is rounded, across a restart of the meter too.
+func TestSmallCallsAddUp(t *testing.T) {
+	f := newFixture(t, aigrid.Account{Tariff: "public"})
+	ctx := context.Background()
+	// Use up the free block.
+	h, err := f.m.Reserve(ctx, f.call("big"), aigrid.Estimate{PromptTokens: 200_000, MaxTokens: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Settle(ctx, h, served(200_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// 30 in + 10 out at 20 and 60 KES per million: 0.12 cents a call.
+	run := func(m *Meter, prefix string, calls int) {
+		var wg sync.WaitGroup
+		for g := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range calls / 20 {
+					h, err := m.Reserve(ctx, f.call(fmt.Sprintf("%s-%d-%d", prefix, g, i)), aigrid.Estimate{PromptTokens: 30, MaxTokens: 10})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := m.Settle(ctx, h, served(30, 10)); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	run(f.m, "a", 400)
+	f.m.Close()
+	run(f.open(t), "b", 100)
+
+	usage, err := f.db.ListUsage(ctx, f.tenant.ID, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 1000)
+	if err != nil || len(usage) != 501 {
+		t.Fatalf("%d calls recorded, %v", len(usage), err)
+	}
+	var total aigrid.Money
+	for _, u := range usage {
+		total += u.Charge.Total
+	}
+	if total != 60 {
+		t.Errorf("500 calls of 0.12 cents charged %d cents, want 60", total)
+	}
+}
+
+func TestRoundCarriesTheRemainder(t *testing.T) {
+	carry := map[int]int64{}
+	var total aigrid.Money
+	for range 7 {
+		c := aigrid.Charge{Blocks: []aigrid.BlockCharge{{Block: 2, Exact: 300_000}, {Block: 3, Exact: 1_700_000}}}
+		Round(&c, carry)
+		if c.Total != c.Blocks[0].Amount+c.Blocks[1].Amount {
+			t.Fatalf("total %d is not the sum of its blocks %+v", c.Total, c.Blocks)
+		}
+		total += c.Total
+	}
+	// 7 × 0.3 = 2.1 → 2; 7 × 1.7 = 11.9 → 12.
+	if total != 14 || carry[2] != 2_100_000 || carry[3] != 11_900_000 {
+		t.Errorf("total %d, carry %v", total, carry)
+	}
+	c := aigrid.Charge{Blocks: []aigrid.BlockCharge{{Block: 2, Exact: 300_000}}}
+	Round(&c, carry)
+	Unround(&c, carry)
+	if carry[2] != 2_100_000 {
+		t.Errorf("unround left %v", carry)
 	}
 }

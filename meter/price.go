@@ -16,8 +16,9 @@ import (
 // (already in the grid's time zone), when the tenant had already used
 // monthBefore tokens this month. The input tokens fill the blocks first, then
 // the output tokens: a call that straddles a block boundary is priced in both.
-// Each block's amount is rounded to the minor unit (half up), and the total is
-// their sum, so that statements add up exactly.
+// Each block carries its exact price (millionths of a minor unit) and that
+// price rounded to the minor unit (half up); the total is the sum of the
+// rounded blocks. Settling rounds the month's running sum instead (Round).
 func Price(t *aigrid.Tariff, cur aigrid.Currency, monthBefore, in, out int64, at time.Time) aigrid.Charge {
 	var c aigrid.Charge
 	if t == nil {
@@ -40,8 +41,9 @@ func Price(t *aigrid.Tariff, cur aigrid.Currency, monthBefore, in, out int64, at
 		bin := overlap(monthBefore, inEnd, lo, hi)
 		bout := overlap(inEnd, outEnd, lo, hi)
 		if bin > 0 || bout > 0 {
-			amount := blockAmount(bin, b.Input, bout, b.Output, factor, cur.Exponent)
-			c.Blocks = append(c.Blocks, aigrid.BlockCharge{Block: i + 1, Input: bin, Output: bout, Amount: amount})
+			exact := blockExact(bin, b.Input, bout, b.Output, factor, cur.Exponent)
+			amount := roundMicro(exact)
+			c.Blocks = append(c.Blocks, aigrid.BlockCharge{Block: i + 1, Input: bin, Output: bout, Amount: amount, Exact: exact})
 			c.Total += amount
 		}
 		lo = hi
@@ -55,14 +57,15 @@ func overlap(a, b, lo, hi int64) int64 {
 	return max(b-a, 0)
 }
 
-// perMillion is 10^6 tokens × RateScale × 1000 (the factor's permille): the
-// divisor that turns tokens × Rate × factor into major units.
-var perMillion = new(big.Int).Mul(big.NewInt(1_000_000*aigrid.RateScale), big.NewInt(1000))
+// perMillion is 10^6 tokens × RateScale × 1000 (the factor's permille) ÷
+// 10^6 (the millionths of a minor unit): the divisor that turns tokens ×
+// Rate × factor × 10^exponent into millionths of a minor unit.
+var perMillion = big.NewInt(aigrid.RateScale * 1000)
 
-// blockAmount is (in×rateIn + out×rateOut) × factor/1000 per million tokens,
-// in minor units, rounded half up. Big integers: the product of a month's
-// tokens and a rate overflows 64 bits long before the amount does.
-func blockAmount(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) aigrid.Money {
+// blockExact is (in×rateIn + out×rateOut) × factor/1000 per million tokens,
+// in millionths of a minor unit, rounded half up. Big integers: the product
+// of a month's tokens and a rate overflows 64 bits long before the amount does.
+func blockExact(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) int64 {
 	var num, t big.Int
 	num.Mul(big.NewInt(in), big.NewInt(int64(rateIn)))
 	t.Mul(big.NewInt(out), big.NewInt(int64(rateOut)))
@@ -72,7 +75,35 @@ func blockAmount(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, f
 	half := new(big.Int).Rsh(perMillion, 1)
 	num.Add(&num, half)
 	num.Quo(&num, perMillion)
-	return aigrid.Money(num.Int64())
+	return num.Int64()
+}
+
+// roundMicro rounds millionths of a minor unit to the minor unit, half up.
+func roundMicro(x int64) aigrid.Money { return aigrid.Money((x + 500_000) / 1_000_000) }
+
+// Round sets the charge's amounts from the running sums of exact prices of
+// the month's calls before it, by block (carry, which it advances): each
+// block is charged round(sum after) − round(sum before). The month's
+// charges then add up to its exact price rounded once per block, however
+// small each call.
+func Round(c *aigrid.Charge, carry map[int]int64) {
+	c.Total = 0
+	for i := range c.Blocks {
+		b := &c.Blocks[i]
+		before := carry[b.Block]
+		after := before + b.Exact
+		b.Amount = roundMicro(after) - roundMicro(before)
+		carry[b.Block] = after
+		c.Total += b.Amount
+	}
+}
+
+// Unround takes the charge's exact prices back out of carry, for a
+// settlement that was not written.
+func Unround(c *aigrid.Charge, carry map[int]int64) {
+	for _, b := range c.Blocks {
+		carry[b.Block] -= b.Exact
+	}
 }
 
 // inWindow reports whether at falls in the time-of-use window.
@@ -86,7 +117,7 @@ func inWindow(w *aigrid.TimeOfUse, at time.Time) bool {
 
 // Cost is what the operator pays the offer for a call, in minor units.
 func Cost(p aigrid.Price, cur aigrid.Currency, in, out int64) aigrid.Money {
-	return blockAmount(in, p.Input, out, p.Output, 1000, cur.Exponent)
+	return roundMicro(blockExact(in, p.Input, out, p.Output, 1000, cur.Exponent))
 }
 
 // Version picks the tariff version in effect at time at from versions sorted

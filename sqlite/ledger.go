@@ -151,7 +151,8 @@ func (db *DB) ListUsage(ctx context.Context, tenantID int64, from, to time.Time,
 // UsageByBlock sums a tenant's usage by service model and block.
 func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Time) ([]aigrid.UsageLine, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT u.service, json_extract(b.value, '$.block'), COUNT(*),
-		SUM(json_extract(b.value, '$.input_tokens')), SUM(json_extract(b.value, '$.output_tokens')), SUM(json_extract(b.value, '$.amount'))
+		SUM(json_extract(b.value, '$.input_tokens')), SUM(json_extract(b.value, '$.output_tokens')), SUM(json_extract(b.value, '$.amount')),
+		COALESCE(SUM(json_extract(b.value, '$.exact_micro')), 0)
 		FROM usage u, json_each(u.blocks) b WHERE u.tenant_id = ? AND u.at >= ? AND u.at < ?
 		GROUP BY 1, 2 ORDER BY 1, 2`, tenantID, toNanos(from), toNanos(to))
 	if err != nil {
@@ -162,7 +163,7 @@ func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Ti
 	for rows.Next() {
 		var l aigrid.UsageLine
 		var amount int64
-		if err := rows.Scan(&l.Service, &l.Block, &l.Calls, &l.InputTokens, &l.OutputTokens, &amount); err != nil {
+		if err := rows.Scan(&l.Service, &l.Block, &l.Calls, &l.InputTokens, &l.OutputTokens, &amount, &l.Exact); err != nil {
 			return nil, fmt.Errorf("sqlite: usage by block: %w", err)
 		}
 		l.Amount = aigrid.Money(amount)
