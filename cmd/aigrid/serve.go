@@ -19,6 +19,7 @@ import (
 	"aigrid/config"
 	"aigrid/dispatch"
 	gridmeter "aigrid/meter"
+	"aigrid/provider/local"
 	"aigrid/provider/openai"
 	"aigrid/sqlite"
 )
@@ -308,6 +309,8 @@ func newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) {
 	switch cfg.Kind {
 	case aigrid.KindOpenAI:
 		return openai.New(cfg)
+	case aigrid.KindLocal:
+		return local.New(cfg, local.Options{})
 	default:
 		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: kind %q is not available in this version", cfg.Name, cfg.Kind)
 	}
