@@ -248,13 +248,36 @@ func validateAll(all []series, h int, seasons []int, names []string, scoresPath 
 	}
 	tw.Flush()
 	if contains(names, forecast.MethodAuto) {
-		counts := map[string]int{}
+		// How often each method took part in auto's forecast, alone or in
+		// a mean: the full choices are too many to read.
+		counts, alone := map[string]int{}, 0
 		for _, c := range chosen {
-			if c != "" {
-				counts[c]++
+			if c == "" {
+				continue
+			}
+			parts := strings.Split(c, "+")
+			if len(parts) == 1 {
+				alone++
+			}
+			seen := map[string]bool{}
+			for _, p := range parts {
+				if !seen[p] {
+					seen[p] = true
+					counts[p]++
+				}
 			}
 		}
-		fmt.Printf("auto chose: %v\n", counts)
+		used := make([]string, 0, len(counts))
+		for name := range counts {
+			used = append(used, name)
+		}
+		sort.Slice(used, func(a, b int) bool {
+			return counts[used[a]] > counts[used[b]] || counts[used[a]] == counts[used[b]] && used[a] < used[b]
+		})
+		fmt.Printf("auto used one method alone in %d series, a mean in %d; series in which each method took part:\n", alone, count-alone)
+		for _, name := range used {
+			fmt.Printf("  %s %d\n", name, counts[name])
+		}
 		for l, level := range levels {
 			in := 0
 			for _, c := range inside {

@@ -27,7 +27,7 @@ func New() *Package {
 	p.mux.HandleFunc("POST /{$}", p.forecast)
 	p.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, r, aigrid.Errorf(codeMethodNotAllowed, "%s %s is not supported; use POST.", r.Method, r.URL.Path))
+		writeError(w, r, aigrid.Errorf(codeMethodNotAllowed, "The forecast package takes POST, not %s.", r.Method))
 	})
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "There is no endpoint %s %s in the forecast package; POST / forecasts.", r.Method, r.URL.Path))
