@@ -47,28 +47,40 @@ func New(cfg *aigrid.ProviderConfig) (*Provider, error) {
 		key = os.Getenv(cfg.APIKeyEnv)
 	}
 	t := cfg.Timeouts.WithDefaults()
-	dialer := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   time.Duration(t.Connect),
-		ResponseHeaderTimeout: time.Duration(t.FirstByte),
-		// Streams hold a connection each: keep enough idle ones for a busy offer.
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		// A request is written once, mostly in one piece: a small write buffer
-		// saves 3 KiB on every open stream.
-		WriteBufferSize:   1 << 10,
-		ForceAttemptHTTP2: true,
+	std := stdTransport(t)
+	var rt http.RoundTripper = std
+	// A proxy named by the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY,
+	// read once per process) is spoken to by the standard transport;
+	// direct connections, the usual case, by the grid's own.
+	if proxy, err := std.Proxy(&http.Request{URL: u}); err != nil {
+		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: proxy from the environment: %v", cfg.Name, err)
+	} else if proxy == nil {
+		rt = newTransport(u, time.Duration(t.Connect), time.Duration(t.FirstByte), std)
 	}
 	return &Provider{
 		name:     cfg.Name,
 		baseURL:  strings.TrimSuffix(cfg.BaseURL, "/"),
 		apiKey:   key,
 		timeouts: t,
-		client:   &http.Client{Transport: transport},
+		client:   &http.Client{Transport: rt},
 	}, nil
+}
+
+// stdTransport is net/http's transport with the provider's timeouts, for
+// upstreams behind a proxy and for redirects to another origin.
+func stdTransport(t aigrid.Timeouts) *http.Transport {
+	dialer := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   time.Duration(t.Connect),
+		ResponseHeaderTimeout: time.Duration(t.FirstByte),
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		WriteBufferSize:       1 << 10,
+		ForceAttemptHTTP2:     true,
+	}
 }
 
 // Close drops the idle connections to the upstream.
@@ -267,7 +279,7 @@ func (p *Provider) transportError(ctx context.Context, err error) error {
 	}
 	var netErr net.Error
 	switch {
-	case errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "awaiting response headers"):
+	case errors.Is(err, errHeaderTimeout) || errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "awaiting response headers"):
 		return aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, time.Duration(p.timeouts.FirstByte))
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return aigrid.Errorf(aigrid.EUpstream, "provider %s timed out connecting after %s", p.name, time.Duration(p.timeouts.Connect))

@@ -1,0 +1,390 @@
+package openai
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// transport is an HTTP/1.1 client of one upstream origin that does each
+// exchange in the caller's goroutine: it writes the request, reads the
+// response and its body (chunked or not) there, and gives the connection
+// back to a pool of keep-alive connections when the body was read to its
+// end. net/http's Transport keeps two goroutines (a read and a write loop)
+// and their buffers for every open connection; a grid holding thousands of
+// streams open pays for that on each. Cancellation closes the connection
+// through context.AfterFunc, so no goroutine waits on a request either.
+//
+// Requests to any other origin (a redirect elsewhere) go through other, a
+// standard http.Transport. Providers reached through a proxy use the standard
+// transport for everything: see New.
+type transport struct {
+	scheme, host string // of the origin, as in its URL
+	addr         string // host:port to dial
+	tlsConfig    *tls.Config
+	dialer       net.Dialer
+	// connectTimeout bounds the TLS handshake (the dialer bounds the dial);
+	// headerTimeout bounds the wait for the response headers once the
+	// request is written.
+	connectTimeout, headerTimeout time.Duration
+	maxIdle                       int
+	idleTimeout                   time.Duration
+	other                         *http.Transport
+
+	mu    sync.Mutex
+	idle  []*pconn // oldest first; taken from the end
+	reap  *time.Timer
+	armed bool // reap is scheduled
+}
+
+// pconn is one connection to the origin.
+type pconn struct {
+	conn      net.Conn
+	raw       net.Conn // the TCP connection under TLS, for the liveness check
+	br        *bufio.Reader
+	read      int64 // bytes read from conn, for the retry decision
+	reused    bool  // served a request before
+	idleSince time.Time
+}
+
+func (pc *pconn) Read(p []byte) (int, error) {
+	n, err := pc.conn.Read(p)
+	pc.read += int64(n)
+	return n, err
+}
+
+// readBufferBytes is each connection's read buffer, held for a stream's whole
+// life. Small: it holds a header line or a chunk's framing, and one ordinary
+// streamed event with it; longer pieces of a body go straight to the reader's
+// own buffer (bufio reads past a buffer that is smaller than the read).
+const readBufferBytes = 512
+
+// writeBufferBytes holds a typical request in one write; requests are written
+// once, so the buffer goes back to a pool instead of staying with the connection.
+const writeBufferBytes = 1 << 10
+
+// requestWriter is a pooled write buffer that counts what reached the connection.
+type requestWriter struct {
+	bw   *bufio.Writer
+	conn net.Conn
+	n    int64
+}
+
+func (w *requestWriter) Write(p []byte) (int, error) {
+	n, err := w.conn.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+var writerPool = sync.Pool{New: func() any {
+	w := &requestWriter{}
+	w.bw = bufio.NewWriterSize(w, writeBufferBytes)
+	return w
+}}
+
+// errHeaderTimeout reads like net/http's own, so that transportError tells
+// both transports' header timeouts the same way.
+var errHeaderTimeout = timeoutError("timeout awaiting response headers")
+
+type timeoutError string
+
+func (e timeoutError) Error() string   { return string(e) }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
+
+var errBodyClosed = errors.New("openai: read on a closed response body")
+
+func newTransport(base *url.URL, connect, header time.Duration, other *http.Transport) *transport {
+	port := base.Port()
+	if port == "" {
+		port = "80"
+		if base.Scheme == "https" {
+			port = "443"
+		}
+	}
+	t := &transport{
+		scheme: base.Scheme, host: base.Host,
+		addr:           net.JoinHostPort(base.Hostname(), port),
+		dialer:         net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second},
+		connectTimeout: connect, headerTimeout: header,
+		// Streams hold a connection each: keep enough idle ones for a busy offer.
+		maxIdle:     256,
+		idleTimeout: 90 * time.Second,
+		other:       other,
+	}
+	if base.Scheme == "https" {
+		// System roots; HTTP/1.1 only, since this client speaks nothing else.
+		t.tlsConfig = &tls.Config{ServerName: base.Hostname(), NextProtos: []string{"http/1.1"}}
+	}
+	t.reap = time.AfterFunc(time.Hour, t.reapIdle)
+	t.reap.Stop()
+	return t
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != t.scheme || req.URL.Host != t.host {
+		return t.other.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for retried := false; ; retried = true {
+		pc, err := t.get(ctx)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, wrote, err := t.exchange(ctx, pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if retried || !retryable(req, pc, wrote) {
+			return nil, err
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// retryable says whether a request that failed on pc may be sent again on a
+// fresh connection. Only a reused connection qualifies, and only when nothing
+// of the response came back: the server closed a keep-alive connection just as
+// the request went out. Then the request is sent again if the server cannot
+// have seen it (nothing was written), or if sending it twice is harmless (an
+// idempotent method, as GET /models of the probes). A completion that was
+// written is not sent again here: the server may be generating it, and the
+// dispatcher, which knows whether the client got anything, decides.
+func retryable(req *http.Request, pc *pconn, wrote int64) bool {
+	if !pc.reused || pc.read > 0 {
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false // the body cannot be sent again
+	}
+	if wrote == 0 {
+		return true
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// exchange writes req on pc and reads the response headers. It returns how
+// many bytes of the request reached the connection.
+func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) (*http.Response, int64, error) {
+	// Cancelling the request closes the connection, which ends a blocked
+	// read or write; stop tells whether that happened.
+	stop := context.AfterFunc(ctx, func() { pc.conn.Close() })
+	fail := func(err error) error {
+		stop()
+		pc.conn.Close()
+		return err
+	}
+	pc.read = 0
+	w := writerPool.Get().(*requestWriter)
+	w.conn, w.n = pc.conn, 0
+	err := req.Write(w.bw)
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	wrote := w.n
+	w.bw.Reset(w)
+	w.conn = nil
+	writerPool.Put(w)
+	if err != nil {
+		return nil, wrote, fail(err)
+	}
+
+	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	resp, err := readResponse(pc.br, req)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = errHeaderTimeout
+		}
+		return nil, wrote, fail(err)
+	}
+	pc.conn.SetReadDeadline(time.Time{})
+	b := &body{rc: resp.Body, t: t, pc: pc, stop: stop, keepAlive: !resp.Close && !req.Close}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, wrote, nil
+	}
+	resp.Body = b
+	return resp, wrote, nil
+}
+
+// readResponse reads the final response, skipping informational ones
+// (103 Early Hints and the like), as net/http does.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for range 5 {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+	return nil, errors.New("openai: too many informational responses")
+}
+
+// body is a response body that gives its connection back to the pool when it
+// was read to the end, and closes it otherwise.
+type body struct {
+	rc        io.ReadCloser
+	t         *transport
+	pc        *pconn
+	stop      func() bool
+	keepAlive bool
+	eof       bool
+	done      atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done.Load() && !b.eof {
+		return 0, errBodyClosed
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF && !b.eof {
+		// The trailer is read too: the connection is at the next response.
+		b.eof = true
+		if b.done.CompareAndSwap(false, true) {
+			b.finish(true)
+		}
+	}
+	return n, err
+}
+
+// Close ends the body; one not read to its end costs its connection, since
+// reading the rest of a stream could take minutes.
+func (b *body) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *body) finish(complete bool) {
+	// A request whose cancellation already fired has its connection closed.
+	if b.stop() && complete && b.keepAlive {
+		b.t.put(b.pc)
+		return
+	}
+	b.pc.conn.Close()
+}
+
+// get returns a live idle connection, or dials a new one.
+func (t *transport) get(ctx context.Context) (*pconn, error) {
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			return t.dial(ctx)
+		}
+		pc := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		// A connection the server closed while it was idle (its own
+		// keep-alive timeout) shows it as end of file or as unasked-for bytes.
+		if time.Since(pc.idleSince) < t.idleTimeout && !peerClosed(pc.raw) {
+			return pc, nil
+		}
+		pc.conn.Close()
+	}
+}
+
+func (t *transport) dial(ctx context.Context) (*pconn, error) {
+	raw, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pconn{conn: raw, raw: raw}
+	if t.tlsConfig != nil {
+		tc := tls.Client(raw, t.tlsConfig)
+		raw.SetDeadline(time.Now().Add(t.connectTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		raw.SetDeadline(time.Time{})
+		pc.conn = tc
+	}
+	pc.br = bufio.NewReaderSize(pc, readBufferBytes)
+	return pc, nil
+}
+
+// put keeps pc for the next request, if there is room.
+func (t *transport) put(pc *pconn) {
+	pc.reused, pc.idleSince = true, time.Now()
+	t.mu.Lock()
+	// Bytes the server sent past the response make the connection unusable.
+	if len(t.idle) >= t.maxIdle || pc.br.Buffered() > 0 {
+		t.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	t.idle = append(t.idle, pc)
+	if !t.armed {
+		t.armed = true
+		t.reap.Reset(t.idleTimeout)
+	}
+	t.mu.Unlock()
+}
+
+// reapIdle closes the connections idle for longer than the idle timeout,
+// and schedules itself for the next one to expire.
+func (t *transport) reapIdle() {
+	now := time.Now()
+	t.mu.Lock()
+	i := 0
+	for i < len(t.idle) && now.Sub(t.idle[i].idleSince) >= t.idleTimeout {
+		i++
+	}
+	expired := append([]*pconn(nil), t.idle[:i]...)
+	n := copy(t.idle, t.idle[i:])
+	clear(t.idle[n:])
+	t.idle = t.idle[:n]
+	if t.armed = len(t.idle) > 0; t.armed {
+		t.reap.Reset(t.idleTimeout - now.Sub(t.idle[0].idleSince))
+	}
+	t.mu.Unlock()
+	for _, pc := range expired {
+		pc.conn.Close()
+	}
+}
+
+// CloseIdleConnections closes the connections no request is using.
+func (t *transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.conn.Close()
+	}
+	t.other.CloseIdleConnections()
+}
