@@ -18,61 +18,139 @@ var _ aigrid.LedgerService = (*DB)(nil)
 // balance read sums before it writes a new snapshot.
 const snapshotEvery = 1000
 
-// CommitTxs writes the transactions in one database transaction.
+// CommitTxs writes the transactions in one database transaction, with a few
+// multi-row statements per group rather than a statement per row: the
+// group commit's cost is mostly SQLite's per-statement work.
 func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, error) {
 	applied := make([]bool, len(txs))
+	for _, t := range txs {
+		if !t.Balanced() {
+			return nil, fmt.Errorf("sqlite: commit ledger: transaction %s does not balance", t.Key)
+		}
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		insTx, err := tx.PrepareContext(ctx, `INSERT INTO ledger_tx (key, kind, tenant_id, at, memo, actor) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT(key) DO NOTHING RETURNING id`)
-		if err != nil {
-			return err
-		}
-		defer insTx.Close()
-		insEntry, err := tx.PrepareContext(ctx, `INSERT INTO ledger_entries (tx_id, account, amount) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insEntry.Close()
-		var insUsage *sql.Stmt
+		// Transactions: those whose key exists already (or comes twice in
+		// the group) are not applied; a replay changes nothing.
+		fresh := make([]int, 0, len(txs))
+		seen := make(map[string]bool, len(txs))
 		for i, t := range txs {
-			if !t.Balanced() {
-				return fmt.Errorf("transaction %s does not balance", t.Key)
+			if !seen[t.Key] {
+				seen[t.Key] = true
+				fresh = append(fresh, i)
 			}
-			var id int64
-			err := insTx.QueryRowContext(ctx, t.Key, t.Kind, nullID(t.TenantID), toNanos(t.At), t.Memo, t.Actor).Scan(&id)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // written before: a replay changes nothing
-			} else if err != nil {
-				return err
-			}
-			for _, e := range t.Entries {
-				if _, err := insEntry.ExecContext(ctx, id, e.Account, int64(e.Amount)); err != nil {
-					return err
-				}
-			}
-			if u := t.Usage; u != nil {
-				if insUsage == nil {
-					if insUsage, err = tx.PrepareContext(ctx, `INSERT INTO usage (id, tx_id, tenant_id, key_id, at, service, provider, model,
-						prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-						return err
-					}
-					defer insUsage.Close()
-				}
-				blocks, _ := json.Marshal(u.Charge.Blocks)
-				if _, err := insUsage.ExecContext(ctx, u.ID, id, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
-					u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated); err != nil {
-					return err
-				}
-			}
-			t.ID = id
-			applied[i] = true
 		}
-		return nil
+		ids := make(map[string]int64, len(fresh))
+		err := insertRows(ctx, tx, "INSERT INTO ledger_tx (key, kind, tenant_id, at, memo, actor) VALUES ", 6, len(fresh),
+			" ON CONFLICT(key) DO NOTHING RETURNING id, key",
+			func(j int, args []any) []any {
+				t := txs[fresh[j]]
+				return append(args, t.Key, t.Kind, nullID(t.TenantID), toNanos(t.At), t.Memo, t.Actor)
+			},
+			func(rows *sql.Rows) error {
+				var id int64
+				var key string
+				if err := rows.Scan(&id, &key); err != nil {
+					return err
+				}
+				ids[key] = id
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+		var entries []entryRow
+		var usage []*aigrid.LedgerTx
+		for _, i := range fresh {
+			t := txs[i]
+			id, ok := ids[t.Key]
+			if !ok {
+				continue
+			}
+			t.ID, applied[i] = id, true
+			for _, e := range t.Entries {
+				entries = append(entries, entryRow{id, e})
+			}
+			if t.Usage != nil {
+				usage = append(usage, t)
+			}
+		}
+		err = insertRows(ctx, tx, "INSERT INTO ledger_entries (tx_id, account, amount) VALUES ", 3, len(entries), "",
+			func(j int, args []any) []any {
+				return append(args, entries[j].txID, entries[j].Account, int64(entries[j].Amount))
+			}, nil)
+		if err != nil {
+			return err
+		}
+		return insertRows(ctx, tx, `INSERT INTO usage (id, tx_id, tenant_id, key_id, at, service, provider, model,
+			prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated) VALUES `, 15, len(usage), "",
+			func(j int, args []any) []any {
+				t := usage[j]
+				u := t.Usage
+				blocks, _ := json.Marshal(u.Charge.Blocks)
+				return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
+					u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
+			}, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: commit ledger: %w", err)
 	}
 	return applied, nil
+}
+
+type entryRow struct {
+	txID int64
+	aigrid.Entry
+}
+
+// maxParams keeps a statement within SQLite's limit on bound parameters.
+const maxParams = 32766
+
+// insertRows inserts n rows of width parameters each, as few statements as
+// the parameter limit allows: head, then "(?, ...), (?, ...)", then tail.
+// row appends the parameters of row j; scan, when set, reads the rows a
+// RETURNING tail gives back.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, width, n int, tail string,
+	row func(j int, args []any) []any, scan func(*sql.Rows) error) error {
+	per := maxParams / width
+	one := "(" + strings.Repeat("?, ", width-1) + "?)"
+	for lo := 0; lo < n; lo += per {
+		hi := min(n, lo+per)
+		var q strings.Builder
+		q.Grow(len(head) + (hi-lo)*(len(one)+2) + len(tail))
+		q.WriteString(head)
+		args := make([]any, 0, (hi-lo)*width)
+		for j := lo; j < hi; j++ {
+			if j > lo {
+				q.WriteString(", ")
+			}
+			q.WriteString(one)
+			args = row(j, args)
+		}
+		q.WriteString(tail)
+		if scan == nil {
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return err
+			}
+			continue
+		}
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }

@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"aigrid"
+)
+
+// A group larger than one statement's parameters, with a key repeated
+// inside it and keys written before, is applied once per key.
+func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tenant := &aigrid.Tenant{Name: "clinic-a"}
+	if err := db.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	usageTx := func(i int) *aigrid.LedgerTx {
+		id := fmt.Sprintf("call-%d", i)
+		at := time.Date(2026, 11, 24, 12, 0, 0, i, time.UTC)
+		return &aigrid.LedgerTx{Key: "usage:" + id, Kind: aigrid.TxUsage, TenantID: tenant.ID, At: at,
+			Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(tenant.ID), Amount: -3}, {Account: aigrid.AccountRevenue, Amount: 3}},
+			Usage: &aigrid.UsageRecord{ID: id, TenantID: tenant.ID, At: at, Service: "chat", Provider: "up1", Model: "m",
+				PromptTokens: 10, CompletionTokens: 5, Charge: aigrid.Charge{Total: 3, Blocks: []aigrid.BlockCharge{{Block: 2, Input: 10, Output: 5, Amount: 3}}}}}
+	}
+	first := make([]*aigrid.LedgerTx, 10)
+	for i := range first {
+		first[i] = usageTx(i)
+	}
+	if _, err := db.CommitTxs(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var group []*aigrid.LedgerTx
+	for i := range 5000 {
+		group = append(group, usageTx(i)) // 0..9 were written before
+	}
+	group = append(group, usageTx(4999)) // twice in the group
+	applied, err := db.CommitTxs(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, a := range applied {
+		if a {
+			n++
+		}
+		if a != (i >= 10 && i < 5000) {
+			t.Fatalf("tx %d (%s) applied %v", i, group[i].Key, a)
+		}
+	}
+	if n != 4990 {
+		t.Fatalf("%d applied, want 4990", n)
+	}
+	usage, err := db.ListUsage(ctx, tenant.ID, time.Time{}, time.Now(), 10000)
+	if err != nil || len(usage) != 5000 {
+		t.Fatalf("%d usage rows, %v", len(usage), err)
+	}
+	bal, err := db.AccountBalance(ctx, aigrid.TenantAccount(tenant.ID), time.Time{})
+	if err != nil || bal != -15000 {
+		t.Fatalf("balance %d, %v", bal, err)
+	}
+	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
+		t.Fatalf("check: %v %v", bad, err)
+	}
+}
