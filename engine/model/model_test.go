@@ -228,3 +228,20 @@ func TestLoadRefuses(t *testing.T) {
 		t.Error("absent file loaded")
 	}
 }
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x <= 88; x += 0.0037 {
+		want := math.Exp(float64(x))
+		worst = max(worst, math.Abs(float64(expf(x))-want)/want)
+	}
+	if worst > 3e-7 {
+		t.Errorf("relative error up to %g", worst)
+	}
+	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
+		t.Errorf("edges: %v %v %v", expf(-100), expf(100), expf(0))
+	}
+	if v := expf(float32(math.NaN())); v == v {
+		t.Errorf("NaN gave %v", v)
+	}
+}
