@@ -57,11 +57,41 @@ func TestPureSeasonalPatternRepeats(t *testing.T) {
 		if !res.Seasonal {
 			t.Errorf("%s: the seasonality test missed a pure cycle", method)
 		}
+
 		for k, v := range res.Point {
 			if !near(v, pattern[k%12], 1e-9) {
 				t.Fatalf("%s (%s): step %d: %v, want %v", method, res.Method, k+1, v, pattern[k%12])
 			}
 		}
+	}
+}
+
+func TestCloseCandidatesAreAveraged(t *testing.T) {
+	pattern := []float64{10, 12, 15, 20, 18, 14, 11, 9, 8, 9, 10, 11}
+	y := slices.Repeat(pattern, 8)
+	// Seasonal naive and the seasonal mean both forecast every fold exactly
+	// (each fold's history holds the four cycles the mean needs): the choice
+	// is their mean, which is exact too.
+	res, err := Forecast(y, Options{Horizon: 12, Seasons: []int{12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != "seasonal_naive+seasonal_mean" {
+		t.Errorf("auto chose %s, want the mean of the two exact candidates", res.Method)
+	}
+	for k, v := range res.Point {
+		if !near(v, pattern[k], 1e-9) {
+			t.Fatalf("step %d: %v, want %v", k+1, v, pattern[k])
+		}
+	}
+	// With only five cycles the seasonal mean has no history in the earlier
+	// folds, so seasonal naive wins alone.
+	res, err = Forecast(y[:60], Options{Horizon: 18, Seasons: []int{12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != MethodSeasonalNaive {
+		t.Errorf("auto chose %s on five cycles, want seasonal_naive alone", res.Method)
 	}
 }
 
