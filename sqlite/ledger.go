@@ -86,7 +86,10 @@ func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, er
 			func(j int, args []any) []any {
 				t := usage[j]
 				u := t.Usage
-				blocks, _ := json.Marshal(u.Charge.Blocks)
+				blocks := []byte("[]") // a free call has no blocks
+				if len(u.Charge.Blocks) > 0 {
+					blocks, _ = json.Marshal(u.Charge.Blocks)
+				}
 				return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
 					u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
 			}, nil)
@@ -231,8 +234,13 @@ func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Ti
 	rows, err := db.read.QueryContext(ctx, `SELECT u.service, json_extract(b.value, '$.block'), COUNT(*),
 		SUM(json_extract(b.value, '$.input_tokens')), SUM(json_extract(b.value, '$.output_tokens')), SUM(json_extract(b.value, '$.amount')),
 		COALESCE(SUM(json_extract(b.value, '$.exact_micro')), 0)
-		FROM usage u, json_each(u.blocks) b WHERE u.tenant_id = ? AND u.at >= ? AND u.at < ?
-		GROUP BY 1, 2 ORDER BY 1, 2`, tenantID, toNanos(from), toNanos(to))
+		FROM usage u, json_each(u.blocks) b WHERE u.tenant_id = ? AND u.at >= ? AND u.at < ? AND b.type = 'object'
+		GROUP BY 1, 2
+		UNION ALL
+		SELECT service, 0, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), 0, 0
+		FROM usage WHERE tenant_id = ? AND at >= ? AND at < ? AND (json_type(blocks) != 'array' OR json_array_length(blocks) = 0)
+		GROUP BY 1
+		ORDER BY 1, 2`, tenantID, toNanos(from), toNanos(to), tenantID, toNanos(from), toNanos(to))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
 	}

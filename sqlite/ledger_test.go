@@ -71,3 +71,32 @@ func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 		t.Fatalf("check: %v %v", bad, err)
 	}
 }
+
+// A free call (no tariff: no blocks) is in the usage by block as block 0,
+// also as rows written before free calls got "[]".
+func TestUsageByBlockWithFreeCalls(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tenant := &aigrid.Tenant{Name: "clinic-a"}
+	if err := db.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	free := &aigrid.LedgerTx{Key: "usage:free", Kind: aigrid.TxUsage, TenantID: tenant.ID, At: at,
+		Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(tenant.ID), Amount: 0}, {Account: aigrid.AccountRevenue, Amount: 0}},
+		Usage:   &aigrid.UsageRecord{ID: "free", TenantID: tenant.ID, At: at, Service: "package:forecast", PromptTokens: 40}}
+	if _, err := db.CommitTxs(ctx, []*aigrid.LedgerTx{free}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.write.ExecContext(ctx, `UPDATE usage SET blocks = 'null'`); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := db.UsageByBlock(ctx, tenant.ID, at.Add(-time.Hour), at.Add(time.Hour))
+	if err != nil || len(lines) != 1 || lines[0].Block != 0 || lines[0].InputTokens != 40 || lines[0].Calls != 1 {
+		t.Fatalf("lines %+v, %v", lines, err)
+	}
+}
