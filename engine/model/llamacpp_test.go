@@ -101,11 +101,12 @@ func TestLlamaCpp(t *testing.T) {
 	if len(fx.Cases) != len(specs) {
 		t.Errorf("fixture has %d cases, the test %d: regenerate with -update", len(fx.Cases), len(specs))
 	}
-	pool := tensor.NewPool(2)
-	defer pool.Close()
 	dir := t.TempDir()
 	for _, c := range fx.Cases {
 		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			pool := tensor.NewPool(1)
+			defer pool.Close()
 			s, ok := specs[c.Name]
 			if !ok {
 				t.Fatalf("no spec %q: regenerate with -update", c.Name)
