@@ -20,16 +20,19 @@ const translationModel = "chat"
 
 // newPackages makes the turnkey packages, with their state in the store, and
 // the public handlers some of them offer.
-func newPackages(store aigrid.Store, d *dispatch.Dispatcher) ([]aigrid.Package, map[string]http.Handler) {
-	al := alerts.New(store, &chatTranslator{dispatcher: d})
+func newPackages(store aigrid.Store, d *dispatch.Dispatcher, meter aigrid.Meter) ([]aigrid.Package, map[string]http.Handler) {
+	al := alerts.New(store, &chatTranslator{dispatcher: d, meter: meter})
 	pkgs := []aigrid.Package{forecast.New(), anomaly.NewPackage(store), al}
 	public := map[string]http.Handler{"alerts": al.Public(store.FindTenantByName)}
 	return pkgs, public
 }
 
 // chatTranslator translates with the grid's own chat models, for the tenant
-// that asked, as a call of its own.
-type chatTranslator struct{ dispatcher *dispatch.Dispatcher }
+// that asked, as a call of its own, metered like any chat call (meter may be nil).
+type chatTranslator struct {
+	dispatcher *dispatch.Dispatcher
+	meter      aigrid.Meter
+}
 
 func (t *chatTranslator) Translate(ctx context.Context, text, lang string) (string, error) {
 	caller := aigrid.CallFrom(ctx)
@@ -41,9 +44,31 @@ func (t *chatTranslator) Translate(ctx context.Context, text, lang string) (stri
 	req := &aigrid.ChatRequest{Model: translationModel, Temperature: &temp,
 		Messages: []aigrid.Message{{Role: "user", Content: content}}}
 	call := &aigrid.Call{ID: caller.ID + "-tr-" + lang, Tenant: caller.Tenant, Key: caller.Key, Service: translationModel}
+	var hold *aigrid.Hold
+	if t.meter != nil {
+		var err error
+		if hold, err = t.meter.Reserve(ctx, call, aigrid.Estimate{PromptTokens: req.EstimatePromptTokens(), MaxTokens: 4 * len(text)}); err != nil {
+			return "", err
+		}
+	}
 	resp, err := t.dispatcher.Chat(ctx, call, req, nil)
 	if err != nil {
+		if hold != nil {
+			t.meter.Release(hold)
+		}
 		return "", err
+	}
+	if hold != nil {
+		served := aigrid.Served{Service: translationModel, Provider: call.Provider, Estimated: resp.Usage == nil}
+		if call.Offer != nil {
+			served.Model, served.Cost = call.Offer.Model, call.Offer.Price
+		}
+		if resp.Usage != nil {
+			served.Usage = *resp.Usage
+		}
+		if err := t.meter.Settle(ctx, hold, served); err != nil {
+			return "", err
+		}
 	}
 	if len(resp.Choices) == 0 || resp.Choices[0].Message.Content == nil {
 		return "", aigrid.Errorf(aigrid.EUpstream, "the translation came back empty")

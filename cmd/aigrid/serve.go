@@ -158,7 +158,11 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		m.store.Close()
 		return err
 	}
-	pkgs, public := newPackages(m.store, m.dispatcher)
+	var meter aigrid.Meter
+	if m.meter != nil {
+		meter = m.meter
+	}
+	pkgs, public := newPackages(m.store, m.dispatcher, meter)
 	m.api = api.New(api.Config{
 		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
 		Packages: pkgs, Public: public, Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
