@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"path/filepath"
@@ -244,4 +245,35 @@ func TestExpf(t *testing.T) {
 	if v := expf(float32(math.NaN())); v == v {
 		t.Errorf("NaN gave %v", v)
 	}
+}
+
+// A hostile or damaged file is refused or runs; it never panics.
+func FuzzNew(f *testing.F) {
+	w, err := RandomWriter(Spec{Arch: "qwen3", Quant: "Q8_0", Dim: 32, Layers: 1, FFN: 32, Heads: 2, KVHeads: 1, Vocab: 300, Context: 8, Seed: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	pool := tensor.NewPool(1)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		gf, err := gguf.Parse(b)
+		if err != nil {
+			return
+		}
+		m, err := New(gf)
+		if err != nil {
+			return
+		}
+		w := m.NewWorker(pool)
+		seq := m.NewSeq()
+		for _, tok := range []int32{1, 2} {
+			if _, err := w.Forward([]Step{{Seq: seq, Tokens: []int32{tok % int32(m.Vocab)}}}); err != nil && !errors.Is(err, ErrContext) {
+				t.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,0 +1,41 @@
+package tensor
+
+// DotF32 returns Σ a[i]·b[i] over the len(a) values of a (b must hold as
+// many), and AddScaledF32 adds s·x to y: the float32 vector operations of
+// attention, with SIMD kernels where the CPU has them.
+func DotF32(a, b []float32) float32 {
+	return vec.dot(a, b[:len(a)])
+}
+
+// AddScaledF32 adds s·x[i] to each y[i] (x must be as long as y).
+func AddScaledF32(y []float32, s float32, x []float32) {
+	vec.axpy(y, s, x[:len(y)])
+}
+
+var vec = struct {
+	dot  func(a, b []float32) float32
+	axpy func(y []float32, s float32, x []float32)
+}{dotGeneric, axpyGeneric}
+
+func dotGeneric(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func axpyGeneric(y []float32, s float32, x []float32) {
+	x = x[:len(y)]
+	for i := range y {
+		y[i] += s * x[i]
+	}
+}
