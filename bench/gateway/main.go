@@ -5,7 +5,7 @@
 // JSON line per setup, the ratios against the bare proxy, and aigrid's
 // resident memory while it holds many concurrent streams.
 //
-//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000]
+//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000] [-unmetered]
 package main
 
 import (
@@ -41,12 +41,13 @@ func main() {
 	maxConcurrency := flag.Int("max-concurrency", 128, "clients in the maximum-throughput measurement")
 	streams := flag.Int("streams", 1000, "concurrent slow streams held through aigrid for the memory measurement")
 	chunks := flag.Int("chunks", 32, "chunks in the mock's completion")
+	unmetered := flag.Bool("unmetered", false, "run aigrid without the meter, to tell the meter's cost apart")
 	flag.Parse()
 	if *role == "proxy" {
 		runProxy(*upstream, *listen)
 		return
 	}
-	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks); err != nil {
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -82,7 +83,7 @@ type result struct {
 	Errors      int64   `json:"errors"`
 }
 
-func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int) error {
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered bool) error {
 	mock, err := startMock(chunks)
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 		return err
 	}
 	defer stopProxy()
-	grid, err := startAigrid(work, mock+"/v1", streams)
+	grid, err := startAigrid(work, mock+"/v1", streams, unmetered)
 	if err != nil {
 		return err
 	}
@@ -137,18 +138,28 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
 
-	proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
+	proxyBase, proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
 	if err != nil {
 		return err
 	}
-	rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
+	base, rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
 	if err != nil {
 		return err
+	}
+	mib := func(b int64) float64 { return round(float64(b) / (1 << 20)) }
+	perStream := func(before, during, n int64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return round(float64(during-before) / float64(n) / 1024)
 	}
 	line, _ = json.Marshal(map[string]any{"memory": "resident set while holding concurrent slow streams",
-		"streams_held_aigrid": held, "rss_mib_aigrid": round(float64(rss) / (1 << 20)), "target_mib": "< 64",
-		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": round(float64(proxyRSS) / (1 << 20)),
-		"rss_ratio": round(float64(rss) / float64(proxyRSS))})
+		"streams_held_aigrid": held, "rss_mib_aigrid": mib(rss), "target_mib": "< 64",
+		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": mib(proxyRSS),
+		"rss_ratio": round(float64(rss) / float64(proxyRSS)),
+		// Before the streams: the load phases' leftovers and, for aigrid, a larger program.
+		"rss_mib_aigrid_before": mib(base), "rss_mib_reverse_proxy_before": mib(proxyBase),
+		"kib_per_stream_aigrid": perStream(base, rss, held), "kib_per_stream_reverse_proxy": perStream(proxyBase, proxyRSS, proxyHeld)})
 	fmt.Println(string(line))
 	return nil
 }
@@ -249,7 +260,7 @@ func (a *aigridProcess) stop() {
 }
 
 // startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
-func startAigrid(work, upstream string, streams int) (*aigridProcess, error) {
+func startAigrid(work, upstream string, streams int, unmetered bool) (*aigridProcess, error) {
 	bin := filepath.Join(work, "aigrid")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/aigrid")
 	build.Stderr = os.Stderr
@@ -277,7 +288,11 @@ tenants:
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:"+port, "--config", cfg)
+	args := []string{"serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:" + port, "--config", cfg}
+	if unmetered {
+		args = append(args, "--unmetered")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -393,9 +408,12 @@ func pct(xs []float64, p float64) float64 {
 }
 
 // holdStreams opens n slow streams through a gateway at once and reads its
-// resident set once they all have their first chunk.
+// resident set before, and once they all have their first chunk.
 // While they are held it calls during, if not nil.
-func holdStreams(url, key string, pid, n int, during func()) (rss int64, held int64, err error) {
+func holdStreams(url, key string, pid, n int, during func()) (before, rss int64, held int64, err error) {
+	if before, err = residentSet(pid); err != nil {
+		return 0, 0, 0, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var started atomic.Int64
@@ -432,7 +450,7 @@ func holdStreams(url, key string, pid, n int, during func()) (rss int64, held in
 	}
 	cancel()
 	wg.Wait()
-	return rss, held, err
+	return before, rss, held, err
 }
 
 // runtimeMemory prints where aigrid's memory goes, from its own /metrics.
@@ -450,7 +468,7 @@ func runtimeMemory(base string) {
 			continue
 		}
 		switch name {
-		case "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes":
+		case "go_memstats_heap_alloc_bytes", "go_memstats_next_gc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes":
 			v, _ := strconv.ParseFloat(value, 64)
 			out[strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes")] = round(v / (1 << 20))
 		case "go_goroutines":

@@ -257,6 +257,10 @@ func (p *Provider) post(ctx context.Context, path string, body any) (*http.Respo
 	if err != nil {
 		return nil, p.transportError(ctx, err)
 	}
+	// A chunked body keeps its response (for the trailer), and the response
+	// its request: let the request and its encoded prompt go for the rest of
+	// a stream.
+	resp.Request = nil
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		return nil, p.statusError(resp)
