@@ -148,7 +148,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if retried || !retryable(req, pc, wrote) {
+		if retried || !retryable(req, pc, wrote, err) {
 			return nil, err
 		}
 		if req.GetBody != nil {
@@ -161,14 +161,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // retryable says whether a request that failed on pc may be sent again on a
 // fresh connection. Only a reused connection qualifies, and only when nothing
-// of the response came back: the server closed a keep-alive connection just as
-// the request went out. Then the request is sent again if the server cannot
+// of the response came back and not for want of time: the server closed a
+// keep-alive connection just as the request went out. Then the request is sent again if the server cannot
 // have seen it (nothing was written), or if sending it twice is harmless (an
 // idempotent method, as GET /models of the probes). A completion that was
 // written is not sent again here: the server may be generating it, and the
 // dispatcher, which knows whether the client got anything, decides.
-func retryable(req *http.Request, pc *pconn, wrote int64) bool {
-	if !pc.reused || pc.read > 0 {
+func retryable(req *http.Request, pc *pconn, wrote int64, err error) bool {
+	var ne net.Error
+	if !pc.reused || pc.read > 0 || errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {

@@ -389,12 +389,23 @@ func TestTransportRetry(t *testing.T) {
 
 func TestTransportHeaderTimeout(t *testing.T) {
 	release := make(chan struct{})
-	srv := startServer(t, false, func(w http.ResponseWriter, r *http.Request) { <-release })
+	var slow atomic.Int64
+	srv := startServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slow.Add(1)
+			<-release
+		}
+	})
 	defer close(release)
 	tr := testTransport(t, srv.URL, nil)
 	tr.headerTimeout = 50 * time.Millisecond
-	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+	do(t, tr, http.MethodGet, srv.URL, "") // pooled: the next request is on a reused connection
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/slow", nil)
 	if _, err := tr.RoundTrip(req); !errors.Is(err, errHeaderTimeout) {
 		t.Errorf("got %v, want the header timeout", err)
+	}
+	// A slow server is not a closed connection: not asked twice.
+	if n := slow.Load(); n != 1 {
+		t.Errorf("the slow request was sent %d times", n)
 	}
 }
