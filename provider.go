@@ -158,11 +158,18 @@ func (p *ProviderConfig) Validate() error {
 			return Errorf(EInvalid, "provider %q: base_url %q must be an absolute http or https URL such as http://127.0.0.1:9100/v1", p.Name, p.BaseURL)
 		}
 	case KindLocal:
-		return Errorf(EInvalid, "provider %q: kind local (the embedded engine) is not available in this version yet; use kind openai", p.Name)
+		if p.BaseURL != "" {
+			return Errorf(EInvalid, "provider %q: a local provider serves GGUF files named by its offers' path; it has no base_url", p.Name)
+		}
+		for _, o := range p.Offers {
+			if o.Path == "" {
+				return Errorf(EInvalid, "provider %q: offer %q needs a path: the GGUF file the embedded engine serves", p.Name, o.Model)
+			}
+		}
 	case "":
-		return Errorf(EInvalid, "provider %q: kind is required (openai)", p.Name)
+		return Errorf(EInvalid, "provider %q: kind is required (openai or local)", p.Name)
 	default:
-		return Errorf(EInvalid, "provider %q: kind %q is not known; use openai", p.Name, p.Kind)
+		return Errorf(EInvalid, "provider %q: kind %q is not known; use openai or local", p.Name, p.Kind)
 	}
 	if p.Jurisdiction != "" && !ValidJurisdiction(p.Jurisdiction) {
 		return Errorf(EInvalid, "provider %q: jurisdiction %q is not an ISO 3166-1 alpha-2 code such as KE", p.Name, p.Jurisdiction)
