@@ -261,9 +261,12 @@ type body struct {
 	keepAlive bool
 	eof       bool
 	done      atomic.Bool
+	reading   atomic.Bool // a Read is under way: Close must not read too
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	b.reading.Store(true)
+	defer b.reading.Store(false)
 	if b.done.Load() && !b.eof {
 		return 0, errBodyClosed
 	}
@@ -278,12 +281,26 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the body; one not read to its end costs its connection, since
+// A stream stopped at its [DONE] event has only the chunked body's last line
+// left, here already or on its way. Close reads that much, briefly, to keep
+// the connection; a body with more to come costs its connection, since
 // reading the rest of a stream could take minutes.
+const (
+	drainBytes = 4 << 10
+	drainWait  = 5 * time.Millisecond
+)
+
+// Close ends the body.
 func (b *body) Close() error {
-	if b.done.CompareAndSwap(false, true) {
-		b.finish(false)
+	if !b.done.CompareAndSwap(false, true) {
+		return nil
 	}
+	complete := false
+	if b.keepAlive && !b.reading.Load() && b.pc.conn.SetReadDeadline(time.Now().Add(drainWait)) == nil {
+		_, err := io.CopyN(io.Discard, b.rc, drainBytes)
+		complete = err == io.EOF && b.pc.conn.SetReadDeadline(time.Time{}) == nil
+	}
+	b.finish(complete)
 	return nil
 }
 

@@ -409,3 +409,40 @@ func TestTransportHeaderTimeout(t *testing.T) {
 		t.Errorf("the slow request was sent %d times", n)
 	}
 }
+
+// TestTransportStoppedAtDone checks that a stream read up to its last event,
+// but not to the end of its chunked body, keeps its connection.
+func TestTransportStoppedAtDone(t *testing.T) {
+	srv := startServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		for _, e := range []string{"data: {}\n\n", "data: [DONE]\n\n"} {
+			io.WriteString(w, e)
+			w.(http.Flusher).Flush()
+		}
+		// The body's last chunk follows when the handler returns, a moment
+		// after the client has read [DONE].
+		time.Sleep(time.Millisecond)
+	})
+	tr := testTransport(t, srv.URL, nil)
+	for range 20 {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := newSSEReader(resp.Body)
+		for {
+			data, err := events.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(data) == "[DONE]" {
+				break
+			}
+		}
+		resp.Body.Close()
+	}
+	// One, but a loaded machine may be slower than the wait for the last chunk.
+	if n := srv.opened.Load(); n > 5 {
+		t.Errorf("%d connections for 20 streams, want 1", n)
+	}
+}
