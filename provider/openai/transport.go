@@ -152,9 +152,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		if req.GetBody != nil {
-			if req.Body, err = req.GetBody(); err != nil {
+			// A copy with the body anew: the caller's request is not changed.
+			again := *req
+			if again.Body, err = req.GetBody(); err != nil {
 				return nil, err
 			}
+			req = &again
 		}
 	}
 }
@@ -162,11 +165,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // retryable says whether a request that failed on pc may be sent again on a
 // fresh connection. Only a reused connection qualifies, and only when nothing
 // of the response came back and not for want of time: the server closed a
-// keep-alive connection just as the request went out. Then the request is sent again if the server cannot
-// have seen it (nothing was written), or if sending it twice is harmless (an
-// idempotent method, as GET /models of the probes). A completion that was
-// written is not sent again here: the server may be generating it, and the
-// dispatcher, which knows whether the client got anything, decides.
+// keep-alive connection just as the request went out. Then the request is
+// sent again if the server cannot have seen it (nothing was written), or if
+// sending it twice is harmless (an idempotent method, as GET /models of the
+// probes). A completion that was written is not sent again here: the server
+// may be generating it, and the dispatcher, which knows whether the client
+// got anything, decides.
 func retryable(req *http.Request, pc *pconn, wrote int64, err error) bool {
 	var ne net.Error
 	if !pc.reused || pc.read > 0 || errors.As(err, &ne) && ne.Timeout() {
