@@ -13,7 +13,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
-	"aigrid"
 	"aigrid/engine/model"
 )
 
@@ -23,10 +22,6 @@ import (
 // The offer holds one context of 512 tokens of cache at a time.
 func startLocalGrid(t *testing.T) (*grid, openai.Client) {
 	t.Helper()
-	probe := aigrid.ProviderConfig{Name: "here", Kind: aigrid.KindLocal, Offers: []aigrid.Offer{{Model: "m", Path: "m.gguf", Serves: []string{"chat"}}}}
-	if err := probe.Validate(); err != nil {
-		t.Skipf("the configuration refuses kind local: %v", err)
-	}
 	spec := model.Spec{Arch: "qwen2", Quant: "Q8_0", Dim: 64, Layers: 2, FFN: 128, Heads: 4, KVHeads: 2,
 		Vocab: 400, Context: 512, Seed: 11, LogitScale: 10}
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
