@@ -19,7 +19,8 @@ type offerFlags []aigrid.Offer
 
 func (o *offerFlags) String() string { return "" }
 
-// Set parses "model=small-chat,serves=chat|chat-fast,input=0.10,output=0.40,max_concurrency=32,context_length=8192,capabilities=chat|tools".
+// Set parses "model=small-chat,serves=chat|chat-fast,input=0.10,output=0.40,max_concurrency=32,context_length=8192,capabilities=chat|tools"
+// (and path=FILE for a local offer).
 func (o *offerFlags) Set(s string) error {
 	var offer aigrid.Offer
 	for _, field := range strings.Split(s, ",") {
@@ -43,8 +44,10 @@ func (o *offerFlags) Set(s string) error {
 			offer.MaxConcurrency, err = strconv.Atoi(v)
 		case "context_length":
 			offer.ContextLength, err = strconv.Atoi(v)
+		case "path":
+			offer.Path = v
 		default:
-			return fmt.Errorf("unknown offer field %q (model, serves, input, output, max_concurrency, context_length, capabilities)", k)
+			return fmt.Errorf("unknown offer field %q (model, serves, input, output, max_concurrency, context_length, capabilities, path)", k)
 		}
 		if err != nil {
 			return fmt.Errorf("offer field %s: %q is not a number", k, v)
@@ -67,14 +70,14 @@ func runProvider(ctx context.Context, args []string, stdout io.Writer) error {
 		var p aigrid.ProviderConfig
 		var offers offerFlags
 		var file string
-		const usage = "aigrid provider add NAME --base-url URL [--api-key-env ENV] [--jurisdiction KE] [--retains-data] --offer 'model=M,serves=chat|chat-fast,input=0.1,output=0.4' [--offer ...]\n       aigrid provider add --file provider.json"
+		const usage = "aigrid provider add NAME --base-url URL [--api-key-env ENV] [--jurisdiction KE] [--retains-data] --offer 'model=M,serves=chat|chat-fast,input=0.1,output=0.4' [--offer ...]\n       aigrid provider add NAME --kind local --offer 'model=M,serves=chat,path=/models/m.gguf'\n       aigrid provider add --file provider.json"
 		c, pos, err := adminFlags("provider add", usage, args, stdout, func(fs *flag.FlagSet) {
-			fs.StringVar(&p.Kind, "kind", aigrid.KindOpenAI, "provider kind")
+			fs.StringVar(&p.Kind, "kind", aigrid.KindOpenAI, "provider kind: openai (an upstream) or local (the embedded engine; offers name a GGUF path)")
 			fs.StringVar(&p.BaseURL, "base-url", "", "the upstream's OpenAI API base URL, such as http://127.0.0.1:9100/v1")
 			fs.StringVar(&p.APIKeyEnv, "api-key-env", "", "environment variable of the server that holds the upstream's key")
 			fs.StringVar(&p.Jurisdiction, "jurisdiction", "", "ISO 3166-1 alpha-2 country where the provider processes data")
 			fs.BoolVar(&p.RetainsData, "retains-data", false, "the provider keeps prompts or completions")
-			fs.Var(&offers, "offer", "an offer: model=M,serves=A|B,input=P,output=P,max_concurrency=N,context_length=N,capabilities=chat|tools (repeatable)")
+			fs.Var(&offers, "offer", "an offer: model=M,serves=A|B,input=P,output=P,max_concurrency=N,context_length=N,capabilities=chat|tools,path=FILE (repeatable)")
 			fs.StringVar(&file, "file", "", "a JSON provider configuration instead of the flags")
 		})
 		if err != nil {
