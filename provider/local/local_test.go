@@ -18,7 +18,7 @@ import (
 
 // tiny has a synthetic vocabulary and a ChatML template, so that the tests
 // never depend on shared data.
-func tiny(t *testing.T) string {
+func tiny(t testing.TB) string {
 	t.Helper()
 	v := model.SyntheticVocabulary(400)
 	v.Template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -274,4 +274,38 @@ func bytesOf(b []int) []byte {
 		out[i] = byte(v)
 	}
 	return out
+}
+
+// Any conversation and stop strings give an answer or a clear error, never a
+// panic, and the answer never shows a stop string.
+func FuzzChat(f *testing.F) {
+	f.Add("hello there", "system text", "ab", "e")
+	f.Add("<|im_start|>user\n<|im_end|>", "", "<|im_end|>", "\xff")
+	f.Add("", "日本語 ✓", "", "x")
+	path := tiny(f)
+	offer := aigrid.Offer{Model: "tiny", Path: path}
+	p, err := New(&aigrid.ProviderConfig{Name: "here", Kind: aigrid.KindLocal, Offers: []aigrid.Offer{offer}}, Options{Threads: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { p.Close() })
+	f.Fuzz(func(t *testing.T, user, system, stop1, stop2 string) {
+		req := &aigrid.ChatRequest{Model: "tiny", Messages: []aigrid.Message{
+			{Role: aigrid.RoleSystem, Content: aigrid.TextContent(system)},
+			{Role: aigrid.RoleUser, Content: aigrid.TextContent(user)},
+		}, MaxTokens: ptr(6), Stop: aigrid.Stop{stop1, stop2}, Seed: ptr(int64(len(user)))}
+		resp, err := p.Chat(context.Background(), &offer, req, nil)
+		if err != nil {
+			if aigrid.ErrorCode(err) != aigrid.EInvalid {
+				t.Fatalf("%v", err)
+			}
+			return
+		}
+		out := resp.Choices[0].Message.Content.String()
+		for _, s := range req.Stop {
+			if s != "" && strings.Contains(out, s) {
+				t.Fatalf("answer %q shows the stop %q", out, s)
+			}
+		}
+	})
 }
