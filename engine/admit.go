@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/engine/model"
 )
 
 // ticket is one request's claim on the key/value cache budget: need tokens,
@@ -72,29 +73,89 @@ func (s *Scheduler) fits(t *ticket) bool {
 	return t.seq == nil || s.running < s.opt.MaxBatch
 }
 
-// take admits t. s.mu is held.
+// take admits t, giving a generation the kept cache that shares the longest
+// start with its prompt, and drops kept caches to make room. s.mu is held.
 func (s *Scheduler) take(t *ticket) {
 	t.taken = true
 	s.reserved += t.need
-	if t.seq != nil {
+	if q := t.seq; q != nil {
 		s.running++
-		s.admitted = append(s.admitted, t.seq)
+		s.reuse(q)
+		s.admitted = append(s.admitted, q)
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
 	}
+	s.evict()
 }
 
-// release gives back a ticket's tokens and admits whoever now fits.
-func (s *Scheduler) release(t *ticket) {
+// release gives back a ticket's tokens, keeps the cache of a finished
+// generation for the prompts that will start the same way, and admits
+// whoever now fits.
+func (s *Scheduler) release(t *ticket, keep *model.Seq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reserved -= t.need
 	if t.seq != nil {
 		s.running--
 	}
+	if keep != nil {
+		if keep.Len() >= minReuse && !s.closed {
+			s.kept = append(s.kept, keep)
+			s.keptTokens += keep.Len()
+		} else {
+			keep.Free()
+		}
+	}
+	s.evict()
 	s.admitWaiting()
+}
+
+// minReuse is the shortest shared start of a prompt worth a kept cache.
+const minReuse = 16
+
+// reuse hands q the kept cache sharing the longest start with its prompt,
+// cut to that start; the last prompt token is always computed, for its
+// logits. s.mu is held.
+func (s *Scheduler) reuse(q *seqState) {
+	best, n := -1, 0
+	for i, seq := range s.kept {
+		c := commonPrefix(seq.Tokens(), q.prompt[:len(q.prompt)-1])
+		if c > n {
+			best, n = i, c
+		}
+	}
+	if n < minReuse {
+		return
+	}
+	seq := s.kept[best]
+	s.kept = slices.Delete(s.kept, best, best+1)
+	s.keptTokens -= seq.Len()
+	seq.Truncate(n)
+	q.seq, q.fed, q.cached = seq, n, n
+}
+
+// evict frees kept caches, the least recently kept first, until the budget
+// holds them beside the admitted requests' reservations. s.mu is held.
+func (s *Scheduler) evict() {
+	n := 0
+	for n < len(s.kept) && s.reserved+s.keptTokens > s.budget {
+		s.keptTokens -= s.kept[n].Len()
+		s.kept[n].Free()
+		n++
+	}
+	s.kept = slices.Delete(s.kept, 0, n)
+}
+
+func commonPrefix(a, b []int32) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }
 
 // admitWaiting admits waiting tickets in order while the first one fits: a

@@ -13,6 +13,12 @@
 // tokens it may need (prompt plus its maximum output) fit in what the running
 // requests leave; otherwise it waits in line, and after Options.MaxWait fails
 // with aigrid.EUnavailable and a Retry-After.
+//
+// The cache of a generation that ended well is kept in the budget's unclaimed
+// room: a later prompt that starts with the same tokens (the next turn of a
+// conversation, a shared system prompt) continues from it instead of reading
+// those tokens again. Kept caches are dropped, oldest first, as soon as a
+// request needs their room.
 package engine
 
 import (
@@ -73,6 +79,11 @@ type Scheduler struct {
 	reserved int
 	running  int
 	closed   bool
+	// kept are the caches of finished generations, oldest first, for the
+	// prompts that start the same way (a conversation's next turn); they
+	// hold keptTokens of the budget until a reservation needs the room.
+	kept       []*model.Seq
+	keptTokens int
 
 	wake    chan struct{}
 	quit    chan struct{}
@@ -128,9 +139,11 @@ type Stats struct {
 	Running, Waiting int
 	// ReservedTokens of cache are claimed by admitted requests, out of
 	// BudgetTokens; KVBytes are held by the running generations' caches.
-	ReservedTokens, BudgetTokens int
-	KVBytes                      int64
-	Steps                        int64 // steps run since the start
+	// KeptTokens are cached from finished generations, for reuse, in the
+	// budget's room that no request claims.
+	ReservedTokens, BudgetTokens, KeptTokens int
+	KVBytes                                  int64
+	Steps                                    int64 // steps run since the start
 }
 
 // Stats returns the current load.
@@ -138,7 +151,7 @@ func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Running: s.running, Waiting: len(s.waiting), ReservedTokens: s.reserved, BudgetTokens: s.budget,
-		KVBytes: s.kvBytes.Load(), Steps: s.steps.Load()}
+		KeptTokens: s.keptTokens, KVBytes: s.kvBytes.Load(), Steps: s.steps.Load()}
 }
 
 // Request is one generation.
@@ -165,6 +178,9 @@ type Result struct {
 	Finish           sample.Finish
 	PromptTokens     int
 	CompletionTokens int
+	// CachedTokens of the prompt were not computed: they were in the cache
+	// kept from an earlier generation that started the same way.
+	CachedTokens int
 }
 
 // seqState is a generation in the scheduler. The loop owns the fields above
@@ -174,6 +190,7 @@ type seqState struct {
 	t         ticket
 	prompt    []int32
 	fed       int // prompt tokens in the cache
+	cached    int // of which were reused from a kept cache
 	seq       *model.Seq
 	sampler   *sample.Sampler
 	dec       *tokenizer.Decoder
@@ -302,7 +319,7 @@ func (s *Scheduler) Embed(ctx context.Context, tokens []int32) ([]float32, error
 	if err := s.admit(ctx, t); err != nil {
 		return nil, err
 	}
-	defer s.release(t)
+	defer s.release(t, nil)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -327,6 +344,10 @@ func (s *Scheduler) Close() {
 		close(t.ready)
 	}
 	s.waiting = nil
+	for _, seq := range s.kept {
+		seq.Free()
+	}
+	s.kept, s.keptTokens = nil, 0
 	s.mu.Unlock()
 	close(s.quit)
 	<-s.done
@@ -464,15 +485,21 @@ func (s *Scheduler) decode(q *seqState, logits []float32) {
 	q.next[0] = tok.ID
 }
 
-// finish ends q: frees its cache at once, gives back its tokens and tells
-// the caller.
+// finish ends q, gives back its tokens and tells the caller. The cache of a
+// generation that ended well is kept for reuse; that of one that failed or
+// whose client left is freed at once.
 func (s *Scheduler) finish(q *seqState, fin sample.Finish, err error) {
 	q.done = true
+	var keep *model.Seq
 	if q.seq != nil {
 		s.kvBytes.Add(-q.counted)
-		q.seq.Free()
+		if err == nil {
+			keep = q.seq
+		} else {
+			q.seq.Free()
+		}
 		q.seq = nil
 	}
-	s.release(&q.t)
-	q.end(Result{Finish: fin, PromptTokens: len(q.prompt), CompletionTokens: q.generated}, err)
+	s.release(&q.t, keep)
+	q.end(Result{Finish: fin, PromptTokens: len(q.prompt), CompletionTokens: q.generated, CachedTokens: q.cached}, err)
 }

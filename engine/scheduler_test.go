@@ -88,7 +88,8 @@ func prompt(n int, seed int32) []int32 {
 
 // Sequences decoding together get exactly the tokens each gets alone.
 func TestBatchedEqualsAlone(t *testing.T) {
-	s := start(t, load(t, tiny), Options{PrefillChunk: 16})
+	m := load(t, tiny)
+	s := start(t, m, Options{PrefillChunk: 16})
 	reqs := []*Request{
 		{Prompt: prompt(5, 1), MaxTokens: 20, Sampling: letters()},
 		{Prompt: prompt(40, 2), MaxTokens: 12, Sampling: letters()},
@@ -99,6 +100,8 @@ func TestBatchedEqualsAlone(t *testing.T) {
 	for _, r := range reqs {
 		alone = append(alone, generate(context.Background(), s, r))
 	}
+	// On a scheduler of its own, so that no prompt finds a kept cache.
+	s = start(t, m, Options{PrefillChunk: 16})
 	together := make([]run, len(reqs))
 	var wg sync.WaitGroup
 	for i, r := range reqs {
@@ -217,7 +220,7 @@ func TestAdmission(t *testing.T) {
 	third := make(chan run)
 	go func() { third <- generate(context.Background(), s, &Request{Prompt: prompt(5, 2), MaxTokens: 5}) }()
 	waitFor(t, "the third to wait behind it", func() bool { return s.Stats().Waiting == 2 })
-	s.release(hog)
+	s.release(hog, nil)
 	for _, c := range []chan run{second, third} {
 		if r := <-c; r.err != nil || r.res.CompletionTokens == 0 {
 			t.Fatalf("after the wait: %v", r.err)
@@ -366,4 +369,48 @@ func TestClose(t *testing.T) {
 	if _, err := s.Embed(context.Background(), prompt(3, 1)); aigrid.ErrorCode(err) != aigrid.EUnavailable {
 		t.Errorf("Embed after Close: %v", err)
 	}
+}
+
+// A prompt that starts as an earlier generation did (the next turn of a
+// conversation) reuses its kept cache and gets the same tokens as without.
+func TestPrefixReuse(t *testing.T) {
+	m := load(t, tiny)
+	first := &Request{Prompt: prompt(40, 1), MaxTokens: 10, Sampling: letters()}
+	s := start(t, m, Options{KVBudget: 300 * int64(m.KVBytesPerToken())})
+	a := generate(context.Background(), s, first)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	// Cached: the prompt and the answer but its last token, never fed.
+	if st := s.Stats(); st.KeptTokens != 40+9 || st.ReservedTokens != 0 {
+		t.Fatalf("after the first turn: %+v", st)
+	}
+	next := &Request{Prompt: append(append(slices.Clone(first.Prompt), a.ids...), prompt(6, 2)...), MaxTokens: 10, Sampling: letters()}
+	b := generate(context.Background(), s, next)
+	fresh := generate(context.Background(), start(t, m, Options{}), next)
+	if b.err != nil || fresh.err != nil {
+		t.Fatal(b.err, fresh.err)
+	}
+	if b.res.CachedTokens != 49 || fresh.res.CachedTokens != 0 {
+		t.Errorf("cached %d and %d tokens, want 49 and 0", b.res.CachedTokens, fresh.res.CachedTokens)
+	}
+	if !slices.Equal(b.ids, fresh.ids) {
+		t.Errorf("with the kept cache %v, without %v", b.ids, fresh.ids)
+	}
+
+	// The same prompt again: all but its last token come from the cache.
+	c := generate(context.Background(), s, next)
+	if c.err != nil || c.res.CachedTokens != len(next.Prompt)-1 || !slices.Equal(c.ids, fresh.ids) {
+		t.Errorf("again: %v, %d cached, %v", c.err, c.res.CachedTokens, c.ids)
+	}
+
+	// Kept caches give way to reservations.
+	hog := &ticket{need: 300}
+	if err := s.admit(context.Background(), hog); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.KeptTokens != 0 {
+		t.Errorf("kept %d tokens beside a full reservation", st.KeptTokens)
+	}
+	s.release(hog, nil)
 }

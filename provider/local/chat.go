@@ -111,7 +111,8 @@ func (s *served) stream(ctx context.Context, gen *engine.Request, req *aigrid.Ch
 
 func usage(r *engine.Result) *aigrid.Usage {
 	return &aigrid.Usage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
-		TotalTokens: r.PromptTokens + r.CompletionTokens}
+		TotalTokens:         r.PromptTokens + r.CompletionTokens,
+		PromptTokensDetails: &aigrid.PromptTokensDetails{CachedTokens: r.CachedTokens}}
 }
 
 // logprob is a sampled token as OpenAI reports it: its text, its bytes (a
