@@ -217,21 +217,27 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	w.bw.Reset(w)
 	w.conn = nil
 	writerPool.Put(w)
-	if err != nil {
+	writeErr := err
+	if err != nil && (wrote == 0 || ctx.Err() != nil) {
 		return nil, wrote, fail(err)
 	}
 
+	// A server may answer before it has read the whole request (refusing a
+	// body too large) and then stop reading: its answer counts, not the
+	// write it broke.
 	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	resp, err := readResponse(pc.br, req)
 	if err != nil {
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if writeErr != nil {
+			err = writeErr
+		} else if errors.As(err, &ne) && ne.Timeout() {
 			err = errHeaderTimeout
 		}
 		return nil, wrote, fail(err)
 	}
 	pc.conn.SetReadDeadline(time.Time{})
-	b := &body{rc: resp.Body, t: t, pc: pc, stop: stop, keepAlive: !resp.Close && !req.Close}
+	b := &body{rc: resp.Body, t: t, pc: pc, stop: stop, keepAlive: writeErr == nil && !resp.Close && !req.Close}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, wrote, nil

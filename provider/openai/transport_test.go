@@ -446,3 +446,23 @@ func TestTransportStoppedAtDone(t *testing.T) {
 		t.Errorf("%d connections for 20 streams, want 1", n)
 	}
 }
+
+// TestTransportEarlyResponse checks that a response the server sends before
+// it has read the whole request (a refusal of a body too large) reaches the
+// caller, rather than the broken write.
+func TestTransportEarlyResponse(t *testing.T) {
+	srv := startServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"too large"}}`, http.StatusRequestEntityTooLarge)
+	})
+	tr := testTransport(t, srv.URL, nil)
+	big := strings.Repeat("x", 16<<20)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(big))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
