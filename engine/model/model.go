@@ -9,13 +9,17 @@
 // the norm vectors and biases). A Model is read-only and safe for concurrent use.
 //
 // A Seq is one sequence's key/value cache: float32, one slice per layer, grown
-// as tokens are added up to Config.Context. Seq.Len is the number of positions
-// cached; Seq.Truncate drops the tail (to reuse a shared prefix, or to undo).
-// KVBytesPerToken tells a scheduler how much memory each cached token holds.
+// (doubling) as tokens are added, up to Config.Context. Seq.Len is the number
+// of positions cached and Seq.Tokens their tokens; Seq.Truncate drops the tail
+// (to reuse a shared prefix, or to undo); Seq.Free returns the memory at once
+// (a client that went away). For admission control, KVBytesPerToken is the
+// memory of one cached token and Seq.Bytes what a sequence holds now. A Seq
+// is not safe for concurrent use; it may move between workers between calls.
 //
-// A Worker holds the scratch memory of forward passes and a tensor.Pool; it is
-// used by one goroutine at a time. Worker.Forward runs one step over a batch of
-// sequences:
+// A Worker holds the scratch memory of forward passes and computes on a
+// tensor.Pool; it is used by one goroutine at a time (workers sharing a pool
+// take turns at each product). Worker.Forward runs one step over a batch of
+// sequences, each step with any number of new tokens:
 //
 //	logits, err := w.Forward([]model.Step{
 //		{Seq: a, Tokens: promptChunk},             // prefill: logits of the last token
@@ -28,8 +32,11 @@
 // step reads the weights once: this is what continuous batching is built on.
 // Attention runs per sequence, parallel over (token, head) pairs. logits[i]
 // holds the rows of step i (Config.Vocab values each) and stays valid until
-// the next call. A step whose sequence would exceed the context fails the
-// whole call before anything is computed, leaving every sequence unchanged.
+// the next call. A bad batch (an empty step, a token outside the vocabulary,
+// a sequence twice, a sequence that would exceed the context: ErrContext)
+// fails the whole call before anything is computed, leaving every sequence
+// unchanged. A scheduler chunks long prompts itself (a few hundred tokens per
+// step keep the scratch memory small and decoding sequences responsive).
 //
 // Worker.Embed returns the mean over a text's tokens of the final hidden
 // states (after the output norm), L2-normalised, as llama.cpp's mean pooling.
