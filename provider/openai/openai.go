@@ -5,6 +5,7 @@ package openai
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,7 +98,7 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
 	defer cancel()
-	resp, err := p.post(ctx, "/chat/completions", &up)
+	resp, err := p.post(ctx, "/chat/completions", &up, true)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	})
 	defer watchdog.Stop()
 
-	resp, err := p.post(ctx, "/chat/completions", up)
+	resp, err := p.post(ctx, "/chat/completions", up, false)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func (p *Provider) Embed(ctx context.Context, offer *aigrid.Offer, req *aigrid.E
 	up.Model = offer.Model
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
 	defer cancel()
-	resp, err := p.post(ctx, "/embeddings", &up)
+	resp, err := p.post(ctx, "/embeddings", &up, true)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +241,11 @@ func (p *Provider) authorize(req *http.Request) {
 	}
 }
 
-// post sends body as JSON and returns a 200 response, or the error the status maps to.
-func (p *Provider) post(ctx context.Context, path string, body any) (*http.Response, error) {
+// post sends body as JSON and returns a 200 response, or the error the status
+// maps to. A response read whole (not a stream) may come compressed; a stream
+// is not offered that, since a decompressor's window (32 KiB) would be held
+// for its whole life.
+func (p *Provider) post(ctx context.Context, path string, body any, whole bool) (*http.Response, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
@@ -252,10 +256,21 @@ func (p *Provider) post(ctx context.Context, path string, body any) (*http.Respo
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if whole {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	p.authorize(req)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, p.transportError(ctx, err)
+	}
+	if whole && resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			resp.Body.Close()
+			return nil, p.readError(ctx, err)
+		}
+		resp.Body = gzipBody{zr, resp.Body}
 	}
 	// A chunked body keeps its response (for the trailer), and the response
 	// its request: let the request and its encoded prompt go for the rest of
@@ -267,6 +282,14 @@ func (p *Provider) post(ctx context.Context, path string, body any) (*http.Respo
 	}
 	return resp, nil
 }
+
+// gzipBody is a compressed response body, read through its decompressor.
+type gzipBody struct {
+	*gzip.Reader
+	body io.ReadCloser
+}
+
+func (g gzipBody) Close() error { return g.body.Close() }
 
 // transportError explains a failure to get a response at all.
 func (p *Provider) transportError(ctx context.Context, err error) error {
@@ -302,6 +325,9 @@ func (p *Provider) readError(ctx context.Context, err error) error {
 	}
 	if errors.Is(err, errEventTooLarge) {
 		return aigrid.Errorf(aigrid.EUpstream, "provider %s sent an oversized event", p.name)
+	}
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) {
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s sent a compressed response that does not decompress", p.name)
 	}
 	var syntax *json.SyntaxError
 	if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

@@ -1,10 +1,16 @@
 package openai
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,5 +279,69 @@ func TestProbe(t *testing.T) {
 	p, _ := New(&aigrid.ProviderConfig{Name: "nokey", BaseURL: up.URL})
 	if err := p.Probe(context.Background()); aigrid.ErrorCode(err) != aigrid.EUpstream {
 		t.Errorf("probe without key: %v", err)
+	}
+}
+
+// TestCompressed checks that responses read whole are offered compression and
+// decompressed, and that streams are not offered it.
+func TestCompressed(t *testing.T) {
+	var streamGzip, embedGzip atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		gz := strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
+		var body string
+		status := http.StatusOK
+		switch {
+		case bytes.Contains(raw, []byte(`"stream":true`)):
+			streamGzip.Store(gz)
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+			return
+		case r.URL.Path == "/v1/embeddings":
+			embedGzip.Store(gz)
+			body = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}],"usage":{"prompt_tokens":2,"total_tokens":2}}`
+		case bytes.Contains(raw, []byte(`"model":"broken"`)):
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, "not gzip at all")
+			return
+		default:
+			status, body = http.StatusBadRequest, `{"error":{"message":"messages must not be empty"}}`
+		}
+		if !gz {
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(status)
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, body)
+		zw.Close()
+	}))
+	defer srv.Close()
+	p, err := New(&aigrid.ProviderConfig{Name: "up1", BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var req aigrid.EmbeddingRequest
+	json.Unmarshal([]byte(`{"model":"embed","input":["jambo"]}`), &req)
+	resp, err := p.Embed(context.Background(), &aigrid.Offer{Model: "e"}, &req)
+	if err != nil || len(resp.Data) != 1 || string(resp.Data[0].Embedding) != "[0.5,0.25]" || !embedGzip.Load() {
+		t.Fatalf("embeddings %+v, %v, compression offered: %v", resp, err, embedGzip.Load())
+	}
+	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(false), nil)
+	if aigrid.ErrorCode(err) != aigrid.EInvalid || !strings.Contains(err.Error(), "messages must not be empty") {
+		t.Errorf("compressed error body: %v", err)
+	}
+	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "broken"}, chatReq(false), nil)
+	if aigrid.ErrorCode(err) != aigrid.EUpstream || !strings.Contains(err.Error(), "does not decompress") {
+		t.Errorf("broken compression: %v", err)
+	}
+	if _, _, err := collect(t, p, "m", chatReq(true)); err != nil {
+		t.Fatal(err)
+	}
+	if streamGzip.Load() {
+		t.Error("a stream was offered compression")
 	}
 }

@@ -50,12 +50,25 @@ type pconn struct {
 	conn      net.Conn
 	raw       net.Conn // the TCP connection under TLS, for the liveness check
 	br        *bufio.Reader
-	read      int64 // bytes read from conn, for the retry decision
+	read      int64 // bytes read from conn for this request, for the retry decision
+	limit     int64 // when not 0, read may not pass it: the response headers are being read
 	reused    bool  // served a request before
 	idleSince time.Time
 }
 
+// maxHeaderBytes bounds an upstream's response headers, so that a hostile or
+// broken one cannot make the grid buffer without end.
+const maxHeaderBytes = 1 << 20
+
+var errHeadersTooLarge = errors.New("openai: the upstream's response headers are larger than 1 MiB")
+
 func (pc *pconn) Read(p []byte) (int, error) {
+	if pc.limit > 0 {
+		if pc.read >= pc.limit {
+			return 0, errHeadersTooLarge
+		}
+		p = p[:min(int64(len(p)), pc.limit-pc.read)]
+	}
 	n, err := pc.conn.Read(p)
 	pc.read += int64(n)
 	return n, err
@@ -226,7 +239,9 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	// body too large) and then stop reading: its answer counts, not the
 	// write it broke.
 	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	pc.limit = maxHeaderBytes
 	resp, err := readResponse(pc.br, req)
+	pc.limit = 0
 	if err != nil {
 		var ne net.Error
 		if writeErr != nil {

@@ -466,3 +466,31 @@ func TestTransportEarlyResponse(t *testing.T) {
 		t.Errorf("status %d", resp.StatusCode)
 	}
 }
+
+func TestTransportHeadersTooLarge(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	tr := testTransport(t, "http://"+ln.Addr().String(), nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String(), nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, errHeadersTooLarge) {
+		t.Errorf("got %v, want the header limit", err)
+	}
+}
