@@ -109,7 +109,7 @@ func TestLocalChat(t *testing.T) {
 }
 
 func TestLocalEmbeddings(t *testing.T) {
-	_, client := startLocalGrid(t)
+	g, client := startLocalGrid(t)
 	emb, err := client.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "embed",
 		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"mvua kubwa", "ukame"}}})
 	if err != nil {
@@ -126,6 +126,19 @@ func TestLocalEmbeddings(t *testing.T) {
 		if math.Abs(norm-1) > 1e-4 {
 			t.Errorf("vector %d: norm² %g", d.Index, norm)
 		}
+	}
+
+	// The grid's probes (every 50 ms here) find the provider up.
+	time.Sleep(300 * time.Millisecond)
+	var ex struct {
+		Offers []struct {
+			Health string `json:"health"`
+			In     bool   `json:"in"`
+		} `json:"offers"`
+	}
+	g.do("GET", "/admin/v1/dispatch/embed", g.adminKey, nil, &ex)
+	if len(ex.Offers) != 1 || ex.Offers[0].Health != "closed" || !ex.Offers[0].In || strings.Contains(g.logs.String(), "probe failed") {
+		t.Errorf("after probes: %+v", ex.Offers)
 	}
 }
 
