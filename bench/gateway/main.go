@@ -5,7 +5,7 @@
 // JSON line per setup, the ratios against the bare proxy, and aigrid's
 // resident memory while it holds many concurrent streams.
 //
-//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000] [-unmetered]
+//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000] [-unmetered] [-memory-only]
 package main
 
 import (
@@ -42,12 +42,13 @@ func main() {
 	streams := flag.Int("streams", 1000, "concurrent slow streams held through aigrid for the memory measurement")
 	chunks := flag.Int("chunks", 32, "chunks in the mock's completion")
 	unmetered := flag.Bool("unmetered", false, "run aigrid without the meter, to tell the meter's cost apart")
+	memoryOnly := flag.Bool("memory-only", false, "measure only the resident sets, in processes that served nothing before the streams")
 	flag.Parse()
 	if *role == "proxy" {
 		runProxy(*upstream, *listen)
 		return
 	}
-	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered); err != nil {
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -83,7 +84,7 @@ type result struct {
 	Errors      int64   `json:"errors"`
 }
 
-func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered bool) error {
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool) error {
 	mock, err := startMock(chunks)
 	if err != nil {
 		return err
@@ -105,9 +106,41 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	}
 	defer grid.stop()
 
+	if !memoryOnly {
+		latency(mock, "http://"+proxyAddr, grid, duration, concurrency, maxConcurrency)
+	}
+	proxyBase, proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
+	if err != nil {
+		return err
+	}
+	base, rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
+	if err != nil {
+		return err
+	}
+	mib := func(b int64) float64 { return round(float64(b) / (1 << 20)) }
+	perStream := func(before, during, n int64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return round(float64(during-before) / float64(n) / 1024)
+	}
+	line, _ := json.Marshal(map[string]any{"memory": "resident set while holding concurrent slow streams",
+		"streams_held_aigrid": held, "rss_mib_aigrid": mib(rss), "target_mib": "< 64",
+		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": mib(proxyRSS),
+		"rss_ratio": round(float64(rss) / float64(proxyRSS)),
+		// Before the streams: the program, and what the load phases left behind.
+		"rss_mib_aigrid_before": mib(base), "rss_mib_reverse_proxy_before": mib(proxyBase),
+		"kib_per_stream_aigrid": perStream(base, rss, held), "kib_per_stream_reverse_proxy": perStream(proxyBase, proxyRSS, proxyHeld)})
+	fmt.Println(string(line))
+	return nil
+}
+
+// latency loads each setup with closed-loop clients streaming the fast
+// completion and prints one line per setup and the ratios.
+func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration, concurrency, maxConcurrency int) {
 	setups := []struct{ name, url, key string }{
 		{"direct", mock, ""},
-		{"reverse_proxy", "http://" + proxyAddr, ""},
+		{"reverse_proxy", proxyURL, ""},
 		{"aigrid", grid.url, grid.key},
 	}
 	results := map[string]result{}
@@ -137,31 +170,6 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	}
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
-
-	proxyBase, proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
-	if err != nil {
-		return err
-	}
-	base, rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
-	if err != nil {
-		return err
-	}
-	mib := func(b int64) float64 { return round(float64(b) / (1 << 20)) }
-	perStream := func(before, during, n int64) float64 {
-		if n == 0 {
-			return 0
-		}
-		return round(float64(during-before) / float64(n) / 1024)
-	}
-	line, _ = json.Marshal(map[string]any{"memory": "resident set while holding concurrent slow streams",
-		"streams_held_aigrid": held, "rss_mib_aigrid": mib(rss), "target_mib": "< 64",
-		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": mib(proxyRSS),
-		"rss_ratio": round(float64(rss) / float64(proxyRSS)),
-		// Before the streams: the load phases' leftovers and, for aigrid, a larger program.
-		"rss_mib_aigrid_before": mib(base), "rss_mib_reverse_proxy_before": mib(proxyBase),
-		"kib_per_stream_aigrid": perStream(base, rss, held), "kib_per_stream_reverse_proxy": perStream(proxyBase, proxyRSS, proxyHeld)})
-	fmt.Println(string(line))
-	return nil
 }
 
 // longChunks is the length of the "long" completion, which tells the cost of
