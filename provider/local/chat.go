@@ -29,13 +29,15 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 	if req.Stream {
 		return s.stream(ctx, gen, req, emit)
 	}
-	var text []byte
+	var reasoning, text []byte
+	th := s.thinking()
 	var lp *aigrid.Logprobs
 	if req.Logprobs {
 		lp = &aigrid.Logprobs{Content: []aigrid.TokenLogprob{}}
 	}
 	res, err := s.sched.Generate(ctx, gen, func(o engine.Output) error {
-		text = append(text, o.Text...)
+		r, c := th.add(o.Text)
+		reasoning, text = append(reasoning, r...), append(text, c...)
 		if lp != nil && !o.EOG {
 			lp.Content = append(lp.Content, logprob(tok, o.Token))
 		}
@@ -44,11 +46,14 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 	if err != nil {
 		return nil, err
 	}
+	r, c := th.flush()
+	reasoning, text = append(reasoning, r...), append(text, c...)
 	return &aigrid.ChatResponse{
 		Object: "chat.completion",
 		Model:  offer.Model,
 		Choices: []aigrid.Choice{{
-			Message:      aigrid.Message{Role: aigrid.RoleAssistant, Content: aigrid.TextContent(string(text))},
+			Message: aigrid.Message{Role: aigrid.RoleAssistant, Content: aigrid.TextContent(string(text)),
+				ReasoningContent: string(reasoning)},
 			FinishReason: string(res.Finish),
 			Logprobs:     lp,
 		}},
@@ -67,6 +72,19 @@ func (s *served) stream(ctx context.Context, gen *engine.Request, req *aigrid.Ch
 		choice[0] = aigrid.ChunkChoice{Delta: d, Logprobs: lp, FinishReason: finish}
 		chunk = aigrid.ChatChunk{Object: "chat.completion.chunk", Choices: choice, More: more}
 		return emit(&chunk)
+	}
+	th := s.thinking()
+	// text sends what a token adds to the reasoning or the answer (an empty
+	// answer when only logprobs are new).
+	text := func(r, c string, l *aigrid.Logprobs, more bool) error {
+		var d aigrid.Delta
+		if r != "" {
+			d.ReasoningContent = &r
+		}
+		if c != "" || r == "" {
+			d.Content = &c
+		}
+		return send(d, l, nil, more)
 	}
 	started := false
 	var lp aigrid.Logprobs
@@ -87,14 +105,19 @@ func (s *served) stream(ctx context.Context, gen *engine.Request, req *aigrid.Ch
 			lp.Content = entry
 			l = &lp
 		}
-		if o.Text == "" && l == nil {
+		r, c := th.add(o.Text)
+		if r == "" && c == "" && l == nil {
 			return nil
 		}
-		text := o.Text
-		return send(aigrid.Delta{Content: &text}, l, nil, o.Finish != "")
+		return text(r, c, l, o.Finish != "")
 	})
 	if err != nil {
 		return nil, err
+	}
+	if r, c := th.flush(); r != "" || c != "" {
+		if err := text(r, c, nil, true); err != nil {
+			return nil, err
+		}
 	}
 	finish := string(res.Finish)
 	if err := send(aigrid.Delta{}, nil, &finish, true); err != nil {
@@ -107,6 +130,15 @@ func (s *served) stream(ctx context.Context, gen *engine.Request, req *aigrid.Ch
 	}
 	return &aigrid.ChatResponse{Object: "chat.completion", Usage: u,
 		Choices: []aigrid.Choice{{FinishReason: finish}}}, nil
+}
+
+// thinking returns the splitter of reasoning from answer for the models
+// whose template has them think aloud, nil for the others.
+func (s *served) thinking() *thinking {
+	if s.tmpl.Family == chat.Qwen3 {
+		return &thinking{}
+	}
+	return nil
 }
 
 func usage(r *engine.Result) *aigrid.Usage {
