@@ -67,7 +67,6 @@ const (
 type Scheduler struct {
 	m      *model.Model
 	tok    *tokenizer.Tokenizer
-	pool   *tensor.Pool
 	opt    Options
 	name   string
 	ctxLen int
@@ -119,7 +118,7 @@ func New(m *model.Model, pool *tensor.Pool, opt Options) *Scheduler {
 	}
 	budget := int(min(opt.KVBudget/per, int64(1)<<40))
 	s := &Scheduler{
-		m: m, tok: m.Tok, pool: pool, opt: opt, name: opt.Name,
+		m: m, tok: m.Tok, opt: opt, name: opt.Name,
 		ctxLen: max(1, min(opt.Context, budget)), budget: max(1, budget),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
