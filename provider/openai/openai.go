@@ -139,6 +139,10 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	out := &aigrid.ChatResponse{}
 	chars, finished := 0, false
 	events := newSSEReader(resp.Body)
+	defer events.close()
+	if b, ok := resp.Body.(*body); ok {
+		events.wait = b.idleWait
+	}
 	var chunks chunkDecoder
 	for {
 		data, err := events.next()

@@ -2,9 +2,13 @@
 
 package openai
 
-import "net"
+import "syscall"
 
 // peerClosed cannot peek at a socket on this system: a connection the server
 // closed while idle is found when the request on it fails, and retried then
 // when that is safe (see retryable).
-func peerClosed(net.Conn) bool { return false }
+func peerClosed(syscall.RawConn) bool { return false }
+
+// waitReadable cannot wait without reading on this system: a stream keeps its
+// read buffer while it waits.
+func waitReadable(syscall.RawConn) bool { return false }

@@ -2,30 +2,37 @@
 
 package openai
 
-import (
-	"net"
-	"syscall"
-)
+import "syscall"
+
+// peek looks at a socket's receive queue without waiting and without
+// reading: empty when there is nothing (EAGAIN); otherwise there are bytes,
+// an end of file or an error to read.
+func peek(fd uintptr) (empty bool) {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+}
 
 // peerClosed reports whether an idle connection can no longer carry a
 // request: the server closed it (end of file), or sent something unasked
-// (such as a 408 before closing). It peeks without waiting and reads nothing.
-func peerClosed(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+// (such as a 408 before closing).
+func peerClosed(c syscall.RawConn) bool {
+	if c == nil {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	closed := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Nothing to read (EAGAIN) is the one good answer.
-		closed = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	empty := false
+	err := c.Read(func(fd uintptr) bool {
+		empty = peek(fd)
 		return true
 	})
-	return closed || err != nil
+	return !empty || err != nil
+}
+
+// waitReadable blocks until c has something to read (bytes, an end of file
+// or an error), without reading it.
+func waitReadable(c syscall.RawConn) bool {
+	// The poller wakes on bytes that arrive after a read found none: peek
+	// first, so that bytes already here are not waited for.
+	c.Read(func(fd uintptr) bool { return !peek(fd) })
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // maxEventBytes bounds one server-sent event, so that a hostile or broken
@@ -17,8 +18,12 @@ var errEventTooLarge = errors.New("an event of the stream is larger than 8 MiB")
 // format): lines "data: ..." accumulate until a blank line ends the event;
 // comments (":") and other fields (event, id, retry) are skipped.
 type sseReader struct {
+	src  io.Reader
 	r    *bufio.Reader
 	data []byte
+	// wait, when not nil, blocks until src has something to read, without
+	// reading it; it reports false when it cannot tell.
+	wait func() bool
 }
 
 // sseBufferBytes holds a burst of ordinary chunks (a few hundred bytes each)
@@ -26,14 +31,38 @@ type sseReader struct {
 // are gathered on the side.
 const sseBufferBytes = 2 << 10
 
+// sseBuffers holds the read buffers of streams that are waiting for their
+// next event: most of a busy grid's streams, most of the time.
+var sseBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, sseBufferBytes) }}
+
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, sseBufferBytes)}
+	br := sseBuffers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &sseReader{src: r, r: br}
+}
+
+// close gives the read buffer back; the reader is not used after.
+func (s *sseReader) close() {
+	s.r.Reset(nil)
+	sseBuffers.Put(s.r)
+	s.r = nil
 }
 
 // next returns the data of the next event. The slice is valid until the next
 // call. At the end of the stream it returns io.EOF, or io.ErrUnexpectedEOF if
 // the stream ended inside an event.
 func (s *sseReader) next() ([]byte, error) {
+	if s.wait != nil && s.r.Buffered() == 0 {
+		// Nothing buffered: the next event is still on the network. Wait
+		// for it without a buffer. (A read error the buffer held is met
+		// again from the source.)
+		s.r.Reset(nil)
+		sseBuffers.Put(s.r)
+		s.r = nil
+		s.wait()
+		s.r = sseBuffers.Get().(*bufio.Reader)
+		s.r.Reset(s.src)
+	}
 	s.data = s.data[:0]
 	inEvent := false
 	for {

@@ -94,3 +94,33 @@ func TestSSEPending(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEReaderWait checks that a stream waiting for its next event holds no
+// read buffer, and waits only when nothing is buffered.
+func TestSSEReaderWait(t *testing.T) {
+	r := newSSEReader(strings.NewReader("data: a\n\ndata: b\n\n"))
+	defer r.close()
+	waits := 0
+	r.wait = func() bool {
+		waits++
+		if r.r != nil {
+			t.Error("a read buffer is held while waiting")
+		}
+		return true
+	}
+	var got []string
+	for {
+		data, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(data))
+	}
+	// Once before the first read; the second event came with the first.
+	if strings.Join(got, ",") != "a,b" || waits != 2 {
+		t.Errorf("events %q after %d waits, want a,b after 2", got, waits)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,7 +49,8 @@ type transport struct {
 // pconn is one connection to the origin.
 type pconn struct {
 	conn      net.Conn
-	raw       net.Conn // the TCP connection under TLS, for the liveness check
+	raw       net.Conn        // the TCP connection, under TLS or not
+	sys       syscall.RawConn // raw's file descriptor, to peek at and wait on
 	br        *bufio.Reader
 	read      int64 // bytes read from conn for this request, for the retry decision
 	limit     int64 // when not 0, read may not pass it: the response headers are being read
@@ -306,6 +308,17 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// idleWait blocks until the body's connection has something to read, when
+// that tells whether a read would wait: a plain TCP connection with nothing
+// buffered. (TLS keeps records of its own.) It reports whether it waited.
+func (b *body) idleWait() bool {
+	pc := b.pc
+	if b.done.Load() || pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
+		return false
+	}
+	return waitReadable(pc.sys)
+}
+
 // A stream stopped at its [DONE] event has only the chunked body's last line
 // left, here already or on its way. Close reads that much, briefly, to keep
 // the connection; a body with more to come costs its connection, since
@@ -353,7 +366,7 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 		t.mu.Unlock()
 		// A connection the server closed while it was idle (its own
 		// keep-alive timeout) shows it as end of file or as unasked-for bytes.
-		if time.Since(pc.idleSince) < t.idleTimeout && !peerClosed(pc.raw) {
+		if time.Since(pc.idleSince) < t.idleTimeout && !peerClosed(pc.sys) {
 			return pc, nil
 		}
 		pc.conn.Close()
@@ -366,6 +379,9 @@ func (t *transport) dial(ctx context.Context) (*pconn, error) {
 		return nil, err
 	}
 	pc := &pconn{conn: raw, raw: raw}
+	if sc, ok := raw.(syscall.Conn); ok {
+		pc.sys, _ = sc.SyscallConn()
+	}
 	if t.tlsConfig != nil {
 		tc := tls.Client(raw, t.tlsConfig)
 		raw.SetDeadline(time.Now().Add(t.connectTimeout))
