@@ -122,22 +122,21 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 
 	res.AggregateTPS = res.GenTPS
 	if streams > 1 {
-		// Each stream has its own prompt (rotated), prefilled together, then
-		// all decode in one batch per step.
+		// Each stream has its own prompt (rotated), prefilled one after the
+		// other as a scheduler would chunk them, then all decode in one batch
+		// per step.
 		seqs := make([]*model.Seq, streams)
 		steps := make([]model.Step, streams)
+		nexts := make([]int32, streams)
 		for i := range seqs {
 			seqs[i] = m.NewSeq()
 			p := append(append([]int32(nil), prompt[i%nPrompt:]...), prompt[:i%nPrompt]...)
-			steps[i] = model.Step{Seq: seqs[i], Tokens: p}
-		}
-		outs, err := w.Forward(steps)
-		if err != nil {
-			return nil, err
-		}
-		nexts := make([]int32, streams)
-		for i := range nexts {
-			nexts[i] = argmax(outs[i])
+			out, err := w.Forward([]model.Step{{Seq: seqs[i], Tokens: p}})
+			if err != nil {
+				return nil, err
+			}
+			nexts[i] = argmax(out[0])
+			steps[i] = model.Step{Seq: seqs[i]}
 		}
 		t = time.Now()
 		for range nGen {
