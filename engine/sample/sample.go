@@ -157,17 +157,9 @@ func (s *Sampler) Sample(logits []float32) Token {
 // recent tokens, saving the raw logit of every token it changes.
 func (s *Sampler) adjust(logits []float32) {
 	s.saved = s.saved[:0]
-	save := func(id int32) {
-		for _, c := range s.saved {
-			if c.id == id {
-				return
-			}
-		}
-		s.saved = append(s.saved, cand{id, logits[id]})
-	}
 	for id, b := range s.p.LogitBias {
 		if id >= 0 && int(id) < len(logits) {
-			save(id)
+			s.saved = append(s.saved, cand{id, logits[id]})
 			logits[id] += b
 		}
 	}
@@ -186,7 +178,9 @@ func (s *Sampler) adjust(logits []float32) {
 		}
 	}
 	for id, n := range s.counts {
-		save(id)
+		if _, biased := s.p.LogitBias[id]; !biased {
+			s.saved = append(s.saved, cand{id, logits[id]})
+		}
 		l := logits[id]
 		if rp != 0 && rp != 1 {
 			if l > 0 {

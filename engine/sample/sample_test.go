@@ -122,6 +122,12 @@ func TestPenalties(t *testing.T) {
 	if !slices.Equal(l, want) || tok.ID != 2 {
 		t.Errorf("logits %v, token %d; want %v, 2", l, tok.ID, want)
 	}
+	// A penalised token's logprob is still the model's.
+	s = mustNew(t, Params{RepeatPenalty: 2, Logprobs: true, LogitBias: map[int32]float32{0: 0.5}})
+	s.Accept(0)
+	if tok := s.Sample(logitsOf(4, 1)); tok.ID != 0 || math.Abs(float64(tok.Logprob)-(4-math.Log(math.Exp(4)+math.Exp(1)))) > 1e-5 {
+		t.Errorf("penalised token: %+v", tok)
+	}
 	// The window: with RepeatLastN 1 only the last token counts.
 	s = mustNew(t, Params{RepeatPenalty: 2, RepeatLastN: 1})
 	s.Accept(0, 1)
