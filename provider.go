@@ -99,8 +99,26 @@ const (
 	CapJSON       = "json"
 )
 
-// DefaultCapabilities are those of an offer that declares none.
+// DefaultCapabilities are those of an upstream offer that declares none.
 var DefaultCapabilities = []string{CapChat, CapTools, CapJSON}
+
+// LocalCapabilities are those of a local (embedded engine) offer that
+// declares none: the engine chats and embeds, and has no tools or JSON mode.
+var LocalCapabilities = []string{CapChat, CapEmbeddings}
+
+// FillDefaults gives the offers of a local provider that declare no
+// capabilities the engine's, so that dispatch never sends them a request
+// they would refuse.
+func (p *ProviderConfig) FillDefaults() {
+	if p.Kind != KindLocal {
+		return
+	}
+	for i := range p.Offers {
+		if len(p.Offers[i].Capabilities) == 0 {
+			p.Offers[i].Capabilities = LocalCapabilities
+		}
+	}
+}
 
 // Can reports whether the offer has the capability.
 func (o *Offer) Can(capability string) bool {

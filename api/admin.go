@@ -236,6 +236,7 @@ func (s *Server) putProvider(w http.ResponseWriter, r *http.Request) {
 	if p.Kind == "" {
 		p.Kind = aigrid.KindOpenAI
 	}
+	p.FillDefaults()
 	if err := p.Validate(); err != nil {
 		writeError(w, r, err)
 		return

@@ -200,10 +200,18 @@ type ByteSize int64
 
 // UnmarshalYAML reads a number of bytes or a size with a binary unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	s := strings.TrimSpace(n.Value)
-	if n.Kind != yaml.ScalarNode || s == "" {
-		return fmt.Errorf("line %d: expected a size such as 8388608 or \"8MiB\"", n.Line)
+	v, err := ParseByteSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: expected a size such as 8388608 or \"8MiB\", got %q", n.Line, n.Value)
 	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize reads a number of bytes or a size with a binary unit
+// ("8MiB", "512KiB", "2GiB"), up to 1 TiB.
+func ParseByteSize(text string) (ByteSize, error) {
+	s := strings.TrimSpace(text)
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
@@ -216,10 +224,9 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v < 0 || v > (1<<40)/mult {
-		return fmt.Errorf("line %d: expected a size such as 8388608 or \"8MiB\", got %q", n.Line, n.Value)
+		return 0, fmt.Errorf("expected a size such as 8388608 or 8MiB, got %q", text)
 	}
-	*b = ByteSize(v * mult)
-	return nil
+	return ByteSize(v * mult), nil
 }
 
 // Load reads and checks the file at path.
@@ -362,6 +369,7 @@ func (f *File) ProviderConfigs() []*aigrid.ProviderConfig {
 				Price: aigrid.Price{Input: aigrid.Rate(o.Price.Input), Output: aigrid.Rate(o.Price.Output)}, MaxConcurrency: o.MaxConcurrency,
 				ContextLength: o.ContextLength, Capabilities: o.Capabilities})
 		}
+		cfg.FillDefaults()
 		out[i] = cfg
 	}
 	return out

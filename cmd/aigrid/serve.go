@@ -45,6 +45,11 @@ type Main struct {
 
 	// AdminKey is the admin key created on first start, if one was.
 	AdminKey string
+	// Threads computes each product of the embedded engine (0: every CPU).
+	Threads int
+	// KVBudget is each local model's key/value cache, in bytes (0: enough
+	// for max_concurrency contexts, or the engine's default).
+	KVBudget int64
 	// Unmetered serves without the meter: no limits, balances or usage.
 	// For measuring the meter's own cost, never for a grid that sells.
 	Unmetered bool
@@ -75,6 +80,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&m.ConfigPath, "config", "", "YAML file to apply at start (see docs/configuration.md)")
 	fs.DurationVar(&m.Grace, "grace", 0, "how long in-flight requests may finish at shutdown (default 30s, or server.shutdown_grace)")
 	fs.Int64Var(&m.MaxBodyBytes, "max-body", 0, "request body limit in bytes (default 8 MiB, or server.max_body_bytes)")
+	fs.IntVar(&m.Threads, "threads", 0, "threads of the embedded engine (default: every CPU)")
+	kvBudget := fs.String("kv-budget", "", "key/value cache of each local model, such as 2GiB (default: max_concurrency contexts)")
 	fs.BoolVar(&m.Unmetered, "unmetered", false, "serve without the meter (no limits, balances or usage): only to measure the meter's cost")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info, or server.log_level)")
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +89,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *kvBudget != "" {
+		b, err := config.ParseByteSize(*kvBudget)
+		if err != nil {
+			return fmt.Errorf("--kv-budget: %v", err)
+		}
+		m.KVBudget = int64(b)
+	}
+	if m.Threads < 0 {
+		return fmt.Errorf("--threads must be 0 (every CPU) or more")
 	}
 	if err := m.Run(ctx, *logLevel, stderr); err != nil {
 		return err
@@ -152,7 +169,7 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		settings = dispatch.Settings{MaxAttempts: d.MaxAttempts, Deadline: time.Duration(d.Deadline),
 			QueueTimeout: time.Duration(d.QueueTimeout), MaxQueue: d.MaxQueue}
 	}
-	m.dispatcher = dispatch.New(newProvider, m.Logger, settings)
+	m.dispatcher = dispatch.New(m.newProvider, m.Logger, settings)
 	if err := m.dispatcher.Load(ctx, m.store); err != nil {
 		m.closeMeter()
 		m.store.Close()
@@ -309,12 +326,12 @@ func (m *Main) Close() error {
 }
 
 // newProvider makes a live provider of the configured kind.
-func newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) {
+func (m *Main) newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) {
 	switch cfg.Kind {
 	case aigrid.KindOpenAI:
 		return openai.New(cfg)
 	case aigrid.KindLocal:
-		return local.New(cfg, local.Options{})
+		return local.New(cfg, local.Options{Threads: m.Threads, KVBudget: m.KVBudget})
 	default:
 		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: kind %q is not available in this version", cfg.Name, cfg.Kind)
 	}
