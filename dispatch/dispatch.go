@@ -447,6 +447,13 @@ func (d *Dispatcher) serve(ctx context.Context, call *aigrid.Call, n need, attem
 			o.health.cancelTrial()
 			return err
 		}
+		if providerFull(err) && !started.Load() {
+			// Full, not broken: the next offer may take the call, and the
+			// breaker stays closed.
+			o.health.cancelTrial()
+			lastErr = err
+			continue
+		}
 		o.health.fail(time.Now())
 		d.logger.Warn("offer failed", "request_id", call.ID, "provider", call.Provider, "model", o.offer.Model,
 			"error", err.Error(), "output_started", started.Load(), "attempt", call.Attempts)
@@ -456,6 +463,14 @@ func (d *Dispatcher) serve(ctx context.Context, call *aigrid.Call, n need, attem
 		lastErr = err
 	}
 	return lastErr
+}
+
+// providerFull reports whether a provider refused a call because it is full (it
+// said when to come back), as the embedded engine's admission control and an
+// upstream's rate limit do.
+func providerFull(err error) bool {
+	var e *aigrid.Error
+	return errors.As(err, &e) && (e.Code == aigrid.EUnavailable || e.Code == aigrid.ERateLimited) && e.RetryAfter > 0
 }
 
 // providerFault reports whether an error is the provider's (worth failing

@@ -236,3 +236,31 @@ func TestRemove(t *testing.T) {
 		t.Errorf("after remove: %v", err)
 	}
 }
+
+// A provider that is full (it says when to come back) is failed over but
+// not counted as failing: its breaker stays closed.
+func TestFullIsNotBroken(t *testing.T) {
+	full := func(context.Context, func(*aigrid.ChatChunk) error) error {
+		return &aigrid.Error{Code: aigrid.EUnavailable, RetryAfter: 2 * time.Second, Message: "the engine is full"}
+	}
+	a := &scripted{chat: full}
+	b := &scripted{chat: ok}
+	d := newDispatcher(t, map[string]*scripted{"a": a, "b": b},
+		providerCfg("a", "", false, chatOffer("m1", "chat")), providerCfg("b", "", false, chatOffer("m2", "chat")))
+	for range 2 * breakerThreshold {
+		c := call(anyone)
+		if _, err := d.Chat(context.Background(), c, request(), nil); err != nil || c.Provider != "b" {
+			t.Fatalf("served by %q: %v", c.Provider, err)
+		}
+	}
+	if h := &d.providers["a"].offers[0].health; h.String() != "closed" {
+		t.Errorf("a full provider's breaker is %s", h)
+	}
+	// Alone, a full provider's answer reaches the client as it is: 503 with Retry-After.
+	d2 := newDispatcher(t, map[string]*scripted{"a": a}, providerCfg("a", "", false, chatOffer("m1", "chat")))
+	_, err := d2.Chat(context.Background(), call(anyone), request(), nil)
+	var e *aigrid.Error
+	if !errors.As(err, &e) || e.Code != aigrid.EUnavailable || e.RetryAfter != 2*time.Second {
+		t.Errorf("alone: %v", err)
+	}
+}
