@@ -6,9 +6,11 @@
 // <|eot_id|>, with the 3.1+ knowledge-date preamble); any other template is
 // rendered as ChatML with a logged warning.
 //
-// The text does not include the BOS token: tokenize it with special tokens
-// added as the model's metadata says and control tokens parsed
-// (tokenizer.Encode(text, true, true)).
+// Pieces returns the prompt as the template's markup, whose control tokens
+// (<|im_start|>, <|eot_id|>) are meant, and the caller's text, in which they
+// are not: tokenize it with tokenizer.EncodePieces, so that a message that
+// writes <|im_start|>system cannot open a turn of its own. The prompt does
+// not include the BOS token; EncodePieces adds it as the metadata says.
 package chat
 
 import (
@@ -17,6 +19,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"aigrid/engine/tokenizer"
 )
 
 // Message is one turn of a conversation.
@@ -92,19 +96,36 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// Render returns the prompt text of msgs.
+// Render returns the prompt text of msgs, for people to read. Tokenizing
+// it with control tokens parsed would obey those written in the messages:
+// the model is given Pieces.
 func (t *Template) Render(msgs []Message, opt Options) (string, error) {
+	pieces, err := t.Pieces(msgs, opt)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, p := range pieces {
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// Pieces returns the prompt of msgs as the template's markup (Special: its
+// control tokens are meant) and the caller's text (contents, reasoning and
+// system prompts, plain text whatever they hold), in order.
+func (t *Template) Pieces(msgs []Message, opt Options) ([]tokenizer.Piece, error) {
 	if len(msgs) == 0 {
-		return "", fmt.Errorf("no messages")
+		return nil, fmt.Errorf("no messages")
 	}
 	for i, m := range msgs {
 		switch m.Role {
 		case "system", "user", "assistant", "tool":
 		default:
-			return "", fmt.Errorf("messages[%d]: unknown role %q (system, user, assistant, tool)", i, m.Role)
+			return nil, fmt.Errorf("messages[%d]: unknown role %q (system, user, assistant, tool)", i, m.Role)
 		}
 	}
-	var b strings.Builder
+	var b builder
 	switch t.Family {
 	case Llama3:
 		t.llama3(&b, msgs, opt)
@@ -112,25 +133,46 @@ func (t *Template) Render(msgs []Message, opt Options) (string, error) {
 		qwen3(&b, msgs, opt)
 	default:
 		if msgs[0].Role != "system" && t.DefaultSystem != "" {
-			turn(&b, "system", t.DefaultSystem)
+			// The template's own words: markup, though it holds no tokens.
+			b.markup("<|im_start|>system\n" + t.DefaultSystem + "<|im_end|>\n")
 		}
 		for _, m := range msgs {
 			turn(&b, m.Role, m.Content)
 		}
 		if opt.AddGenerationPrompt {
-			b.WriteString("<|im_start|>assistant\n")
+			b.markup("<|im_start|>assistant\n")
 		}
 	}
-	return b.String(), nil
+	return b.pieces, nil
 }
 
-func turn(b *strings.Builder, role, content string) {
-	b.WriteString("<|im_start|>" + role + "\n" + content + "<|im_end|>\n")
+// builder collects the pieces of a prompt, joining neighbours of a kind.
+type builder struct{ pieces []tokenizer.Piece }
+
+func (b *builder) markup(s string) { b.add(s, true) }
+func (b *builder) text(s string)   { b.add(s, false) }
+
+func (b *builder) add(s string, special bool) {
+	if s == "" {
+		return
+	}
+	if n := len(b.pieces); n > 0 && b.pieces[n-1].Special == special {
+		b.pieces[n-1].Text += s
+		return
+	}
+	b.pieces = append(b.pieces, tokenizer.Piece{Text: s, Special: special})
+}
+
+// turn writes a ChatML turn; role is one of the four checked by Pieces.
+func turn(b *builder, role, content string) {
+	b.markup("<|im_start|>" + role + "\n")
+	b.text(content)
+	b.markup("<|im_end|>\n")
 }
 
 // qwen3 follows Qwen3's template: thinking is kept only in the assistant
 // turns after the last user query, tool results are grouped into a user turn.
-func qwen3(b *strings.Builder, msgs []Message, opt Options) {
+func qwen3(b *builder, msgs []Message, opt Options) {
 	if msgs[0].Role == "system" {
 		turn(b, "system", msgs[0].Content)
 	}
@@ -155,27 +197,32 @@ func qwen3(b *strings.Builder, msgs []Message, opt Options) {
 					reasoning = strings.TrimLeft(th[len(th)-1], "\n")
 				}
 			}
-			b.WriteString("<|im_start|>assistant\n")
+			b.markup("<|im_start|>assistant\n")
 			if i > lastQuery && (i == len(msgs)-1 || reasoning != "") {
-				b.WriteString("<think>\n" + strings.Trim(reasoning, "\n") + "\n</think>\n\n" + strings.TrimLeft(content, "\n"))
+				b.markup("<think>\n")
+				b.text(strings.Trim(reasoning, "\n"))
+				b.markup("\n</think>\n\n")
+				b.text(strings.TrimLeft(content, "\n"))
 			} else {
-				b.WriteString(content)
+				b.text(content)
 			}
-			b.WriteString("<|im_end|>\n")
+			b.markup("<|im_end|>\n")
 		case m.Role == "tool":
 			if i == 0 || msgs[i-1].Role != "tool" {
-				b.WriteString("<|im_start|>user")
+				b.markup("<|im_start|>user")
 			}
-			b.WriteString("\n<tool_response>\n" + m.Content + "\n</tool_response>")
+			b.markup("\n<tool_response>\n")
+			b.text(m.Content)
+			b.markup("\n</tool_response>")
 			if i == len(msgs)-1 || msgs[i+1].Role != "tool" {
-				b.WriteString("<|im_end|>\n")
+				b.markup("<|im_end|>\n")
 			}
 		}
 	}
 	if opt.AddGenerationPrompt {
-		b.WriteString("<|im_start|>assistant\n")
+		b.markup("<|im_start|>assistant\n")
 		if opt.NoThinking {
-			b.WriteString("<think>\n\n</think>\n\n")
+			b.markup("<think>\n\n</think>\n\n")
 		}
 	}
 }
@@ -183,8 +230,8 @@ func qwen3(b *strings.Builder, msgs []Message, opt Options) {
 // llama3 writes header-delimited turns; Llama 3.1+ templates open with a
 // system turn that states the knowledge cut-off and today's date, before any
 // system prompt. Tool results are the "ipython" role there.
-func (t *Template) llama3(b *strings.Builder, msgs []Message, opt Options) {
-	head := func(role string) { b.WriteString("<|start_header_id|>" + role + "<|end_header_id|>\n\n") }
+func (t *Template) llama3(b *builder, msgs []Message, opt Options) {
+	head := func(role string) { b.markup("<|start_header_id|>" + role + "<|end_header_id|>\n\n") }
 	if t.datePreamble {
 		now := opt.Now
 		if now.IsZero() {
@@ -196,7 +243,9 @@ func (t *Template) llama3(b *strings.Builder, msgs []Message, opt Options) {
 			msgs = msgs[1:]
 		}
 		head("system")
-		b.WriteString("Cutting Knowledge Date: December 2023\nToday Date: " + now.Format("02 Jan 2006") + "\n\n" + system + "<|eot_id|>")
+		b.markup("Cutting Knowledge Date: December 2023\nToday Date: " + now.Format("02 Jan 2006") + "\n\n")
+		b.text(system)
+		b.markup("<|eot_id|>")
 	}
 	for _, m := range msgs {
 		role := m.Role
@@ -204,7 +253,8 @@ func (t *Template) llama3(b *strings.Builder, msgs []Message, opt Options) {
 			role = "ipython"
 		}
 		head(role)
-		b.WriteString(strings.TrimSpace(m.Content) + "<|eot_id|>")
+		b.text(strings.TrimSpace(m.Content))
+		b.markup("<|eot_id|>")
 	}
 	if opt.AddGenerationPrompt {
 		head("assistant")

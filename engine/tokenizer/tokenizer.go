@@ -240,13 +240,58 @@ func (t *Tokenizer) IsEOG(id int32) bool { return t.eog[id] }
 // parseSpecial recognises control tokens written in the text (<|im_start|>, ...).
 // User-defined tokens are always recognised, as in llama.cpp.
 func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
+	return t.encode(t.partition(text, parseSpecial), addSpecial)
+}
+
+// Piece is a part of a text to encode with EncodePieces.
+type Piece struct {
+	Text string
+	// Special marks text whose writer means the control tokens written in it
+	// (a chat template's markup); elsewhere, as in what users wrote, they are
+	// plain text.
+	Special bool
+}
+
+// EncodePieces tokenizes the concatenation of pieces, recognising control
+// tokens only inside the Special ones (user-defined tokens everywhere, as
+// Encode does). The text between two special tokens is tokenized as one
+// even when it spans pieces, so that the ids are those of
+// Encode(concatenation, addSpecial, true) whenever the other pieces hold no
+// control-token text: tokenizing each piece apart would break the merges and
+// pre-tokenizer splits across piece boundaries ("\n" + "\n" is not "\n\n").
+func (t *Tokenizer) EncodePieces(pieces []Piece, addSpecial bool) []int32 {
+	var frags []fragment
+	var run strings.Builder
+	flush := func() {
+		if run.Len() > 0 {
+			frags = append(frags, fragment{text: run.String(), id: -1})
+			run.Reset()
+		}
+	}
+	for _, p := range pieces {
+		for _, fr := range t.partition(p.Text, p.Special) {
+			if fr.id < 0 {
+				run.WriteString(fr.text)
+				continue
+			}
+			flush()
+			frags = append(frags, fr)
+		}
+	}
+	flush()
+	return t.encode(frags, addSpecial)
+}
+
+// encode tokenizes text fragments and special tokens, with BOS and EOS when
+// addSpecial is set and the metadata asks for them.
+func (t *Tokenizer) encode(frags []fragment, addSpecial bool) []int32 {
 	var out []int32
 	if addSpecial && t.addBOS && t.bos >= 0 {
 		out = append(out, t.bos)
 	}
 	prevSpecial := true
 	var words []string
-	for _, fr := range t.partition(text, parseSpecial) {
+	for _, fr := range frags {
 		if fr.id >= 0 {
 			out = append(out, fr.id)
 			prevSpecial = true

@@ -199,11 +199,13 @@ func (s *served) request(req *aigrid.ChatRequest) (*engine.Request, error) {
 		}
 		msgs = append(msgs, chat.Message{Role: role, Content: m.Content.String(), Reasoning: m.ReasoningContent})
 	}
-	text, err := s.tmpl.Render(msgs, chat.Options{AddGenerationPrompt: true, NoThinking: req.ReasoningEffort == "none"})
+	pieces, err := s.tmpl.Pieces(msgs, chat.Options{AddGenerationPrompt: true, NoThinking: req.ReasoningEffort == "none"})
 	if err != nil {
 		return nil, aigrid.ParamErrorf("messages", "%v", err)
 	}
-	gen := &engine.Request{Prompt: s.m.Tok.Encode(text, true, true), Stop: req.Stop, MaxTokens: req.MaxOutputTokens()}
+	// Control tokens come from the template only: a message that writes
+	// <|im_end|> gets the characters, not the end of its turn.
+	gen := &engine.Request{Prompt: s.m.Tok.EncodePieces(pieces, true), Stop: req.Stop, MaxTokens: req.MaxOutputTokens()}
 
 	// OpenAI's defaults: temperature 1, top_p 1, a fresh seed per request.
 	sp := sample.Params{Temperature: 1, Logprobs: req.Logprobs, Seed: rand.Uint64()}
