@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The packages are served to tenant keys, metered, and discoverable.
@@ -71,5 +72,55 @@ func TestPackagesThroughTheGrid(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), "<feed") {
 		t.Errorf("public feed: %d %s", res.StatusCode, body)
+	}
+}
+
+// An alert drafted with an ordinary key is published only by an admin key
+// (here the operator's, through the admin route), then appears in the
+// tenant's feeds, keyed and public.
+func TestAlertApprovalThroughTheGrid(t *testing.T) {
+	g := startBillingGrid(t)
+	const key = "sk-clinic-a-0001"
+	expires := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	var draft struct {
+		Identifier string `json:"identifier"`
+		Status     string `json:"status"`
+	}
+	r := g.do("POST", "/v1/packages/alerts/alerts", key, map[string]any{"info": []map[string]any{{
+		"language": "en", "category": []string{"Health"}, "event": "Cholera outbreak",
+		"urgency": "Expected", "severity": "Severe", "certainty": "Likely", "expires": expires,
+		"headline": "Cholera outbreak in Kisumu", "instruction": "Boil drinking water.",
+		"area": []map[string]any{{"areaDesc": "Kisumu County"}},
+	}}}, &draft)
+	if r.StatusCode != 201 || draft.Status != "Draft" || draft.Identifier == "" {
+		t.Fatalf("draft: %d %+v", r.StatusCode, draft)
+	}
+	var e apiError
+	if r := g.do("POST", "/v1/packages/alerts/alerts/"+draft.Identifier+"/approve", key, nil, &e); r.StatusCode != 403 {
+		t.Errorf("approval with an ordinary key: %d %+v", r.StatusCode, e)
+	}
+	var approved struct{ Status string }
+	if r := g.do("POST", "/admin/v1/tenants/clinic-a/packages/alerts/alerts/"+draft.Identifier+"/approve", g.adminKey, nil, &approved); r.StatusCode != 200 || approved.Status != "Actual" {
+		t.Fatalf("operator approval: %d %+v", r.StatusCode, approved)
+	}
+	pub, err := http.Get(g.url + "/public/alerts/clinic-a/feed.atom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubBody, _ := io.ReadAll(pub.Body)
+	pub.Body.Close()
+	if pub.StatusCode != 200 || !strings.Contains(string(pubBody), "Cholera outbreak in Kisumu") {
+		t.Errorf("public feed: %d %s", pub.StatusCode, pubBody)
+	}
+	req, _ := http.NewRequest("GET", g.url+"/v1/packages/alerts/feed.atom", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), draft.Identifier) {
+		t.Errorf("keyed feed: %d %s", res.StatusCode, body)
 	}
 }
