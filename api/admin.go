@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/openaierr"
 )
 
 func (s *Server) adminRoutes(mux *http.ServeMux) {
@@ -56,7 +57,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf("method_not_allowed",
+			writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf(openaierr.MethodNotAllowed,
 				"%s %s is not supported; use %s.", r.Method, r.URL.Path, allow))
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/openaierr"
 )
 
 // streamWriteTimeout bounds how long one chunk may wait for a client that has
@@ -238,12 +239,12 @@ func (sw *sseWriter) fail(r *http.Request, err error) {
 	if errors.Is(err, errClientGone) || r.Context().Err() != nil {
 		return
 	}
-	e := toError(err)
-	_, typ := statusOf(e.Code)
+	e := openaierr.From(err)
+	_, typ := openaierr.Status(e.Code)
 	if e.Code == aigrid.EInternal {
 		logger(r).Error("stream failed", "error", err.Error())
 	}
-	body, _ := json.Marshal(errorBody{Error: errorDetail{Message: e.Message, Type: typ, Code: errorCode(e)}})
+	body, _ := json.Marshal(openaierr.Detailed(e, typ))
 	*sw.buf = append(append(append((*sw.buf)[:0], "data: "...), body...), '\n', '\n')
 	sw.flush()
 }

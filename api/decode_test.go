@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"aigrid"
+	"aigrid/internal/openaierr"
 )
 
 func TestDecodeChatRequestErrors(t *testing.T) {
@@ -43,7 +44,7 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			e := toError(err)
+			e := openaierr.From(err)
 			if e.Code != aigrid.EInvalid {
 				t.Errorf("code %q, want invalid", e.Code)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"aigrid"
 	"aigrid/dispatch"
+	"aigrid/internal/openaierr"
 	"aigrid/meter"
 )
 
@@ -123,7 +124,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.Handler) {
 	method, path, _ := cut(pattern)
 	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", method)
-		writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf("method_not_allowed",
+		writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf(openaierr.MethodNotAllowed,
 			"%s %s is not supported; use %s.", r.Method, r.URL.Path, method))
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"aigrid"
+	"aigrid/internal/openaierr"
 )
 
 // maxBody bounds a request body: a CAP message or a week of case counts
@@ -87,59 +88,6 @@ func kind(goKind string) string {
 	return goKind
 }
 
-// writeError writes err as an OpenAI-shaped error. Errors that are not
-// *aigrid.Error are logged and reach the client only as "Internal error.".
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *aigrid.Error
-	if !errors.As(err, &e) {
-		slog.ErrorContext(r.Context(), "alerts: internal error", "error", err.Error(), "path", r.URL.Path)
-		e = aigrid.Errorf(aigrid.EInternal, "Internal error.")
-	}
-	status, typ := http.StatusInternalServerError, "server_error"
-	switch e.Code {
-	case aigrid.EInvalid:
-		status, typ = http.StatusBadRequest, "invalid_request_error"
-	case aigrid.EUnauthenticated:
-		status, typ = http.StatusUnauthorized, "invalid_request_error"
-	case aigrid.EForbidden:
-		status, typ = http.StatusForbidden, "permission_error"
-	case aigrid.ENotFound:
-		status, typ = http.StatusNotFound, "invalid_request_error"
-	case aigrid.EConflict:
-		status, typ = http.StatusConflict, "invalid_request_error"
-	case aigrid.ETooLarge:
-		status, typ = http.StatusRequestEntityTooLarge, "invalid_request_error"
-	case aigrid.EUnsupportedType:
-		status, typ = http.StatusUnsupportedMediaType, "invalid_request_error"
-	case codeMethodNotAllowed:
-		status, typ = http.StatusMethodNotAllowed, "invalid_request_error"
-	}
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	}
-	d := detail{Message: e.Message, Type: typ, Code: e.Code}
-	if e.Param != "" {
-		d.Param = &e.Param
-	}
-	writeJSON(w, status, map[string]detail{"error": d})
-}
-
-// codeMethodNotAllowed is the code the api package uses for a 405.
-const codeMethodNotAllowed = "method_not_allowed"
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		slog.Error("alerts: encode response", "error", err.Error())
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"message":"Internal error.","type":"server_error","param":null,"code":"internal"}}`)
-	}
-	write(w, status, "application/json", append(b, '\n'))
-}
-
 func write(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
@@ -147,3 +95,15 @@ func write(w http.ResponseWriter, status int, contentType string, body []byte) {
 	w.WriteHeader(status)
 	w.Write(body)
 }
+
+// writeError writes err as the api does (OpenAI's error shape); an error
+// that is not an *aigrid.Error is logged and reaches the client only as
+// "Internal error.".
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	openaierr.Write(w, err, slog.Default().With("package", "alerts", "path", r.URL.Path))
+}
+
+// codeMethodNotAllowed is the code of a 405, as the api writes it.
+const codeMethodNotAllowed = openaierr.MethodNotAllowed
+
+func writeJSON(w http.ResponseWriter, status int, v any) { openaierr.WriteJSON(w, status, v) }

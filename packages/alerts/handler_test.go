@@ -468,7 +468,7 @@ func TestBadRequests(t *testing.T) {
 		status                        int
 		code, param                   string
 	}{
-		{"no key", "GET", "/alerts", "", "", 401, "unauthenticated", ""},
+		{"no key", "GET", "/alerts", "", "", 401, "invalid_api_key", ""},
 		{"malformed JSON", "POST", "/alerts", "a", `{"info":[`, 400, "invalid", ""},
 		{"JSON array", "POST", "/alerts", "a", `[]`, 400, "invalid", ""},
 		{"empty body", "POST", "/alerts", "a", ``, 400, "invalid", ""},

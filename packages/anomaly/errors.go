@@ -10,71 +10,8 @@ import (
 	"strconv"
 
 	"aigrid"
+	"aigrid/internal/openaierr"
 )
-
-// The package cannot import api; these few lines write the same
-// OpenAI-shaped errors that api does.
-
-// codeMethodNotAllowed is the code the api package uses for a 405.
-const codeMethodNotAllowed = "method_not_allowed"
-
-func statusOf(code string) (int, string) {
-	switch code {
-	case aigrid.EInvalid:
-		return http.StatusBadRequest, "invalid_request_error"
-	case aigrid.EUnauthenticated:
-		return http.StatusUnauthorized, "invalid_request_error"
-	case aigrid.EForbidden:
-		return http.StatusForbidden, "permission_error"
-	case aigrid.ENotFound:
-		return http.StatusNotFound, "invalid_request_error"
-	case aigrid.EConflict:
-		return http.StatusConflict, "invalid_request_error"
-	case aigrid.ETooLarge:
-		return http.StatusRequestEntityTooLarge, "invalid_request_error"
-	case aigrid.EUnsupportedType:
-		return http.StatusUnsupportedMediaType, "invalid_request_error"
-	case codeMethodNotAllowed:
-		return http.StatusMethodNotAllowed, "invalid_request_error"
-	}
-	return http.StatusInternalServerError, "server_error"
-}
-
-// writeError writes err as an OpenAI-shaped error. Errors that are not
-// *aigrid.Error are logged and reach the client only as "Internal error.".
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *aigrid.Error
-	if !errors.As(err, &e) {
-		slog.ErrorContext(r.Context(), "anomaly: internal error", "error", err.Error(), "path", r.URL.Path)
-		e = aigrid.Errorf(aigrid.EInternal, "Internal error.")
-	}
-	status, typ := statusOf(e.Code)
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	}
-	d := detail{Message: e.Message, Type: typ, Code: e.Code}
-	if e.Param != "" {
-		d.Param = &e.Param
-	}
-	writeJSON(w, status, map[string]detail{"error": d})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		slog.Error("anomaly: encode response", "error", err.Error())
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"message":"Internal error.","type":"server_error","param":null,"code":"internal"}}`)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
 
 // maxBody bounds a request body: maxPoints points in either format fit.
 const maxBody = 8 << 20
@@ -121,3 +58,15 @@ func kind(k reflect.Kind) string {
 	}
 	return "a number"
 }
+
+// writeError writes err as the api does (OpenAI's error shape); an error
+// that is not an *aigrid.Error is logged and reaches the client only as
+// "Internal error.".
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	openaierr.Write(w, err, slog.Default().With("package", "anomaly", "path", r.URL.Path))
+}
+
+// codeMethodNotAllowed is the code of a 405, as the api writes it.
+const codeMethodNotAllowed = openaierr.MethodNotAllowed
+
+func writeJSON(w http.ResponseWriter, status int, v any) { openaierr.WriteJSON(w, status, v) }
