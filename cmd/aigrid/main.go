@@ -26,6 +26,7 @@ Usage:
   aigrid account show|set|topup|adjust|usage|statement|unpaid ...   tenants' accounts
   aigrid voucher mint --count N --value V [--expires DATE]   mint prepaid vouchers
   aigrid revenue [--from DATE] [--to DATE]                   revenue, cost and margin by provider
+  aigrid models inspect|generate FILE ...                    look into a GGUF model, or run a raw prompt through it
   aigrid pull URL [--sha256 HEX] [--name FILE] [--data DIR]   download a GGUF model into DIR/models
   aigrid version
 
