@@ -29,6 +29,7 @@ func init() {
 		return
 	}
 	kern.q8_0 = dotQ8_0AVX2
+	kern.q8_0x4 = dotQ8_0x4AVX2
 	kern.q4_0 = dotQ4_0AVX2
 	kern.q4_K = dotQ4_KAVX2
 	kern.q6_K = dotQ6_KAVX2
@@ -114,6 +115,35 @@ func dotQ8_0AVX2(w []byte, qs []int8, d []float32, _ []int16) float32 {
 		acc0 = q8_0Block(wp, xp, i, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
 	}
 	return hsum(acc0.Add(acc1))
+}
+
+// dotQ8_0x4AVX2 loads, takes the absolute value of and scales each weight block
+// once for four vectors. The four products of a block are reduced by pairwise
+// adds to one register, lanes 0-3 and 4-7 each holding half of vectors 0-3, so
+// a block costs one conversion and one multiply-add for all four.
+func dotQ8_0x4AVX2(w []byte, q *quad, out *[4]float32) {
+	nb := len(q.d) / 8
+	checkRow(len(w) >= nb*34 && len(q.qs[0]) >= nb*QK && len(q.qs[1]) >= nb*QK &&
+		len(q.qs[2]) >= nb*QK && len(q.qs[3]) >= nb*QK)
+	wp, dp := base(w), base(q.d)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	ones := archsimd.BroadcastInt16x16(1)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc archsimd.Float32x8
+	for i := range nb {
+		wv := u8x32(wp, i*34+2).AsInt8x32()
+		aw := wv.Abs().AsUint8x32()
+		o := i * QK
+		p0 := aw.DotProductPairsSaturated(i8x32(x0, o).CopySign(wv)).DotProductPairs(ones)
+		p1 := aw.DotProductPairsSaturated(i8x32(x1, o).CopySign(wv)).DotProductPairs(ones)
+		p2 := aw.DotProductPairsSaturated(i8x32(x2, o).CopySign(wv)).DotProductPairs(ones)
+		p3 := aw.DotProductPairsSaturated(i8x32(x3, o).CopySign(wv)).DotProductPairs(ones)
+		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
+		s := halfX8(wp, i*34, magic).Mul(f32x8(dp, 32*i))
+		acc = h.ConvertToFloat32().MulAdd(s, acc)
+	}
+	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
 }
 
 // q4_0Block is block i's product as eight float lanes, before the activation

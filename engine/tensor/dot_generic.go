@@ -12,13 +12,14 @@ import (
 // kernels are the row dot products in use; simd files replace the entries whose
 // SIMD versions the CPU can run.
 var kern = kernels{
-	q8_0: dotQ8_0Generic,
-	q4_0: dotQ4_0Generic,
-	q4_K: dotQ4_KGeneric,
-	q6_K: dotQ6_KGeneric,
-	f16:  dotF16Generic,
-	bf16: dotBF16Generic,
-	f32:  dotF32Generic,
+	q8_0:   dotQ8_0Generic,
+	q8_0x4: dotQ8_0x4Generic,
+	q4_0:   dotQ4_0Generic,
+	q4_K:   dotQ4_KGeneric,
+	q6_K:   dotQ6_KGeneric,
+	f16:    dotF16Generic,
+	bf16:   dotBF16Generic,
+	f32:    dotF32Generic,
 }
 
 type kernels struct {
@@ -26,6 +27,9 @@ type kernels struct {
 	// int8 activations, d their block scales, sums the sums of their quants
 	// (per 32 for Q4_0, per 16 for the K-quants).
 	q8_0, q4_0, q4_K, q6_K func(w []byte, qs []int8, d []float32, sums []int16) float32
+	// One row against four activation vectors at once, so that each weight
+	// block is loaded and unpacked once for all four (see quad).
+	q8_0x4 func(w []byte, q *quad, out *[4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -45,6 +49,31 @@ func dotQ8_0Generic(w []byte, qs []int8, d []float32, _ []int16) float32 {
 		sum += halfScale(b) * dx * float32(s0+s1+s2+s3)
 	}
 	return sum
+}
+
+// dotQ8_0x4Generic does for each vector what dotQ8_0Generic does, in the same
+// order of float operations, so a batch gives each vector its result alone.
+func dotQ8_0x4Generic(w []byte, q *quad, out *[4]float32) {
+	var sum [4]float32
+	for i := range len(q.d) / 8 {
+		b := w[i*34 : i*34+34]
+		x0, x1 := q.qs[0][i*QK:i*QK+QK], q.qs[1][i*QK:i*QK+QK]
+		x2, x3 := q.qs[2][i*QK:i*QK+QK], q.qs[3][i*QK:i*QK+QK]
+		var s0, s1, s2, s3 int32
+		for j, v := range b[2:34] {
+			wj := int32(int8(v))
+			s0 += wj * int32(x0[j])
+			s1 += wj * int32(x1[j])
+			s2 += wj * int32(x2[j])
+			s3 += wj * int32(x3[j])
+		}
+		dw, d := halfScale(b), q.d[8*i:8*i+4]
+		sum[0] += dw * d[0] * float32(s0)
+		sum[1] += dw * d[1] * float32(s1)
+		sum[2] += dw * d[2] * float32(s2)
+		sum[3] += dw * d[3] * float32(s3)
+	}
+	*out = sum
 }
 
 func dotQ4_0Generic(w []byte, qs []int8, d []float32, sums []int16) float32 {

@@ -80,6 +80,67 @@ func TestKernelsMatchPortable(t *testing.T) {
 	}
 }
 
+// The four-vector kernels must give each vector what the single-vector kernel
+// in use gives it, up to the order of float additions, and the portable one
+// exactly what the portable single-vector kernel gives.
+func TestQuadKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	cases := []struct {
+		t             Type
+		got, portable func([]byte, *quad, *[4]float32)
+		one, oneGen   func([]byte, []int8, []float32, []int16) float32
+	}{
+		{Q8_0, kern.q8_0x4, dotQ8_0x4Generic, kern.q8_0, dotQ8_0Generic},
+	}
+	for _, c := range cases {
+		for _, n := range []int{32, 96, 896, 4864} {
+			w, wf := randMatrix(t, r, c.t, 1, n)
+			for batch := 2; batch <= 4; batch++ {
+				var a acts
+				a.quantize(randVec(r, batch*n), n, batch, QK, QK)
+				for k := range 3 {
+					if k == 1 {
+						extremes(c.t, w.Data)
+						if err := Dequantize(c.t, wf, w.Data); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if k == 2 {
+						for i := range a.qs {
+							a.qs[i] = -127
+						}
+					}
+					a.group(n, batch, QK)
+					var got, portable [4]float32
+					c.got(w.Data, &a.quads[0], &got)
+					c.portable(w.Data, &a.quads[0], &portable)
+					nb := n / QK
+					for v := range batch {
+						qs, d := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb]
+						one, oneGen := c.one(w.Data, qs, d, nil), c.oneGen(w.Data, qs, d, nil)
+						if portable[v] != oneGen {
+							t.Errorf("%v n=%d batch %d case %d vector %d: portable quad %v, portable single %v", c.t, n, batch, k, v, portable[v], oneGen)
+						}
+						mag := 0.0
+						for i, x := range wf {
+							mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
+						}
+						if math.Abs(float64(got[v]-one)) > 1e-6*mag {
+							t.Errorf("%v n=%d batch %d case %d vector %d: quad %v, single %v", c.t, n, batch, k, v, got[v], one)
+						}
+					}
+					// Padding vectors have no scale, so they add nothing.
+					for v := batch; v < 4; v++ {
+						if got[v] != 0 || portable[v] != 0 {
+							t.Errorf("%v n=%d batch %d: padding vector %d gives %v, %v", c.t, n, batch, v, got[v], portable[v])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // extremes sets every quant of a row, and the K-quants' sub-block scales, to
 // the end of its range, keeping the f16 scales.
 func extremes(t Type, b []byte) {

@@ -50,7 +50,12 @@ func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch w.Type {
-	case Q8_0, Q4_0:
+	case Q8_0:
+		p.acts.quantize(xs, w.Cols, batch, QK, QK)
+		if batch > 1 {
+			p.acts.group(w.Cols, batch, QK)
+		}
+	case Q4_0:
 		p.acts.quantize(xs, w.Cols, batch, QK, QK)
 	case Q4_K, Q6_K:
 		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
@@ -115,8 +120,57 @@ func (j *job) rowRange(lo, hi int) {
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
 	for r := lo; r < hi; r++ {
 		row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
-		for b := range j.batch {
+		b := 0
+		if j.w.Type == Q8_0 && j.batch > 1 {
+			// Four vectors a call; a last group of two or three is padded
+			// (see quads), a last single vector is left to dot.
+			var o [4]float32
+			for g := range a.quads {
+				if n := min(4, j.batch-4*g); n > 1 {
+					kern.q8_0x4(row, &a.quads[g], &o)
+					for k := range n {
+						j.out[(b+k)*rows+r] = o[k]
+					}
+					b += n
+				}
+			}
+		}
+		for ; b < j.batch; b++ {
 			j.out[b*rows+r] = dot(row, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns])
+		}
+	}
+}
+
+// quad is four activation vectors for the kernels that take a weight row
+// against several at once: their quants, and their block scales interleaved as
+// d[8i+k] = d[8i+4+k] = scale of block i of vector k, the lane order in which
+// the SIMD kernel reduces the four products of a block.
+type quad struct {
+	qs [4][]int8
+	d  []float32
+}
+
+// group splits the batch into quads. A last group of two or three repeats its
+// last vector with zero scales: computing a padding vector costs less than the
+// single-vector kernel for the others.
+func (a *acts) group(cols, batch, block int) {
+	nb := cols / block
+	ng := (batch + 3) / 4
+	a.quads = grow(a.quads, ng)
+	a.quadD = grow(a.quadD, ng*nb*8)
+	for g := range a.quads {
+		q := &a.quads[g]
+		q.d = a.quadD[g*nb*8 : (g+1)*nb*8]
+		for k := range 4 {
+			v := min(4*g+k, batch-1)
+			q.qs[k] = a.qs[v*cols : (v+1)*cols]
+			for i := range nb {
+				d := float32(0)
+				if 4*g+k < batch {
+					d = a.d[v*nb+i]
+				}
+				q.d[8*i+k], q.d[8*i+4+k] = d, d
+			}
 		}
 	}
 }
@@ -128,6 +182,9 @@ type acts struct {
 	qs   []int8
 	d    []float32
 	sums []int16
+
+	quads []quad    // the batch by fours, when the kernel takes four at once
+	quadD []float32 // the quads' interleaved scales
 }
 
 func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {
