@@ -30,6 +30,7 @@ func init() {
 	}
 	kern.q8_0 = dotQ8_0AVX2
 	kern.q8_0x4 = dotQ8_0x4AVX2
+	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q4_0 = dotQ4_0AVX2
 	kern.q4_K = dotQ4_KAVX2
 	kern.q6_K = dotQ6_KAVX2
@@ -224,6 +225,54 @@ func dotQ4_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		macc = bs.Mul(mv).ConvertToFloat32().Mul(halfX8(wp, o+2, magic)).MulAdd(dx, macc)
 	}
 	return hsum(acc.Sub(macc))
+}
+
+// dotQ4_Kx4AVX2 unpacks each super-block's nibbles and sub-block scales once
+// for four vectors.
+func dotQ4_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
+	nb := len(q.d) / 8
+	ok := len(w) >= nb*144
+	for k := range 4 {
+		ok = ok && len(q.qs[k]) >= nb*QKK && len(q.sums[k]) >= nb*16
+	}
+	checkRow(ok)
+	wp, dp := base(w), base(q.d)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	ones := archsimd.BroadcastInt16x16(1)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var a0, a1, a2, a3 archsimd.Float32x8
+	for i := range nb {
+		o, xo := i*144, i*QKK
+		sc, m := scalesK4(unsafe.Slice((*byte)(unsafe.Add(wp, o+4)), 12))
+		scv := archsimd.BroadcastUint64x2(sc).AsInt8x16()
+		var d0, d1, d2, d3 archsimd.Int32x8
+		for j := range 4 {
+			qv := u8x32(wp, o+16+32*j)
+			lo, hi := qv.And(mask), shr16(qv, 4).And(mask)
+			sl, sh := scale16(scv, 2*j), scale16(scv, 2*j+1)
+			xl, xh := xo+64*j, xo+64*j+32
+			d0 = d0.Add(lo.DotProductPairsSaturated(i8x32(x0, xl)).DotProductPairs(sl)).Add(hi.DotProductPairsSaturated(i8x32(x0, xh)).DotProductPairs(sh))
+			d1 = d1.Add(lo.DotProductPairsSaturated(i8x32(x1, xl)).DotProductPairs(sl)).Add(hi.DotProductPairsSaturated(i8x32(x1, xh)).DotProductPairs(sh))
+			d2 = d2.Add(lo.DotProductPairsSaturated(i8x32(x2, xl)).DotProductPairs(sl)).Add(hi.DotProductPairsSaturated(i8x32(x2, xh)).DotProductPairs(sh))
+			d3 = d3.Add(lo.DotProductPairsSaturated(i8x32(x3, xl)).DotProductPairs(sl)).Add(hi.DotProductPairsSaturated(i8x32(x3, xh)).DotProductPairs(sh))
+		}
+		// Lane j of the minimums: m[j]·Σx over sub-block j, as in dotQ4_KAVX2.
+		dw, dm := halfX8(wp, o, magic), halfX8(wp, o+2, magic)
+		mv := archsimd.BroadcastUint64x2(m).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
+		mins := func(sp unsafe.Pointer) archsimd.Float32x8 {
+			return archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))).DotProductPairs(ones).Mul(mv).ConvertToFloat32().Mul(dm)
+		}
+		a0 = d0.ConvertToFloat32().Mul(dw).Sub(mins(s0)).MulAdd(f32b(dp, 32*i), a0)
+		a1 = d1.ConvertToFloat32().Mul(dw).Sub(mins(s1)).MulAdd(f32b(dp, 32*i+4), a1)
+		a2 = d2.ConvertToFloat32().Mul(dw).Sub(mins(s2)).MulAdd(f32b(dp, 32*i+8), a2)
+		a3 = d3.ConvertToFloat32().Mul(dw).Sub(mins(s3)).MulAdd(f32b(dp, 32*i+12), a3)
+	}
+	// Pairwise adds leave lanes 0-3 and 4-7 each with half of vectors 0-3.
+	h := a0.AddPairsGrouped(a1).AddPairsGrouped(a2.AddPairsGrouped(a3))
+	h.GetLo().Add(h.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
 }
 
 func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {

@@ -14,6 +14,7 @@ import (
 var kern = kernels{
 	q8_0:   dotQ8_0Generic,
 	q8_0x4: dotQ8_0x4Generic,
+	q4_Kx4: dotQ4_Kx4Generic,
 	q4_0:   dotQ4_0Generic,
 	q4_K:   dotQ4_KGeneric,
 	q6_K:   dotQ6_KGeneric,
@@ -29,7 +30,7 @@ type kernels struct {
 	q8_0, q4_0, q4_K, q6_K func(w []byte, qs []int8, d []float32, sums []int16) float32
 	// One row against four activation vectors at once, so that each weight
 	// block is loaded and unpacked once for all four (see quad).
-	q8_0x4 func(w []byte, q *quad, out *[4]float32)
+	q8_0x4, q4_Kx4 func(w []byte, q *quad, out *[4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -115,6 +116,40 @@ func dotQ4_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		sum += dx * (halfScale(b)*float32(dots) - f16At(b, 2)*float32(mins))
 	}
 	return sum
+}
+
+// dotQ4_Kx4Generic does for each vector what dotQ4_KGeneric does, in the same
+// order of float operations.
+func dotQ4_Kx4Generic(w []byte, q *quad, out *[4]float32) {
+	var sum [4]float32
+	for i := range len(q.d) / 8 {
+		b := w[i*144 : i*144+144]
+		var dots, mins [4]int32
+		sc, m := scalesK4(b[4:16])
+		for j := range QKK / 32 {
+			qb := b[16+32*(j/2) : 16+32*(j/2)+32]
+			shift := 4 * uint(j&1)
+			var s [4]int32
+			for l, v := range qb {
+				wl := int32(v >> shift & 0xf)
+				o := i*QKK + 32*j + l
+				s[0] += wl * int32(q.qs[0][o])
+				s[1] += wl * int32(q.qs[1][o])
+				s[2] += wl * int32(q.qs[2][o])
+				s[3] += wl * int32(q.qs[3][o])
+			}
+			for k := range 4 {
+				bs := q.sums[k][i*16+2*j : i*16+2*j+2]
+				dots[k] += int32(uint8(sc>>(8*j))) * s[k]
+				mins[k] += int32(uint8(m>>(8*j))) * (int32(bs[0]) + int32(bs[1]))
+			}
+		}
+		dw, dm := halfScale(b), f16At(b, 2)
+		for k := range 4 {
+			sum[k] += q.d[8*i+k] * (dw*float32(dots[k]) - dm*float32(mins[k]))
+		}
+	}
+	*out = sum
 }
 
 func dotQ6_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {

@@ -91,13 +91,18 @@ func TestQuadKernels(t *testing.T) {
 		one, oneGen   func([]byte, []int8, []float32, []int16) float32
 	}{
 		{Q8_0, kern.q8_0x4, dotQ8_0x4Generic, kern.q8_0, dotQ8_0Generic},
+		{Q4_K, kern.q4_Kx4, dotQ4_Kx4Generic, kern.q4_K, dotQ4_KGeneric},
 	}
 	for _, c := range cases {
-		for _, n := range []int{32, 96, 896, 4864} {
+		bs, every := QK, QK
+		if c.t == Q4_K {
+			bs, every = QKK, 16
+		}
+		for _, n := range []int{bs, 3 * bs, 4864 / bs * bs} {
 			w, wf := randMatrix(t, r, c.t, 1, n)
 			for batch := 2; batch <= 4; batch++ {
 				var a acts
-				a.quantize(randVec(r, batch*n), n, batch, QK, QK)
+				a.quantize(randVec(r, batch*n), n, batch, bs, every)
 				for k := range 3 {
 					if k == 1 {
 						extremes(c.t, w.Data)
@@ -110,20 +115,20 @@ func TestQuadKernels(t *testing.T) {
 							a.qs[i] = -127
 						}
 					}
-					a.group(n, batch, QK)
+					a.group(n, batch, bs)
 					var got, portable [4]float32
 					c.got(w.Data, &a.quads[0], &got)
 					c.portable(w.Data, &a.quads[0], &portable)
-					nb := n / QK
+					nb, ns := n/bs, n/every
 					for v := range batch {
-						qs, d := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb]
-						one, oneGen := c.one(w.Data, qs, d, nil), c.oneGen(w.Data, qs, d, nil)
+						qs, d, sums := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb], a.sums[v*ns:(v+1)*ns]
+						one, oneGen := c.one(w.Data, qs, d, sums), c.oneGen(w.Data, qs, d, sums)
 						if portable[v] != oneGen {
 							t.Errorf("%v n=%d batch %d case %d vector %d: portable quad %v, portable single %v", c.t, n, batch, k, v, portable[v], oneGen)
 						}
 						mag := 0.0
 						for i, x := range wf {
-							mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
+							mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/bs]))
 						}
 						if math.Abs(float64(got[v]-one)) > 1e-6*mag {
 							t.Errorf("%v n=%d batch %d case %d vector %d: quad %v, single %v", c.t, n, batch, k, v, got[v], one)

@@ -57,7 +57,12 @@ func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
 		}
 	case Q4_0:
 		p.acts.quantize(xs, w.Cols, batch, QK, QK)
-	case Q4_K, Q6_K:
+	case Q4_K:
+		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
+		if batch > 1 {
+			p.acts.group(w.Cols, batch, QKK)
+		}
+	case Q6_K:
 		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
 	}
 	p.job = job{w: w, rowBytes: w.Type.RowBytes(w.Cols), out: out, xs: xs, batch: batch, acts: &p.acts}
@@ -121,13 +126,13 @@ func (j *job) rowRange(lo, hi int) {
 	for r := lo; r < hi; r++ {
 		row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
 		b := 0
-		if j.w.Type == Q8_0 && j.batch > 1 {
+		if quad := j.quadKernel(); quad != nil {
 			// Four vectors a call; a last group of two or three is padded
 			// (see quads), a last single vector is left to dot.
 			var o [4]float32
 			for g := range a.quads {
 				if n := min(4, j.batch-4*g); n > 1 {
-					kern.q8_0x4(row, &a.quads[g], &o)
+					quad(row, &a.quads[g], &o)
 					for k := range n {
 						j.out[(b+k)*rows+r] = o[k]
 					}
@@ -141,20 +146,36 @@ func (j *job) rowRange(lo, hi int) {
 	}
 }
 
+// quadKernel is the kernel that takes four vectors at once for this product,
+// if one does and the batch has more than one.
+func (j *job) quadKernel() func([]byte, *quad, *[4]float32) {
+	if j.batch < 2 {
+		return nil
+	}
+	switch j.w.Type {
+	case Q8_0:
+		return kern.q8_0x4
+	case Q4_K:
+		return kern.q4_Kx4
+	}
+	return nil
+}
+
 // quad is four activation vectors for the kernels that take a weight row
 // against several at once: their quants, and their block scales interleaved as
 // d[8i+k] = d[8i+4+k] = scale of block i of vector k, the lane order in which
 // the SIMD kernel reduces the four products of a block.
 type quad struct {
-	qs [4][]int8
-	d  []float32
+	qs   [4][]int8
+	sums [4][]int16
+	d    []float32
 }
 
 // group splits the batch into quads. A last group of two or three repeats its
 // last vector with zero scales: computing a padding vector costs less than the
 // single-vector kernel for the others.
 func (a *acts) group(cols, batch, block int) {
-	nb := cols / block
+	nb, ns := cols/block, len(a.sums)/batch
 	ng := (batch + 3) / 4
 	a.quads = grow(a.quads, ng)
 	a.quadD = grow(a.quadD, ng*nb*8)
@@ -164,6 +185,7 @@ func (a *acts) group(cols, batch, block int) {
 		for k := range 4 {
 			v := min(4*g+k, batch-1)
 			q.qs[k] = a.qs[v*cols : (v+1)*cols]
+			q.sums[k] = a.sums[v*ns : (v+1)*ns]
 			for i := range nb {
 				d := float32(0)
 				if 4*g+k < batch {
