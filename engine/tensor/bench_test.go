@@ -61,7 +61,7 @@ func BenchmarkMatMulBatch8(b *testing.B) {
 	const batch = 8
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []Type{Q8_0, Q4_K, Q6_K, F16} {
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K, F16} {
 		cols := benchCols(typ, 896)
 		const rows = 4864
 		b.Run(fmt.Sprintf("%v/%dx%d", typ, cols, rows), func(b *testing.B) {

@@ -31,6 +31,8 @@ func init() {
 	kern.q8_0 = dotQ8_0AVX2
 	kern.q8_0x4 = dotQ8_0x4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
+	kern.q6_Kx4 = dotQ6_Kx4AVX2
+	kern.q4_0x4 = dotQ4_0x4AVX2
 	kern.q4_0 = dotQ4_0AVX2
 	kern.q4_K = dotQ4_KAVX2
 	kern.q6_K = dotQ6_KAVX2
@@ -179,6 +181,41 @@ func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 	return hsum(acc0.Add(acc1))
 }
 
+// dotQ4_0x4AVX2 unpacks each block's nibbles once for four vectors and reduces
+// the four products pairwise, as dotQ8_0x4AVX2 does.
+func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
+	nb := len(q.d) / 8
+	ok := len(w) >= nb*18
+	for k := range 4 {
+		ok = ok && len(q.qs[k]) >= nb*QK && len(q.sums[k]) >= nb
+	}
+	checkRow(ok)
+	wp, dp := base(w), base(q.d)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
+	ones := archsimd.BroadcastInt16x16(1)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc archsimd.Float32x8
+	for i := range nb {
+		lo := u8x16(wp, i*18+2)
+		hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
+		var qv archsimd.Uint8x32
+		qv = qv.SetLo(lo).SetHi(hi).And(mask)
+		o := i * QK
+		// Each vector's Σx from each of its 8 lanes, for the offset of 8.
+		p := func(xp, sp unsafe.Pointer) archsimd.Int32x8 {
+			sum := archsimd.BroadcastInt32x8(int32(*(*int16)(unsafe.Add(sp, 2*i))))
+			return qv.DotProductPairsSaturated(i8x32(xp, o)).DotProductPairs(ones).Sub(sum)
+		}
+		h := p(x0, s0).AddPairsGrouped(p(x1, s1)).AddPairsGrouped(p(x2, s2).AddPairsGrouped(p(x3, s3)))
+		s := halfX8(wp, i*18, magic).Mul(f32x8(dp, 32*i))
+		acc = h.ConvertToFloat32().MulAdd(s, acc)
+	}
+	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
 // Shuffles for vpshufb: splat[k] repeats byte k; pairs[k] repeats byte 2k
 // eight times, then byte 2k+1.
 var splat, pairs [8][16]int8
@@ -190,6 +227,30 @@ func init() {
 			pairs[k][i] = int8(2*k + i/8)
 		}
 	}
+}
+
+// highPairs is pairs for 16 bytes repeated in both 128-bit halves: highPairs[k]
+// moves byte 2k into the high byte of the lower eight int16 lanes and byte
+// 2k+1 into that of the upper eight, zeroing the low bytes.
+var highPairs [8][32]int8
+
+func init() {
+	for k := range 8 {
+		for i := range 32 {
+			highPairs[k][i] = -1
+			if i&1 == 1 {
+				highPairs[k][i] = int8(2*k + i/16)
+			}
+		}
+	}
+}
+
+// scalePairs is what pairs[k] and a sign extension make of the scales, from
+// the scales in both halves of v (an arithmetic shift does the extension). It
+// keeps the scales in a 256-bit register: Go 1.26 spills a 128-bit one with a
+// legacy SSE move, which stalls (see the top of this file).
+func scalePairs(v archsimd.Int8x32, k int) archsimd.Int16x16 {
+	return v.PermuteOrZeroGrouped(archsimd.LoadInt8x32(&highPairs[k])).AsInt16x16().ShiftAllRight(8)
 }
 
 // scale16 spreads scale byte k of v to 16 int16 lanes.
@@ -311,6 +372,68 @@ func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o+208, magic)).MulAdd(f32b(dp, 4*i), acc)
 	}
 	return hsum(acc)
+}
+
+// dot4 adds the products of the unpacked weights q, scaled pairwise by s, with
+// the 32 quants at offset o of each of four vectors to d0-d3.
+func dot4(q archsimd.Uint8x32, s archsimd.Int16x16, x0, x1, x2, x3 unsafe.Pointer, o int, d0, d1, d2, d3 archsimd.Int32x8) (archsimd.Int32x8, archsimd.Int32x8, archsimd.Int32x8, archsimd.Int32x8) {
+	return d0.Add(q.DotProductPairsSaturated(i8x32(x0, o)).DotProductPairs(s)),
+		d1.Add(q.DotProductPairsSaturated(i8x32(x1, o)).DotProductPairs(s)),
+		d2.Add(q.DotProductPairsSaturated(i8x32(x2, o)).DotProductPairs(s)),
+		d3.Add(q.DotProductPairsSaturated(i8x32(x3, o)).DotProductPairs(s))
+}
+
+// dotQ6_Kx4AVX2 unpacks each super-block's 6-bit quants and scales once for
+// four vectors. A super-block's integer sum is at most 256·32·128·127 in
+// magnitude, so the four are reduced pairwise to one register before the one
+// conversion and multiply-add, as in dotQ8_0x4AVX2.
+func dotQ6_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
+	nb := len(q.d) / 8
+	ok := len(w) >= nb*210
+	for k := range 4 {
+		ok = ok && len(q.qs[k]) >= nb*QKK && len(q.sums[k]) >= nb*16
+	}
+	checkRow(ok)
+	wp, dp := base(w), base(q.d)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	high := archsimd.BroadcastUint8x32(0x30)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	var acc archsimd.Float32x8
+	for i := range nb {
+		o, xo := i*210, i*QKK
+		sc := archsimd.LoadInt8x16((*[16]int8)(unsafe.Add(wp, o+192)))
+		var sc2 archsimd.Int8x32
+		sc2 = sc2.SetLo(sc).SetHi(sc)
+		var d0, d1, d2, d3 archsimd.Int32x8
+		for h := range 2 {
+			ql0, ql1 := u8x32(wp, o+64*h), u8x32(wp, o+64*h+32)
+			qh := u8x32(wp, o+128+32*h)
+			xh := xo + 128*h
+			// The groups of 32 in the order of dotQ6_KAVX2.
+			q0 := ql0.And(mask).Or(qh.AsUint16x16().ShiftAllLeft(4).AsUint8x32().And(high))
+			d0, d1, d2, d3 = dot4(q0, scalePairs(sc2, 4*h), x0, x1, x2, x3, xh, d0, d1, d2, d3)
+			q1 := ql1.And(mask).Or(qh.AsUint16x16().ShiftAllLeft(2).AsUint8x32().And(high))
+			d0, d1, d2, d3 = dot4(q1, scalePairs(sc2, 4*h+1), x0, x1, x2, x3, xh+32, d0, d1, d2, d3)
+			q2 := shr16(ql0, 4).And(mask).Or(qh.And(high))
+			d0, d1, d2, d3 = dot4(q2, scalePairs(sc2, 4*h+2), x0, x1, x2, x3, xh+64, d0, d1, d2, d3)
+			q3 := shr16(ql1, 4).And(mask).Or(shr16(qh, 2).And(high))
+			d0, d1, d2, d3 = dot4(q3, scalePairs(sc2, 4*h+3), x0, x1, x2, x3, xh+96, d0, d1, d2, d3)
+		}
+		// The offset of 32, as in dotQ6_KAVX2, after the pairwise reduction.
+		sw := sc2.GetLo().ExtendToInt16()
+		off := func(sp unsafe.Pointer) archsimd.Int32x8 {
+			return sw.DotProductPairs(archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))))
+		}
+		dots := d0.AddPairsGrouped(d1).AddPairsGrouped(d2.AddPairsGrouped(d3))
+		offs := off(s0).AddPairsGrouped(off(s1)).AddPairsGrouped(off(s2).AddPairsGrouped(off(s3)))
+		dots = dots.Sub(offs.ShiftAllLeft(5))
+		s := halfX8(wp, o+208, magic).Mul(f32x8(dp, 32*i))
+		acc = dots.ConvertToFloat32().MulAdd(s, acc)
+	}
+	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
 }
 
 // f16x8 converts the 8 finite halves at p+off to float32 as f16Fast does.

@@ -15,6 +15,8 @@ var kern = kernels{
 	q8_0:   dotQ8_0Generic,
 	q8_0x4: dotQ8_0x4Generic,
 	q4_Kx4: dotQ4_Kx4Generic,
+	q6_Kx4: dotQ6_Kx4Generic,
+	q4_0x4: dotQ4_0x4Generic,
 	q4_0:   dotQ4_0Generic,
 	q4_K:   dotQ4_KGeneric,
 	q6_K:   dotQ6_KGeneric,
@@ -30,7 +32,7 @@ type kernels struct {
 	q8_0, q4_0, q4_K, q6_K func(w []byte, qs []int8, d []float32, sums []int16) float32
 	// One row against four activation vectors at once, so that each weight
 	// block is loaded and unpacked once for all four (see quad).
-	q8_0x4, q4_Kx4 func(w []byte, q *quad, out *[4]float32)
+	q8_0x4, q4_0x4, q4_Kx4, q6_Kx4 func(w []byte, q *quad, out *[4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -91,6 +93,27 @@ func dotQ4_0Generic(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		sum += halfScale(b) * dx * float32(s0+s1-8*int32(sums[i]))
 	}
 	return sum
+}
+
+// dotQ4_0x4Generic does for each vector what dotQ4_0Generic does, in the same
+// order of float operations.
+func dotQ4_0x4Generic(w []byte, q *quad, out *[4]float32) {
+	var sum [4]float32
+	for i := range len(q.d) / 8 {
+		b := w[i*18 : i*18+18]
+		var s [4]int32
+		for j, v := range b[2:18] {
+			lo, hi := int32(v&0xf), int32(v>>4)
+			o := i*QK + j
+			for k := range 4 {
+				s[k] += lo*int32(q.qs[k][o]) + hi*int32(q.qs[k][o+QK/2])
+			}
+		}
+		for k := range 4 {
+			sum[k] += halfScale(b) * q.d[8*i+k] * float32(s[k]-8*int32(q.sums[k][i]))
+		}
+	}
+	*out = sum
 }
 
 func dotQ4_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {
@@ -183,6 +206,44 @@ func dotQ6_KGeneric(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		sum += dx * f16At(b, 208) * float32(dots)
 	}
 	return sum
+}
+
+// dotQ6_Kx4Generic does for each vector what dotQ6_KGeneric does, in the same
+// order of float operations.
+func dotQ6_Kx4Generic(w []byte, q *quad, out *[4]float32) {
+	var sum [4]float32
+	for i := range len(q.d) / 8 {
+		b := w[i*210 : i*210+210]
+		var dots [4]int32
+		for h := range 2 {
+			ql := b[64*h : 64*h+64]
+			qh := b[128+32*h : 128+32*h+32]
+			for k := range 4 {
+				lq := ql[32*(k&1) : 32*(k&1)+32]
+				ls, hs := 4*uint(k>>1), 2*uint(k)
+				for g := range 2 {
+					var s [4]int32
+					for l := 16 * g; l < 16*g+16; l++ {
+						wl := int32(lq[l]>>ls&0xf | (qh[l]>>hs&3)<<4)
+						o := i*QKK + 128*h + 32*k + l
+						s[0] += wl * int32(q.qs[0][o])
+						s[1] += wl * int32(q.qs[1][o])
+						s[2] += wl * int32(q.qs[2][o])
+						s[3] += wl * int32(q.qs[3][o])
+					}
+					n := 8*h + 2*k + g
+					sc := int32(int8(b[192+n]))
+					for v := range 4 {
+						dots[v] += sc * (s[v] - 32*int32(q.sums[v][i*16+n]))
+					}
+				}
+			}
+		}
+		for v := range 4 {
+			sum[v] += q.d[8*i+v] * f16At(b, 208) * float32(dots[v])
+		}
+	}
+	*out = sum
 }
 
 // halfScale is the f16 scale at the start of a block, converted without

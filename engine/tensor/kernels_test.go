@@ -91,11 +91,13 @@ func TestQuadKernels(t *testing.T) {
 		one, oneGen   func([]byte, []int8, []float32, []int16) float32
 	}{
 		{Q8_0, kern.q8_0x4, dotQ8_0x4Generic, kern.q8_0, dotQ8_0Generic},
+		{Q4_0, kern.q4_0x4, dotQ4_0x4Generic, kern.q4_0, dotQ4_0Generic},
 		{Q4_K, kern.q4_Kx4, dotQ4_Kx4Generic, kern.q4_K, dotQ4_KGeneric},
+		{Q6_K, kern.q6_Kx4, dotQ6_Kx4Generic, kern.q6_K, dotQ6_KGeneric},
 	}
 	for _, c := range cases {
 		bs, every := QK, QK
-		if c.t == Q4_K {
+		if c.t.BlockSize() == QKK {
 			bs, every = QKK, 16
 		}
 		for _, n := range []int{bs, 3 * bs, 4864 / bs * bs} {
@@ -113,6 +115,11 @@ func TestQuadKernels(t *testing.T) {
 					if k == 2 {
 						for i := range a.qs {
 							a.qs[i] = -127
+						}
+						// The sums must follow, or the offsets and minimums
+						// are no longer those of the quants.
+						for i := range a.sums {
+							a.sums[i] = int16(-127 * every)
 						}
 					}
 					a.group(n, batch, bs)

@@ -50,20 +50,16 @@ func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch w.Type {
-	case Q8_0:
+	case Q8_0, Q4_0:
 		p.acts.quantize(xs, w.Cols, batch, QK, QK)
 		if batch > 1 {
 			p.acts.group(w.Cols, batch, QK)
 		}
-	case Q4_0:
-		p.acts.quantize(xs, w.Cols, batch, QK, QK)
-	case Q4_K:
+	case Q4_K, Q6_K:
 		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
 		if batch > 1 {
 			p.acts.group(w.Cols, batch, QKK)
 		}
-	case Q6_K:
-		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
 	}
 	p.job = job{w: w, rowBytes: w.Type.RowBytes(w.Cols), out: out, xs: xs, batch: batch, acts: &p.acts}
 	p.parallel(w.Rows, p.grain(w))
@@ -155,8 +151,12 @@ func (j *job) quadKernel() func([]byte, *quad, *[4]float32) {
 	switch j.w.Type {
 	case Q8_0:
 		return kern.q8_0x4
+	case Q4_0:
+		return kern.q4_0x4
 	case Q4_K:
 		return kern.q4_Kx4
+	case Q6_K:
+		return kern.q6_Kx4
 	}
 	return nil
 }
