@@ -182,33 +182,32 @@ func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 }
 
 // dotQ4_0x4AVX2 unpacks each block's nibbles once for four vectors and reduces
-// the four products pairwise, as dotQ8_0x4AVX2 does.
+// the four products pairwise, as dotQ8_0x4AVX2 does. The offset of 8 is taken
+// from the quants, which then multiply as Q8_0's do: that costs one sign
+// copy a vector instead of a broadcast of its sum and a subtraction.
 func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 	nb := len(q.d) / 8
-	ok := len(w) >= nb*18
-	for k := range 4 {
-		ok = ok && len(q.qs[k]) >= nb*QK && len(q.sums[k]) >= nb
-	}
-	checkRow(ok)
+	checkRow(len(w) >= nb*18 && len(q.qs[0]) >= nb*QK && len(q.qs[1]) >= nb*QK &&
+		len(q.qs[2]) >= nb*QK && len(q.qs[3]) >= nb*QK)
 	wp, dp := base(w), base(q.d)
 	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
-	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
 	ones := archsimd.BroadcastInt16x16(1)
 	mask := archsimd.BroadcastUint8x32(0x0f)
+	eight := archsimd.BroadcastInt8x32(8)
 	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		lo := u8x16(wp, i*18+2)
 		hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 		var qv archsimd.Uint8x32
-		qv = qv.SetLo(lo).SetHi(hi).And(mask)
+		wv := qv.SetLo(lo).SetHi(hi).And(mask).AsInt8x32().Sub(eight)
+		aw := wv.Abs().AsUint8x32()
 		o := i * QK
-		// Each vector's Σx from each of its 8 lanes, for the offset of 8.
-		p := func(xp, sp unsafe.Pointer) archsimd.Int32x8 {
-			sum := archsimd.BroadcastInt32x8(int32(*(*int16)(unsafe.Add(sp, 2*i))))
-			return qv.DotProductPairsSaturated(i8x32(xp, o)).DotProductPairs(ones).Sub(sum)
-		}
-		h := p(x0, s0).AddPairsGrouped(p(x1, s1)).AddPairsGrouped(p(x2, s2).AddPairsGrouped(p(x3, s3)))
+		p0 := aw.DotProductPairsSaturated(i8x32(x0, o).CopySign(wv)).DotProductPairs(ones)
+		p1 := aw.DotProductPairsSaturated(i8x32(x1, o).CopySign(wv)).DotProductPairs(ones)
+		p2 := aw.DotProductPairsSaturated(i8x32(x2, o).CopySign(wv)).DotProductPairs(ones)
+		p3 := aw.DotProductPairsSaturated(i8x32(x3, o).CopySign(wv)).DotProductPairs(ones)
+		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
 		s := halfX8(wp, i*18, magic).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
 	}
