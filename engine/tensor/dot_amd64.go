@@ -30,6 +30,7 @@ func init() {
 	}
 	kern.q8_0 = dotQ8_0AVX2
 	kern.q8_0x4 = dotQ8_0x4AVX2
+	kern.q8_0r4 = dotQ8_0r4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q6_Kx4 = dotQ6_Kx4AVX2
 	kern.q4_0x4 = dotQ4_0x4AVX2
@@ -144,6 +145,39 @@ func dotQ8_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
 		s := halfX8(wp, i*34, magic).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
+	}
+	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
+// dotQ8_0r4AVX2 is the mirror of dotQ8_0x4AVX2 for one vector: four rows,
+// rowBytes apart from w, against it. Each activation block is loaded once for
+// the four rows, whose products are reduced pairwise to one register, so a
+// block costs one conversion and one multiply-add for all four rows.
+func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32) {
+	nb := len(d)
+	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(qs) >= nb*QK)
+	w0, xp, dp := base(w), base(qs), base(d)
+	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
+	ones := archsimd.BroadcastInt16x16(1)
+	magic := archsimd.BroadcastFloat32x8(0x1p112)
+	sign, low := archsimd.BroadcastUint32x8(0x8000), archsimd.BroadcastUint32x8(0x7fff)
+	var acc archsimd.Float32x8
+	for i := range nb {
+		o := i * 34
+		x := i8x32(xp, i*QK)
+		row := func(wp unsafe.Pointer) archsimd.Int32x8 {
+			wv := u8x32(wp, o+2).AsInt8x32()
+			return wv.Abs().AsUint8x32().DotProductPairsSaturated(x.CopySign(wv)).DotProductPairs(ones)
+		}
+		h := row(w0).AddPairsGrouped(row(w1)).AddPairsGrouped(row(w2).AddPairsGrouped(row(w3)))
+		// The four rows' f16 scales in lanes 0-3 and again in 4-7, converted
+		// as halfX8 does.
+		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
+			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
+		u := archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32()
+		dw := u.And(low).ShiftAllLeft(13).Or(u.And(sign).ShiftAllLeft(16)).AsFloat32x8().Mul(magic)
+		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
 	archsimd.ClearAVXUpperBits()

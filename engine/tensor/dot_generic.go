@@ -14,6 +14,7 @@ import (
 var kern = kernels{
 	q8_0:   dotQ8_0Generic,
 	q8_0x4: dotQ8_0x4Generic,
+	q8_0r4: dotQ8_0r4Generic,
 	q4_Kx4: dotQ4_Kx4Generic,
 	q6_Kx4: dotQ6_Kx4Generic,
 	q4_0x4: dotQ4_0x4Generic,
@@ -33,6 +34,9 @@ type kernels struct {
 	// One row against four activation vectors at once, so that each weight
 	// block is loaded and unpacked once for all four (see quad).
 	q8_0x4, q4_0x4, q4_Kx4, q6_Kx4 func(w []byte, q *quad, out *[4]float32)
+	// Four rows, rowBytes apart from w, against one vector, so that each
+	// activation block is loaded once for all four.
+	q8_0r4 func(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -75,6 +79,29 @@ func dotQ8_0x4Generic(w []byte, q *quad, out *[4]float32) {
 		sum[1] += dw * d[1] * float32(s1)
 		sum[2] += dw * d[2] * float32(s2)
 		sum[3] += dw * d[3] * float32(s3)
+	}
+	*out = sum
+}
+
+// dotQ8_0r4Generic does for each row what dotQ8_0Generic does, in the same
+// order of float operations, so a row gives the same result in a group of four.
+func dotQ8_0r4Generic(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32) {
+	w0, w1, w2, w3 := w[:rowBytes], w[rowBytes:2*rowBytes], w[2*rowBytes:3*rowBytes], w[3*rowBytes:]
+	var sum [4]float32
+	for i, dx := range d {
+		b0, b1, b2, b3 := w0[i*34:i*34+34], w1[i*34:i*34+34], w2[i*34:i*34+34], w3[i*34:i*34+34]
+		var s0, s1, s2, s3 int32
+		for j, v := range qs[i*QK : i*QK+QK] {
+			x := int32(v)
+			s0 += int32(int8(b0[2+j])) * x
+			s1 += int32(int8(b1[2+j])) * x
+			s2 += int32(int8(b2[2+j])) * x
+			s3 += int32(int8(b3[2+j])) * x
+		}
+		sum[0] += halfScale(b0) * dx * float32(s0)
+		sum[1] += halfScale(b1) * dx * float32(s1)
+		sum[2] += halfScale(b2) * dx * float32(s2)
+		sum[3] += halfScale(b3) * dx * float32(s3)
 	}
 	*out = sum
 }

@@ -153,6 +153,49 @@ func TestQuadKernels(t *testing.T) {
 	}
 }
 
+// The four-row Q8_0 kernels must give each row what the single-row kernel in
+// use gives it, up to the order of float additions, and the portable one
+// exactly what the portable single-row kernel gives.
+func TestQ8_0Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, n := range []int{QK, 3 * QK, 4864} {
+		w, wf := randMatrix(t, r, Q8_0, 4, n)
+		rb := Q8_0.RowBytes(n)
+		var a acts
+		a.quantize(randVec(r, n), n, 1, QK, QK)
+		for k := range 3 {
+			if k == 1 {
+				extremes(Q8_0, w.Data)
+				if err := Dequantize(Q8_0, wf, w.Data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if k == 2 {
+				for i := range a.qs {
+					a.qs[i] = -127
+				}
+			}
+			var got, portable [4]float32
+			kern.q8_0r4(w.Data, rb, a.qs, a.d, &got)
+			dotQ8_0r4Generic(w.Data, rb, a.qs, a.d, &portable)
+			for v := range 4 {
+				row := w.Data[v*rb : (v+1)*rb]
+				one, oneGen := kern.q8_0(row, a.qs, a.d, nil), dotQ8_0Generic(row, a.qs, a.d, nil)
+				if portable[v] != oneGen {
+					t.Errorf("n=%d case %d row %d: portable four rows %v, portable single %v", n, k, v, portable[v], oneGen)
+				}
+				mag := 0.0
+				for i, x := range wf[v*n : (v+1)*n] {
+					mag += math.Abs(float64(x) * float64(a.qs[i]) * float64(a.d[i/QK]))
+				}
+				if math.Abs(float64(got[v]-one)) > 1e-6*mag {
+					t.Errorf("n=%d case %d row %d: four rows %v, single %v", n, k, v, got[v], one)
+				}
+			}
+		}
+	}
+}
+
 // extremes sets every quant of a row, and the K-quants' sub-block scales, to
 // the end of its range, keeping the f16 scales.
 func extremes(t Type, b []byte) {

@@ -119,6 +119,14 @@ func (j *job) rowRange(lo, hi int) {
 	}
 	a := j.acts
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
+	if j.w.Type == Q8_0 && j.batch == 1 {
+		// Four rows a call; the last one to three are left to dot.
+		var o [4]float32
+		for ; lo+4 <= hi; lo += 4 {
+			kern.q8_0r4(j.w.Data[lo*j.rowBytes:(lo+4)*j.rowBytes], j.rowBytes, a.qs, a.d, &o)
+			copy(j.out[lo:lo+4], o[:])
+		}
+	}
 	for r := lo; r < hi; r++ {
 		row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
 		b := 0
