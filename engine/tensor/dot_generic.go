@@ -15,6 +15,7 @@ var kern = kernels{
 	q8_0:   dotQ8_0Generic,
 	q8_0x4: dotQ8_0x4Generic,
 	q8_0r4: dotQ8_0r4Generic,
+	q8_0t4: dotQ8_0t4Generic,
 	q4_Kx4: dotQ4_Kx4Generic,
 	q6_Kx4: dotQ6_Kx4Generic,
 	q4_0x4: dotQ4_0x4Generic,
@@ -37,6 +38,9 @@ type kernels struct {
 	// Four rows, rowBytes apart from w, against one vector, so that each
 	// activation block is loaded once for all four.
 	q8_0r4 func(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32)
+	// Four rows, rowBytes apart from w, against four vectors: out[r][k] is
+	// row r against vector k. Each block of either side is loaded once.
+	q8_0t4 func(w []byte, rowBytes int, q *quad, out *[4][4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -102,6 +106,36 @@ func dotQ8_0r4Generic(w []byte, rowBytes int, qs []int8, d []float32, out *[4]fl
 		sum[1] += halfScale(b1) * dx * float32(s1)
 		sum[2] += halfScale(b2) * dx * float32(s2)
 		sum[3] += halfScale(b3) * dx * float32(s3)
+	}
+	*out = sum
+}
+
+// dotQ8_0t4Generic does for each row and vector what dotQ8_0Generic does, in
+// the same order of float operations.
+func dotQ8_0t4Generic(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
+	var sum [4][4]float32
+	for i := range len(q.d) / 8 {
+		var x [4][]int8
+		for k := range x {
+			x[k] = q.qs[k][i*QK : i*QK+QK]
+		}
+		d := q.d[8*i : 8*i+4]
+		for r := range 4 {
+			b := w[r*rowBytes+i*34 : r*rowBytes+i*34+34]
+			var s0, s1, s2, s3 int32
+			for j, v := range b[2:34] {
+				wj := int32(int8(v))
+				s0 += wj * int32(x[0][j])
+				s1 += wj * int32(x[1][j])
+				s2 += wj * int32(x[2][j])
+				s3 += wj * int32(x[3][j])
+			}
+			dw := halfScale(b)
+			sum[r][0] += dw * d[0] * float32(s0)
+			sum[r][1] += dw * d[1] * float32(s1)
+			sum[r][2] += dw * d[2] * float32(s2)
+			sum[r][3] += dw * d[3] * float32(s3)
+		}
 	}
 	*out = sum
 }

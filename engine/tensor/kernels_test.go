@@ -196,6 +196,62 @@ func TestQ8_0Rows(t *testing.T) {
 	}
 }
 
+// The Q8_0 tile kernels must give each row and vector what the single-row
+// kernel in use gives it, up to the order of float additions, and the portable
+// one exactly what the portable single-row kernel gives; padding vectors give 0.
+func TestQ8_0Tiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, n := range []int{QK, 3 * QK, 4864} {
+		w, wf := randMatrix(t, r, Q8_0, 4, n)
+		rb := Q8_0.RowBytes(n)
+		for batch := 2; batch <= 4; batch++ {
+			var a acts
+			a.quantize(randVec(r, batch*n), n, batch, QK, QK)
+			for k := range 3 {
+				if k == 1 {
+					extremes(Q8_0, w.Data)
+					if err := Dequantize(Q8_0, wf, w.Data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if k == 2 {
+					for i := range a.qs {
+						a.qs[i] = -127
+					}
+				}
+				a.group(n, batch, QK)
+				var got, portable [4][4]float32
+				kern.q8_0t4(w.Data, rb, &a.quads[0], &got)
+				dotQ8_0t4Generic(w.Data, rb, &a.quads[0], &portable)
+				nb := n / QK
+				for row := range 4 {
+					wr := w.Data[row*rb : (row+1)*rb]
+					for v := range 4 {
+						if v >= batch {
+							if got[row][v] != 0 || portable[row][v] != 0 {
+								t.Errorf("n=%d batch %d: row %d padding vector %d gives %v, %v", n, batch, row, v, got[row][v], portable[row][v])
+							}
+							continue
+						}
+						qs, d := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb]
+						one, oneGen := kern.q8_0(wr, qs, d, nil), dotQ8_0Generic(wr, qs, d, nil)
+						if portable[row][v] != oneGen {
+							t.Errorf("n=%d batch %d case %d row %d vector %d: portable tile %v, portable single %v", n, batch, k, row, v, portable[row][v], oneGen)
+						}
+						mag := 0.0
+						for i, x := range wf[row*n : (row+1)*n] {
+							mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
+						}
+						if math.Abs(float64(got[row][v]-one)) > 1e-6*mag {
+							t.Errorf("n=%d batch %d case %d row %d vector %d: tile %v, single %v", n, batch, k, row, v, got[row][v], one)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // extremes sets every quant of a row, and the K-quants' sub-block scales, to
 // the end of its range, keeping the f16 scales.
 func extremes(t Type, b []byte) {

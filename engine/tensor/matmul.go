@@ -119,12 +119,34 @@ func (j *job) rowRange(lo, hi int) {
 	}
 	a := j.acts
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
-	if j.w.Type == Q8_0 && j.batch == 1 {
-		// Four rows a call; the last one to three are left to dot.
+	if j.w.Type == Q8_0 {
+		// Four rows a call, by four vectors (a last group of two or three
+		// padded, see quads) and a last single vector alone; the last one to
+		// three rows are left to the loop below.
 		var o [4]float32
+		var t [4][4]float32
 		for ; lo+4 <= hi; lo += 4 {
-			kern.q8_0r4(j.w.Data[lo*j.rowBytes:(lo+4)*j.rowBytes], j.rowBytes, a.qs, a.d, &o)
-			copy(j.out[lo:lo+4], o[:])
+			w := j.w.Data[lo*j.rowBytes : (lo+4)*j.rowBytes]
+			b := 0
+			for g := 0; j.batch > 1 && g < len(a.quads); g++ {
+				n := min(4, j.batch-4*g)
+				if n < 2 {
+					break
+				}
+				kern.q8_0t4(w, j.rowBytes, &a.quads[g], &t)
+				for r := range 4 {
+					for k := range n {
+						j.out[(b+k)*rows+lo+r] = t[r][k]
+					}
+				}
+				b += n
+			}
+			for ; b < j.batch; b++ {
+				kern.q8_0r4(w, j.rowBytes, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], &o)
+				for r := range 4 {
+					j.out[b*rows+lo+r] = o[r]
+				}
+			}
 		}
 	}
 	for r := lo; r < hi; r++ {
