@@ -200,6 +200,16 @@ type Served struct {
 	Estimated bool
 }
 
+// ServedBy is what the meter records of a call the dispatcher served:
+// the offer that took it, at that offer's cost.
+func ServedBy(call *Call, u Usage, estimated bool) Served {
+	s := Served{Service: call.Service, Provider: call.Provider, Usage: u, Estimated: estimated}
+	if call.Offer != nil {
+		s.Model, s.Cost = call.Offer.Model, call.Offer.Price
+	}
+	return s
+}
+
 // Meter reserves before dispatch and settles after.
 type Meter interface {
 	// Reserve checks the tenant's limits and balance and holds the worst case;

@@ -53,11 +53,7 @@ func (s *Server) settle(r *http.Request, call *aigrid.Call, h *aigrid.Hold, u ai
 	if h == nil {
 		return nil
 	}
-	served := aigrid.Served{Service: call.Service, Provider: call.Provider, Usage: u, Estimated: estimated}
-	if call.Offer != nil {
-		served.Model, served.Cost = call.Offer.Model, call.Offer.Price
-	}
-	if err := s.cfg.Meter.Settle(r.Context(), h, served); err != nil {
+	if err := s.cfg.Meter.Settle(r.Context(), h, aigrid.ServedBy(call, u, estimated)); err != nil {
 		logger(r).Error("settle", "call", call.ID, "error", err.Error())
 		return aigrid.Errorf(aigrid.EUnavailable, "The grid could not record this request in its ledger, so it was not completed. Try again.")
 	}

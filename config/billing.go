@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -271,13 +270,8 @@ func (f *File) applyBilling(ctx context.Context, store aigrid.Store, tenants map
 
 // sameRates reports whether two tariff versions price alike.
 func sameRates(a, b *aigrid.Tariff) bool {
-	ja, _ := json.Marshal(struct {
-		B []aigrid.Block
-		O *aigrid.TimeOfUse
-	}{a.Blocks, a.OffPeak})
-	jb, _ := json.Marshal(struct {
-		B []aigrid.Block
-		O *aigrid.TimeOfUse
-	}{b.Blocks, b.OffPeak})
-	return string(ja) == string(jb)
+	if !slices.Equal(a.Blocks, b.Blocks) || (a.OffPeak == nil) != (b.OffPeak == nil) {
+		return false
+	}
+	return a.OffPeak == nil || *a.OffPeak == *b.OffPeak
 }

@@ -309,16 +309,19 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 		return nil, err
 	}
 	state := aigrid.RateState{}
-	checks := []limitCheck{
+	// Fixed arrays: the checks cost no allocation on the request path.
+	all := [4]limitCheck{
 		{&tm.rpm, limits.RPM, 1, "requests", "tenant"},
 		{&tm.tpm, limits.TPM, tokens, "tokens", "tenant"},
 	}
+	checks := all[:2]
 	if km != nil {
-		checks = append(checks,
-			limitCheck{&km.rpm, keyLimits.RPM, 1, "requests", "key"},
-			limitCheck{&km.tpm, keyLimits.TPM, tokens, "tokens", "key"})
+		all[2] = limitCheck{&km.rpm, keyLimits.RPM, 1, "requests", "key"}
+		all[3] = limitCheck{&km.tpm, keyLimits.TPM, tokens, "tokens", "key"}
+		checks = all[:]
 	}
-	results := make([]rateCheck, len(checks))
+	var resultsArr [4]rateCheck
+	results := resultsArr[:len(checks)]
 	for i, c := range checks {
 		if c.limit <= 0 {
 			continue

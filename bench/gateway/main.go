@@ -9,6 +9,7 @@
 package main
 
 import (
+	"aigrid/internal/serveproc"
 	"bufio"
 	"bytes"
 	"context"
@@ -104,7 +105,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	if err != nil {
 		return err
 	}
-	defer grid.stop()
+	defer grid.Stop()
 
 	if !memoryOnly {
 		latency(mock, "http://"+proxyAddr, grid, duration, concurrency, maxConcurrency)
@@ -113,7 +114,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	if err != nil {
 		return err
 	}
-	base, rss, held, err := holdStreams(grid.url, grid.key, grid.cmd.Process.Pid, streams, func() { runtimeMemory(grid.url) })
+	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() { runtimeMemory(grid.URL) })
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 	setups := []struct{ name, url, key string }{
 		{"direct", mock, ""},
 		{"reverse_proxy", proxyURL, ""},
-		{"aigrid", grid.url, grid.key},
+		{"aigrid", grid.URL, grid.key},
 	}
 	results := map[string]result{}
 	for _, s := range setups {
@@ -257,14 +258,10 @@ func startProxy(upstream string) (addr string, pid int, stop func(), err error) 
 	return strings.TrimSpace(addr), cmd.Process.Pid, func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
+// aigridProcess is a running `aigrid serve` and its tenant's key.
 type aigridProcess struct {
-	url, key string
-	cmd      *exec.Cmd
-}
-
-func (a *aigridProcess) stop() {
-	a.cmd.Process.Signal(os.Interrupt)
-	a.cmd.Wait()
+	*serveproc.Process
+	key string
 }
 
 // startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
@@ -274,10 +271,6 @@ func startAigrid(work, upstream string, streams int, unmetered bool) (*aigridPro
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("building aigrid (run from the repository root): %v", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
 	}
 	key := "sk-bench-tenant-0001"
 	config := fmt.Sprintf(`admin_keys: [sk-admin-bench-000001]
@@ -296,36 +289,15 @@ tenants:
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:" + port, "--config", cfg}
+	var extra []string
 	if unmetered {
-		args = append(args, "--unmetered")
+		extra = append(extra, "--unmetered")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	p, err := serveproc.Start(bin, filepath.Join(work, "data"), cfg, extra...)
+	if err != nil {
 		return nil, err
 	}
-	a := &aigridProcess{url: "http://127.0.0.1:" + port, key: key, cmd: cmd}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(a.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return a, nil
-			}
-		}
-	}
-	a.stop()
-	return nil, fmt.Errorf("aigrid did not become ready")
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port, nil
+	return &aigridProcess{Process: p, key: key}, nil
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096, MaxConnsPerHost: 0}}

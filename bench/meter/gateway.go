@@ -1,10 +1,10 @@
 package main
 
 import (
+	"aigrid/internal/serveproc"
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -99,59 +99,21 @@ func buildAigrid(dir string) (string, error) {
 	return bin, nil
 }
 
-// aigridProcess is a running `aigrid serve`.
+// aigridProcess is a running `aigrid serve` and its data directory, whose
+// ledger is read once it has stopped.
 type aigridProcess struct {
-	url     string
+	*serveproc.Process
 	dataDir string
-	cmd     *exec.Cmd
-	once    sync.Once
-	err     error
-}
-
-// stop shuts the server down as an operator would, so that its ledger is
-// closed cleanly before it is read. Stopping again returns the first result.
-func (a *aigridProcess) stop() error {
-	a.once.Do(func() {
-		a.cmd.Process.Signal(os.Interrupt)
-		a.err = a.cmd.Wait()
-	})
-	return a.err
 }
 
 // startAigrid starts `aigrid serve` with the config in a data directory of
 // its own; extra flags (--unmetered) are passed on.
 func startAigrid(bin, dataDir, config string, extra ...string) (*aigridProcess, error) {
-	port, err := freePort()
+	p, err := serveproc.Start(bin, dataDir, config, extra...)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--data", dataDir, "--listen", "127.0.0.1:" + port, "--config", config}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	a := &aigridProcess{url: "http://127.0.0.1:" + port, dataDir: dataDir, cmd: cmd}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(a.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return a, nil
-			}
-		}
-	}
-	a.stop()
-	return nil, fmt.Errorf("aigrid %v did not become ready", extra)
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port, nil
+	return &aigridProcess{Process: p, dataDir: dataDir}, nil
 }
 
 var client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096}}

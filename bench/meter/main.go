@@ -160,14 +160,14 @@ func benchGateway(ctx context.Context, work string, o options) (map[string]float
 	if err != nil {
 		return nil, err
 	}
-	defer mp.stop()
+	defer mp.Stop()
 	up, err := startAigrid(bin, filepath.Join(work, "unmetered"), config, "--unmetered")
 	if err != nil {
 		return nil, err
 	}
-	defer up.stop()
-	metered := &gateway{name: "metered", url: mp.url, key: benchKey, pid: mp.cmd.Process.Pid}
-	unmetered := &gateway{name: "unmetered", url: up.url, key: benchKey, pid: up.cmd.Process.Pid}
+	defer up.Stop()
+	metered := &gateway{name: "metered", url: mp.URL, key: benchKey, pid: mp.PID()}
+	unmetered := &gateway{name: "unmetered", url: up.URL, key: benchKey, pid: up.PID()}
 
 	ratios := map[string]float64{}
 	for _, stream := range []bool{false, true} {
@@ -179,10 +179,10 @@ func benchGateway(ctx context.Context, work string, o options) (map[string]float
 	}
 
 	// Read both ledgers once the servers have shut down cleanly.
-	if err := mp.stop(); err != nil {
+	if err := mp.Stop(); err != nil {
 		return nil, fmt.Errorf("metered aigrid: %w", err)
 	}
-	if err := up.stop(); err != nil {
+	if err := up.Stop(); err != nil {
 		return nil, fmt.Errorf("unmetered aigrid: %w", err)
 	}
 	to := time.Now().Add(time.Minute)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"aigrid/internal/serveproc"
 	"aigrid/internal/upstreamtest"
 )
 
@@ -79,7 +79,7 @@ tenants:
 					return
 				default:
 				}
-				id, p, c, ok := crashCall(client, srv.url, key, fmt.Sprintf("worker %d call %d", w, i), (w+i)%2 == 0)
+				id, p, c, ok := crashCall(client, srv.URL, key, fmt.Sprintf("worker %d call %d", w, i), (w+i)%2 == 0)
 				if ok {
 					mu.Lock()
 					complete[id] = seen{p, c}
@@ -89,7 +89,7 @@ tenants:
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	srv.kill(t)
+	srv.Kill()
 	close(stop)
 	wg.Wait()
 	if len(complete) < 20 {
@@ -97,7 +97,7 @@ tenants:
 	}
 
 	srv = startBinary(t, bin, data, cfg)
-	defer srv.kill(t)
+	defer srv.Kill()
 	var page struct {
 		Data []struct {
 			ID               string `json:"id"`
@@ -109,7 +109,7 @@ tenants:
 		} `json:"data"`
 		HasMore bool `json:"has_more"`
 	}
-	getJSON(t, srv.url+"/admin/v1/tenants/clinic/usage?from=2000-01-01", adminKey, &page)
+	getJSON(t, srv.URL+"/admin/v1/tenants/clinic/usage?from=2000-01-01", adminKey, &page)
 	if page.HasMore {
 		t.Fatal("usage did not fit one page")
 	}
@@ -138,7 +138,7 @@ tenants:
 		Balanced   bool
 		Unbalanced []string
 	}
-	getJSON(t, srv.url+"/admin/v1/ledger/check", adminKey, &check)
+	getJSON(t, srv.URL+"/admin/v1/ledger/check", adminKey, &check)
 	if !check.Balanced {
 		t.Errorf("unbalanced transactions: %v", check.Unbalanced)
 	}
@@ -146,54 +146,20 @@ tenants:
 		BalanceMinor int64 `json:"balance_minor"`
 		HeldMinor    int64 `json:"held_minor"`
 	}
-	getJSON(t, srv.url+"/admin/v1/tenants/clinic/account", adminKey, &bal)
+	getJSON(t, srv.URL+"/admin/v1/tenants/clinic/account", adminKey, &bal)
 	if bal.BalanceMinor != 100000_00-charges || bal.HeldMinor != 0 {
 		t.Errorf("balance %d (held %d), want the opening 10000000 less charges %d", bal.BalanceMinor, bal.HeldMinor, charges)
 	}
 }
 
-type binaryServer struct {
-	cmd *exec.Cmd
-	url string
-}
-
-// startBinary starts the aigrid binary on a free loopback port and waits until it answers.
-func startBinary(t *testing.T, bin, data, cfg string) *binaryServer {
+// startBinary starts the aigrid binary and stops the test if it cannot.
+func startBinary(t *testing.T, bin, data, cfg string) *serveproc.Process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := serveproc.Start(bin, data, cfg, "--log-level", "error")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--data", data, "--config", cfg, "--listen", addr, "--log-level", "error")
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &binaryServer{cmd: cmd, url: "http://" + addr}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get(s.url + "/healthz"); err == nil {
-			r.Body.Close()
-			return s
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.kill(t)
-	t.Fatal("the server did not start within 20s")
-	return nil
-}
-
-// kill ends the server with SIGKILL: no shutdown, no flush.
-func (s *binaryServer) kill(t *testing.T) {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	if err := s.cmd.Process.Kill(); err != nil {
-		t.Logf("kill: %v", err)
-	}
-	s.cmd.Wait()
+	return p
 }
 
 // crashCall makes one chat call and reports the call's id and tokens when the

@@ -59,14 +59,11 @@ func (t *chatTranslator) Translate(ctx context.Context, text, lang string) (stri
 		return "", err
 	}
 	if hold != nil {
-		served := aigrid.Served{Service: translationModel, Provider: call.Provider, Estimated: resp.Usage == nil}
-		if call.Offer != nil {
-			served.Model, served.Cost = call.Offer.Model, call.Offer.Price
-		}
+		var u aigrid.Usage
 		if resp.Usage != nil {
-			served.Usage = *resp.Usage
+			u = *resp.Usage
 		}
-		if err := t.meter.Settle(ctx, hold, served); err != nil {
+		if err := t.meter.Settle(ctx, hold, aigrid.ServedBy(call, u, resp.Usage == nil)); err != nil {
 			return "", err
 		}
 	}

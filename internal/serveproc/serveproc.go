@@ -1,0 +1,68 @@
+// Package serveproc runs a built aigrid binary as `aigrid serve` on a free
+// loopback port, for the benchmarks and the crash test, which need a real
+// process (its own memory, CPU time and a kill -9).
+package serveproc
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// Process is a running `aigrid serve`.
+type Process struct {
+	URL  string
+	cmd  *exec.Cmd
+	once sync.Once
+	err  error
+}
+
+// Start runs bin serve with the data directory and config file, plus extra
+// flags, on a free loopback port, and waits until /readyz answers 200.
+func Start(bin, dataDir, config string, extra ...string) (*Process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := append([]string{"serve", "--data", dataDir, "--listen", addr, "--config", config}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{URL: "http://" + addr, cmd: cmd}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(p.URL + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+	}
+	p.Kill()
+	return nil, fmt.Errorf("aigrid serve %v did not become ready within 30s", extra)
+}
+
+// PID is the process's id, for reading its resident set and CPU time.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Stop shuts the server down as an operator would (SIGINT) and waits.
+func (p *Process) Stop() error { return p.end(os.Interrupt) }
+
+// Kill ends the server with SIGKILL: no shutdown, no flush.
+func (p *Process) Kill() error { return p.end(os.Kill) }
+
+func (p *Process) end(sig os.Signal) error {
+	p.once.Do(func() {
+		p.cmd.Process.Signal(sig)
+		p.err = p.cmd.Wait()
+	})
+	return p.err
+}
