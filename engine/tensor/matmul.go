@@ -121,33 +121,39 @@ func (j *job) rowRange(lo, hi int) {
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
 	if j.w.Type == Q8_0 {
 		// Four rows a call, by four vectors (a last group of two or three
-		// padded, see quads) and a last single vector alone; the last one to
-		// three rows are left to the loop below.
+		// padded, see quads) and a last single vector alone. The four rows
+		// are a quarter of the range apart, so that each is read as a long
+		// sequential stream of its own: rows side by side would interleave
+		// four streams in one page, which the hardware prefetcher does not
+		// follow. The last one to three rows are left to the loop below.
 		var o [4]float32
 		var t [4][4]float32
-		for ; lo+4 <= hi; lo += 4 {
-			w := j.w.Data[lo*j.rowBytes : (lo+4)*j.rowBytes]
+		lane := (hi - lo) / 4
+		stride := lane * j.rowBytes
+		for r := lo; r < lo+lane; r++ {
+			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			b := 0
 			for g := 0; j.batch > 1 && g < len(a.quads); g++ {
 				n := min(4, j.batch-4*g)
 				if n < 2 {
 					break
 				}
-				kern.q8_0t4(w, j.rowBytes, &a.quads[g], &t)
-				for r := range 4 {
+				kern.q8_0t4(w, stride, &a.quads[g], &t)
+				for i := range 4 {
 					for k := range n {
-						j.out[(b+k)*rows+lo+r] = t[r][k]
+						j.out[(b+k)*rows+r+i*lane] = t[i][k]
 					}
 				}
 				b += n
 			}
 			for ; b < j.batch; b++ {
-				kern.q8_0r4(w, j.rowBytes, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], &o)
-				for r := range 4 {
-					j.out[b*rows+lo+r] = o[r]
+				kern.q8_0r4(w, stride, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], &o)
+				for i := range 4 {
+					j.out[b*rows+r+i*lane] = o[i]
 				}
 			}
 		}
+		lo += 4 * lane
 	}
 	for r := lo; r < hi; r++ {
 		row := j.w.Data[r*j.rowBytes : (r+1)*j.rowBytes]
