@@ -66,10 +66,23 @@ func f32b(p unsafe.Pointer, off int) archsimd.Float32x8 {
 	return archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(p, off)))
 }
 
-// halfX8 broadcasts the f16 at p+off as float32, converted as f16Fast does.
-func halfX8(p unsafe.Pointer, off int, magic archsimd.Float32x8) archsimd.Float32x8 {
+// halfX8 broadcasts the f16 at p+off as float32, converted as f16Fast does
+// (in integer registers, then one vector subtraction).
+func halfX8(p unsafe.Pointer, off int) archsimd.Float32x8 {
 	h := uint32(*(*uint16)(unsafe.Add(p, off)))
-	return archsimd.BroadcastUint32x8(h&0x8000<<16 | h&0x7fff<<13).AsFloat32x8().Mul(magic)
+	a, sign := h&0x7fff<<13, h&0x8000<<16
+	sub := uint32(int32(a-1<<23) >> 31)
+	return archsimd.BroadcastUint32x8((a + 112<<23 + sub&(1<<23)) | sign).AsFloat32x8().
+		Sub(archsimd.BroadcastUint32x8(sub & (113<<23 | sign)).AsFloat32x8())
+}
+
+// halfVec converts the halves in the low 16 bits of u's lanes as f16Fast does.
+func halfVec(u archsimd.Uint32x8) archsimd.Float32x8 {
+	a := u.And(archsimd.BroadcastUint32x8(0x7fff)).ShiftAllLeft(13).AsInt32x8()
+	sign := u.And(archsimd.BroadcastUint32x8(0x8000)).ShiftAllLeft(16).AsInt32x8()
+	sub := archsimd.BroadcastInt32x8(1 << 23).Greater(a).ToInt32x8()
+	o := a.Add(archsimd.BroadcastInt32x8(112 << 23)).Add(sub.And(archsimd.BroadcastInt32x8(1 << 23))).Or(sign)
+	return o.AsFloat32x8().Sub(sub.And(sign.Or(archsimd.BroadcastInt32x8(113 << 23))).AsFloat32x8())
 }
 
 // shr16 shifts the 16-bit lanes of v right by n. It shifts arithmetically
@@ -97,10 +110,10 @@ func checkRow(ok bool) {
 
 // q8_0Block is block i's product as eight float lanes, before the activation
 // scale.
-func q8_0Block(wp, xp unsafe.Pointer, i int, ones archsimd.Int16x16, magic archsimd.Float32x8) archsimd.Float32x8 {
+func q8_0Block(wp, xp unsafe.Pointer, i int, ones archsimd.Int16x16) archsimd.Float32x8 {
 	wv := u8x32(wp, i*34+2).AsInt8x32()
 	p := wv.Abs().AsUint8x32().DotProductPairsSaturated(i8x32(xp, i*QK).CopySign(wv)).DotProductPairs(ones)
-	return p.ConvertToFloat32().Mul(halfX8(wp, i*34, magic))
+	return p.ConvertToFloat32().Mul(halfX8(wp, i*34))
 }
 
 func dotQ8_0AVX2(w []byte, qs []int8, d []float32, _ []int16) float32 {
@@ -108,16 +121,15 @@ func dotQ8_0AVX2(w []byte, qs []int8, d []float32, _ []int16) float32 {
 	checkRow(len(w) >= nb*34 && len(qs) >= nb*QK)
 	wp, xp, dp := base(w), base(qs), base(d)
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc0, acc1 archsimd.Float32x8
 	i := 0
 	// Two blocks a step, with two accumulators, to overlap the dependency chains.
 	for ; i+2 <= nb; i += 2 {
-		acc0 = q8_0Block(wp, xp, i, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
-		acc1 = q8_0Block(wp, xp, i+1, ones, magic).MulAdd(f32b(dp, 4*i+4), acc1)
+		acc0 = q8_0Block(wp, xp, i, ones).MulAdd(f32b(dp, 4*i), acc0)
+		acc1 = q8_0Block(wp, xp, i+1, ones).MulAdd(f32b(dp, 4*i+4), acc1)
 	}
 	if i < nb {
-		acc0 = q8_0Block(wp, xp, i, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+		acc0 = q8_0Block(wp, xp, i, ones).MulAdd(f32b(dp, 4*i), acc0)
 	}
 	return hsum(acc0.Add(acc1))
 }
@@ -133,7 +145,6 @@ func dotQ8_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 	wp, dp := base(w), base(q.d)
 	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		wv := u8x32(wp, i*34+2).AsInt8x32()
@@ -144,7 +155,7 @@ func dotQ8_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 		p2 := aw.DotProductPairsSaturated(i8x32(x2, o).CopySign(wv)).DotProductPairs(ones)
 		p3 := aw.DotProductPairsSaturated(i8x32(x3, o).CopySign(wv)).DotProductPairs(ones)
 		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
-		s := halfX8(wp, i*34, magic).Mul(f32x8(dp, 32*i))
+		s := halfX8(wp, i*34).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -161,8 +172,6 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float
 	w0, xp, dp := base(w), base(qs), base(d)
 	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
-	sign, low := archsimd.BroadcastUint32x8(0x8000), archsimd.BroadcastUint32x8(0x7fff)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		o := i * 34
@@ -176,8 +185,7 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float
 		// as halfX8 does.
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
-		u := archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32()
-		dw := u.And(low).ShiftAllLeft(13).Or(u.And(sign).ShiftAllLeft(16)).AsFloat32x8().Mul(magic)
+		dw := halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32())
 		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -196,7 +204,6 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
 	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc0, acc1, acc2, acc3 archsimd.Float32x8
 	for i := range nb {
 		o := i * QK
@@ -211,7 +218,7 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 			p2 := aw.DotProductPairsSaturated(v2.CopySign(wv)).DotProductPairs(ones)
 			p3 := aw.DotProductPairsSaturated(v3.CopySign(wv)).DotProductPairs(ones)
 			h = h.AddPairsGrouped(p2.AddPairsGrouped(p3))
-			return h.ConvertToFloat32().MulAdd(halfX8(wp, i*34, magic).Mul(dx), acc)
+			return h.ConvertToFloat32().MulAdd(halfX8(wp, i*34).Mul(dx), acc)
 		}
 		acc0 = row(w0, acc0)
 		acc1 = row(w1, acc1)
@@ -227,7 +234,7 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 
 // q4_0Block is block i's product as eight float lanes, before the activation
 // scale. The 16 bytes of nibbles hold values 0-15 low and 16-31 high.
-func q4_0Block(wp, xp, sp unsafe.Pointer, i int, mask archsimd.Uint8x32, ones archsimd.Int16x16, magic archsimd.Float32x8) archsimd.Float32x8 {
+func q4_0Block(wp, xp, sp unsafe.Pointer, i int, mask archsimd.Uint8x32, ones archsimd.Int16x16) archsimd.Float32x8 {
 	lo := u8x16(wp, i*18+2)
 	hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 	var q archsimd.Uint8x32
@@ -235,7 +242,7 @@ func q4_0Block(wp, xp, sp unsafe.Pointer, i int, mask archsimd.Uint8x32, ones ar
 	p := q.DotProductPairsSaturated(i8x32(xp, i*QK)).DotProductPairs(ones)
 	// The quants are stored offset by 8: take Σx from each of the 8 lanes.
 	p = p.Sub(archsimd.BroadcastInt32x8(int32(*(*int16)(unsafe.Add(sp, 2*i)))))
-	return p.ConvertToFloat32().Mul(halfX8(wp, i*18, magic))
+	return p.ConvertToFloat32().Mul(halfX8(wp, i*18))
 }
 
 func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
@@ -244,15 +251,14 @@ func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
 	ones := archsimd.BroadcastInt16x16(1)
 	mask := archsimd.BroadcastUint8x32(0x0f)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc0, acc1 archsimd.Float32x8
 	i := 0
 	for ; i+2 <= nb; i += 2 {
-		acc0 = q4_0Block(wp, xp, sp, i, mask, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
-		acc1 = q4_0Block(wp, xp, sp, i+1, mask, ones, magic).MulAdd(f32b(dp, 4*i+4), acc1)
+		acc0 = q4_0Block(wp, xp, sp, i, mask, ones).MulAdd(f32b(dp, 4*i), acc0)
+		acc1 = q4_0Block(wp, xp, sp, i+1, mask, ones).MulAdd(f32b(dp, 4*i+4), acc1)
 	}
 	if i < nb {
-		acc0 = q4_0Block(wp, xp, sp, i, mask, ones, magic).MulAdd(f32b(dp, 4*i), acc0)
+		acc0 = q4_0Block(wp, xp, sp, i, mask, ones).MulAdd(f32b(dp, 4*i), acc0)
 	}
 	return hsum(acc0.Add(acc1))
 }
@@ -270,7 +276,6 @@ func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 	ones := archsimd.BroadcastInt16x16(1)
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	eight := archsimd.BroadcastInt8x32(8)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		lo := u8x16(wp, i*18+2)
@@ -284,7 +289,7 @@ func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 		p2 := aw.DotProductPairsSaturated(i8x32(x2, o).CopySign(wv)).DotProductPairs(ones)
 		p3 := aw.DotProductPairsSaturated(i8x32(x3, o).CopySign(wv)).DotProductPairs(ones)
 		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
-		s := halfX8(wp, i*18, magic).Mul(f32x8(dp, 32*i))
+		s := halfX8(wp, i*18).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -339,7 +344,6 @@ func dotQ4_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc, macc archsimd.Float32x8
 	for i := range nb {
 		o, xo := i*144, i*QKK
@@ -353,12 +357,12 @@ func dotQ4_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 			dots = dots.Add(p0).Add(p1)
 		}
 		dx := f32b(dp, 4*i)
-		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o, magic)).MulAdd(dx, acc)
+		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o)).MulAdd(dx, acc)
 		// The minimums: lane j gets m[j]·Σx over sub-block j, from the pair
 		// sums of the activations' 16 sums.
 		bs := archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))).DotProductPairs(ones)
 		mv := archsimd.BroadcastUint64x2(m).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
-		macc = bs.Mul(mv).ConvertToFloat32().Mul(halfX8(wp, o+2, magic)).MulAdd(dx, macc)
+		macc = bs.Mul(mv).ConvertToFloat32().Mul(halfX8(wp, o+2)).MulAdd(dx, macc)
 	}
 	return hsum(acc.Sub(macc))
 }
@@ -377,7 +381,6 @@ func dotQ4_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	ones := archsimd.BroadcastInt16x16(1)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var a0, a1, a2, a3 archsimd.Float32x8
 	for i := range nb {
 		o, xo := i*144, i*QKK
@@ -395,7 +398,7 @@ func dotQ4_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 			d3 = d3.Add(lo.DotProductPairsSaturated(i8x32(x3, xl)).DotProductPairs(sl)).Add(hi.DotProductPairsSaturated(i8x32(x3, xh)).DotProductPairs(sh))
 		}
 		// Lane j of the minimums: m[j]·Σx over sub-block j, as in dotQ4_KAVX2.
-		dw, dm := halfX8(wp, o, magic), halfX8(wp, o+2, magic)
+		dw, dm := halfX8(wp, o), halfX8(wp, o+2)
 		mv := archsimd.BroadcastUint64x2(m).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
 		mins := func(sp unsafe.Pointer) archsimd.Float32x8 {
 			return archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))).DotProductPairs(ones).Mul(mv).ConvertToFloat32().Mul(dm)
@@ -417,7 +420,6 @@ func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 	wp, xp, dp, sp := base(w), base(qs), base(d), base(sums)
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	high := archsimd.BroadcastUint8x32(0x30)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		o, xo := i*210, i*QKK
@@ -444,7 +446,7 @@ func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 		// The quants are stored offset by 32: subtract 32·Σ scale·Σx.
 		off := sc.ExtendToInt16().DotProductPairs(archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i))))
 		dots = dots.Sub(off.ShiftAllLeft(5))
-		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o+208, magic)).MulAdd(f32b(dp, 4*i), acc)
+		acc = dots.ConvertToFloat32().Mul(halfX8(wp, o+208)).MulAdd(f32b(dp, 4*i), acc)
 	}
 	return hsum(acc)
 }
@@ -474,7 +476,6 @@ func dotQ6_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	high := archsimd.BroadcastUint8x32(0x30)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		o, xo := i*210, i*QKK
@@ -504,7 +505,7 @@ func dotQ6_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 		dots := d0.AddPairsGrouped(d1).AddPairsGrouped(d2.AddPairsGrouped(d3))
 		offs := off(s0).AddPairsGrouped(off(s1)).AddPairsGrouped(off(s2).AddPairsGrouped(off(s3)))
 		dots = dots.Sub(offs.ShiftAllLeft(5))
-		s := halfX8(wp, o+208, magic).Mul(f32x8(dp, 32*i))
+		s := halfX8(wp, o+208).Mul(f32x8(dp, 32*i))
 		acc = dots.ConvertToFloat32().MulAdd(s, acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -512,10 +513,8 @@ func dotQ6_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 }
 
 // f16x8 converts the 8 finite halves at p+off to float32 as f16Fast does.
-func f16x8(p unsafe.Pointer, off int, magic archsimd.Float32x8) archsimd.Float32x8 {
-	u := u8x16(p, off).AsUint16x8().ExtendToUint32()
-	sign := u.And(archsimd.BroadcastUint32x8(0x8000)).ShiftAllLeft(16)
-	return u.And(archsimd.BroadcastUint32x8(0x7fff)).ShiftAllLeft(13).Or(sign).AsFloat32x8().Mul(magic)
+func f16x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
+	return halfVec(u8x16(p, off).AsUint16x8().ExtendToUint32())
 }
 
 func bf16x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
@@ -526,12 +525,11 @@ func dotF16AVX2(w []byte, x []float32) float32 {
 	n := len(x)
 	checkRow(len(w) >= 2*n)
 	wp, xp := base(w), base(x)
-	magic := archsimd.BroadcastFloat32x8(0x1p112)
 	var a0, a1 archsimd.Float32x8
 	i := 0
 	for ; i+16 <= n; i += 16 {
-		a0 = f16x8(wp, 2*i, magic).MulAdd(f32x8(xp, 4*i), a0)
-		a1 = f16x8(wp, 2*i+16, magic).MulAdd(f32x8(xp, 4*i+32), a1)
+		a0 = f16x8(wp, 2*i).MulAdd(f32x8(xp, 4*i), a0)
+		a1 = f16x8(wp, 2*i+16).MulAdd(f32x8(xp, 4*i+32), a1)
 	}
 	s := hsum(a0.Add(a1))
 	for ; i < n; i++ {

@@ -1,0 +1,41 @@
+//go:build goexperiment.simd && amd64
+
+package tensor
+
+import (
+	"simd/archsimd"
+	"testing"
+	"unsafe"
+)
+
+// The SIMD conversions of halves agree with F16ToF32 on every finite value,
+// subnormals included.
+func TestHalfSIMD(t *testing.T) {
+	if !archsimd.X86.AVX2() {
+		t.Skip("no AVX2")
+	}
+	var hs [8]uint16
+	var got [8]float32
+	for h := range 1 << 16 {
+		if h&0x7c00 == 0x7c00 {
+			continue
+		}
+		want := F16ToF32(uint16(h))
+		v := uint16(h)
+		halfX8(unsafe.Pointer(&v), 0).Store(&got)
+		archsimd.ClearAVXUpperBits()
+		if got[0] != want || got[7] != want {
+			t.Fatalf("halfX8(%#04x) = %v, want %v", h, got[0], want)
+		}
+		hs[h%8] = uint16(h)
+		if h%8 == 7 {
+			f16x8(unsafe.Pointer(&hs), 0).Store(&got)
+			archsimd.ClearAVXUpperBits()
+			for k, x := range hs {
+				if w := F16ToF32(x); got[k] != w {
+					t.Fatalf("f16x8 lane %d (%#04x) = %v, want %v", k, x, got[k], w)
+				}
+			}
+		}
+	}
+}
