@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ func main() {
 		threads  = flag.Int("threads", 2, "compute threads")
 		streams  = flag.Int("streams", 1, "sequences decoding together for aggregate_gen_tps")
 		writeDir = flag.String("write-model", "", "write Qwen2.5-0.5B-shaped random models (Q8_0, Q4_K_M) into this folder and exit")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -46,6 +48,17 @@ func main() {
 	if *path == "" || *nPrompt < 1 || *nGen < 1 || *streams < 1 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	res, err := measure(*path, *nPrompt, *nGen, *threads, *streams)
 	if err != nil {

@@ -3,8 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"sync"
-	"sync/atomic"
 
 	"aigrid/engine/tensor"
 )
@@ -210,7 +208,7 @@ func (w *Worker) layer(ly *layer, l int, steps []Step, n int) {
 	w.pool.MatMul(w.gate, ly.gate, w.xn, n)
 	w.pool.MatMul(w.up, ly.up, w.xn, n)
 	ffn := c.FFN
-	w.parallel(n*ffn, 1<<14, func(_, lo, hi int) { swiglu(w.gate[lo:hi], w.up[lo:hi]) })
+	w.pool.Run(n*ffn, 1<<14, func(_, lo, hi int) { swiglu(w.gate[lo:hi], w.up[lo:hi]) })
 	w.pool.MatMul(w.xn, ly.down, w.gate, n)
 	axpy(w.x[:n*dim], 1, w.xn[:n*dim])
 }
@@ -229,7 +227,7 @@ func (w *Worker) attention(l, n int) {
 		work += t.pos + 1
 	}
 	grain := max(1, (1<<15)*n/max(1, work*hd))
-	w.parallel(n*heads, grain, func(th, lo, hi int) {
+	w.pool.Run(n*heads, grain, func(th, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			i, h := u/heads, u%heads
 			t := w.tok[i]
@@ -301,33 +299,6 @@ func (w *Worker) logitsOf(steps []Step) {
 		w.out = append(w.out, w.logits[r*c.Vocab:(r+k)*c.Vocab:(r+k)*c.Vocab])
 		r += k
 	}
-}
-
-// parallel calls fn over [0, n) in chunks of grain, on up to the pool's number
-// of threads; th is the calling thread's index, for per-thread scratch.
-func (w *Worker) parallel(n, grain int, fn func(th, lo, hi int)) {
-	threads := min(w.pool.Threads(), (n+grain-1)/grain)
-	if threads <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var next atomic.Int64
-	run := func(th int) {
-		for {
-			hi := int(next.Add(int64(grain)))
-			lo := hi - grain
-			if lo >= n {
-				return
-			}
-			fn(th, lo, min(hi, n))
-		}
-	}
-	var wg sync.WaitGroup
-	for th := 1; th < threads; th++ {
-		wg.Go(func() { run(th) })
-	}
-	run(0)
-	wg.Wait()
 }
 
 func grow[T any](s []T, n int) []T {

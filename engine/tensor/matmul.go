@@ -86,6 +86,7 @@ type job struct {
 	batch       int
 	acts        *acts
 	rows, grain int
+	fn          func(th, lo, hi int) // instead of a product, for Run
 }
 
 func (j *job) rowRange(lo, hi int) {
