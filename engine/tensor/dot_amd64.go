@@ -31,6 +31,9 @@ func init() {
 	kern.q8_0 = dotQ8_0AVX2
 	kern.q8_0x4 = dotQ8_0x4AVX2
 	kern.q8_0r4 = dotQ8_0r4AVX2
+	kern.q4_0r4 = dotQ4_0r4AVX2
+	kern.q4_Kr4 = rows4(dotQ4_KAVX2)
+	kern.q6_Kr4 = rows4(dotQ6_KAVX2)
 	kern.q8_0t4 = dotQ8_0t4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q6_Kx4 = dotQ6_Kx4AVX2
@@ -76,13 +79,22 @@ func halfX8(p unsafe.Pointer, off int) archsimd.Float32x8 {
 		Sub(archsimd.BroadcastUint32x8(sub & (113<<23 | sign)).AsFloat32x8())
 }
 
+// halfConst holds the constants of halfVec, made once per kernel call: Go
+// 1.26 rebuilds a broadcast constant at each use inside a loop.
+type halfConst struct{ mant, sign, one23, e112 archsimd.Int32x8 }
+
+func newHalfConst() halfConst {
+	return halfConst{archsimd.BroadcastInt32x8(0x7fff), archsimd.BroadcastInt32x8(0x8000),
+		archsimd.BroadcastInt32x8(1 << 23), archsimd.BroadcastInt32x8(112 << 23)}
+}
+
 // halfVec converts the halves in the low 16 bits of u's lanes as f16Fast does.
-func halfVec(u archsimd.Uint32x8) archsimd.Float32x8 {
-	a := u.And(archsimd.BroadcastUint32x8(0x7fff)).ShiftAllLeft(13).AsInt32x8()
-	sign := u.And(archsimd.BroadcastUint32x8(0x8000)).ShiftAllLeft(16).AsInt32x8()
-	sub := archsimd.BroadcastInt32x8(1 << 23).Greater(a).ToInt32x8()
-	o := a.Add(archsimd.BroadcastInt32x8(112 << 23)).Add(sub.And(archsimd.BroadcastInt32x8(1 << 23))).Or(sign)
-	return o.AsFloat32x8().Sub(sub.And(sign.Or(archsimd.BroadcastInt32x8(113 << 23))).AsFloat32x8())
+func (c halfConst) halfVec(u archsimd.Int32x8) archsimd.Float32x8 {
+	a := u.And(c.mant).ShiftAllLeft(13)
+	sign := u.And(c.sign).ShiftAllLeft(16)
+	sub := c.one23.Greater(a).ToInt32x8()
+	o := a.Add(c.e112).Add(sub.And(c.one23)).Or(sign)
+	return o.AsFloat32x8().Sub(sub.And(sign.Or(c.e112.Add(c.one23))).AsFloat32x8())
 }
 
 // shr16 shifts the 16-bit lanes of v right by n. It shifts arithmetically
@@ -166,12 +178,13 @@ func dotQ8_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 // rowBytes apart from w, against it. Each activation block is loaded once for
 // the four rows, whose products are reduced pairwise to one register, so a
 // block costs one conversion and one multiply-add for all four rows.
-func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32) {
+func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, out *[4]float32) {
 	nb := len(d)
 	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(qs) >= nb*QK)
 	w0, xp, dp := base(w), base(qs), base(d)
 	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
 	ones := archsimd.BroadcastInt16x16(1)
+	hc := newHalfConst()
 	var acc archsimd.Float32x8
 	for i := range nb {
 		o := i * 34
@@ -185,7 +198,7 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float
 		// as halfX8 does.
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
-		dw := halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32())
+		dw := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
 		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -291,6 +304,38 @@ func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
 		s := halfX8(wp, i*18).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
+	}
+	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
+// dotQ4_0r4AVX2 is dotQ8_0r4AVX2 for Q4_0 weights: the nibbles (0-15) multiply
+// the activations as unsigned bytes, and the offset of 8 is taken from the
+// pairwise-reduced sums, where each row's sum is split over two lanes.
+func dotQ4_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, sums []int16, out *[4]float32) {
+	nb := len(d)
+	checkRow(rowBytes >= nb*18 && len(w) >= 3*rowBytes+nb*18 && len(qs) >= nb*QK && len(sums) >= nb)
+	w0, xp, dp, sp := base(w), base(qs), base(d), base(sums)
+	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
+	ones := archsimd.BroadcastInt16x16(1)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	hc := newHalfConst()
+	var acc archsimd.Float32x8
+	for i := range nb {
+		o := i * 18
+		x := i8x32(xp, i*QK)
+		row := func(wp unsafe.Pointer) archsimd.Int32x8 {
+			lo := u8x16(wp, o+2)
+			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
+			var q archsimd.Uint8x32
+			return q.SetLo(lo).SetHi(hi).And(mask).DotProductPairsSaturated(x).DotProductPairs(ones)
+		}
+		h := row(w0).AddPairsGrouped(row(w1)).AddPairsGrouped(row(w2).AddPairsGrouped(row(w3)))
+		h = h.Sub(archsimd.BroadcastInt32x8(4 * int32(*(*int16)(unsafe.Add(sp, 2*i)))))
+		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
+			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
+		dw := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
+		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
 	archsimd.ClearAVXUpperBits()
@@ -512,9 +557,16 @@ func dotQ6_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 	archsimd.ClearAVXUpperBits()
 }
 
-// f16x8 converts the 8 finite halves at p+off to float32 as f16Fast does.
-func f16x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
-	return halfVec(u8x16(p, off).AsUint16x8().ExtendToUint32())
+// f16x8 converts the 8 finite halves at p+off to float32 as f16Fast does. F16
+// weights are rarely zero or subnormal, so eight normal halves take a shorter
+// way: their exponents rebiased in integers.
+func f16x8(p unsafe.Pointer, off int, c halfConst) archsimd.Float32x8 {
+	u := u8x16(p, off).AsUint16x8().ExtendToUint32().AsInt32x8()
+	a := u.And(c.mant).ShiftAllLeft(13)
+	if c.one23.Greater(a).ToBits() != 0 {
+		return c.halfVec(u)
+	}
+	return a.Add(c.e112).Or(u.And(c.sign).ShiftAllLeft(16)).AsFloat32x8()
 }
 
 func bf16x8(p unsafe.Pointer, off int) archsimd.Float32x8 {
@@ -525,11 +577,12 @@ func dotF16AVX2(w []byte, x []float32) float32 {
 	n := len(x)
 	checkRow(len(w) >= 2*n)
 	wp, xp := base(w), base(x)
+	hc := newHalfConst()
 	var a0, a1 archsimd.Float32x8
 	i := 0
 	for ; i+16 <= n; i += 16 {
-		a0 = f16x8(wp, 2*i).MulAdd(f32x8(xp, 4*i), a0)
-		a1 = f16x8(wp, 2*i+16).MulAdd(f32x8(xp, 4*i+32), a1)
+		a0 = f16x8(wp, 2*i, hc).MulAdd(f32x8(xp, 4*i), a0)
+		a1 = f16x8(wp, 2*i+16, hc).MulAdd(f32x8(xp, 4*i+32), a1)
 	}
 	s := hsum(a0.Add(a1))
 	for ; i < n; i++ {

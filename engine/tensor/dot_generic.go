@@ -15,6 +15,9 @@ var kern = kernels{
 	q8_0:   dotQ8_0Generic,
 	q8_0x4: dotQ8_0x4Generic,
 	q8_0r4: dotQ8_0r4Generic,
+	q4_0r4: rows4(dotQ4_0Generic),
+	q4_Kr4: rows4(dotQ4_KGeneric),
+	q6_Kr4: rows4(dotQ6_KGeneric),
 	q8_0t4: dotQ8_0t4Generic,
 	q4_Kx4: dotQ4_Kx4Generic,
 	q6_Kx4: dotQ6_Kx4Generic,
@@ -37,7 +40,7 @@ type kernels struct {
 	q8_0x4, q4_0x4, q4_Kx4, q6_Kx4 func(w []byte, q *quad, out *[4]float32)
 	// Four rows, rowBytes apart from w, against one vector, so that each
 	// activation block is loaded once for all four.
-	q8_0r4 func(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32)
+	q8_0r4, q4_0r4, q4_Kr4, q6_Kr4 func(w []byte, rowBytes int, qs []int8, d []float32, sums []int16, out *[4]float32)
 	// Four rows, rowBytes apart from w, against four vectors: out[r][k] is
 	// row r against vector k. Each block of either side is loaded once.
 	q8_0t4 func(w []byte, rowBytes int, q *quad, out *[4][4]float32)
@@ -89,7 +92,7 @@ func dotQ8_0x4Generic(w []byte, q *quad, out *[4]float32) {
 
 // dotQ8_0r4Generic does for each row what dotQ8_0Generic does, in the same
 // order of float operations, so a row gives the same result in a group of four.
-func dotQ8_0r4Generic(w []byte, rowBytes int, qs []int8, d []float32, out *[4]float32) {
+func dotQ8_0r4Generic(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, out *[4]float32) {
 	w0, w1, w2, w3 := w[:rowBytes], w[rowBytes:2*rowBytes], w[2*rowBytes:3*rowBytes], w[3*rowBytes:]
 	var sum [4]float32
 	for i, dx := range d {
@@ -108,6 +111,16 @@ func dotQ8_0r4Generic(w []byte, rowBytes int, qs []int8, d []float32, out *[4]fl
 		sum[3] += halfScale(b3) * dx * float32(s3)
 	}
 	*out = sum
+}
+
+// rows4 makes a four-row kernel of a single-row one, for the portable kernels
+// that gain nothing from sharing the activations.
+func rows4(dot func([]byte, []int8, []float32, []int16) float32) func([]byte, int, []int8, []float32, []int16, *[4]float32) {
+	return func(w []byte, rowBytes int, qs []int8, d []float32, sums []int16, out *[4]float32) {
+		for r := range out {
+			out[r] = dot(w[r*rowBytes:], qs, d, sums)
+		}
+	}
 }
 
 // dotQ8_0t4Generic does for each row and vector what dotQ8_0Generic does, in

@@ -29,7 +29,7 @@ func TestHalfSIMD(t *testing.T) {
 		}
 		hs[h%8] = uint16(h)
 		if h%8 == 7 {
-			f16x8(unsafe.Pointer(&hs), 0).Store(&got)
+			f16x8(unsafe.Pointer(&hs), 0, newHalfConst()).Store(&got)
 			archsimd.ClearAVXUpperBits()
 			for k, x := range hs {
 				if w := F16ToF32(x); got[k] != w {

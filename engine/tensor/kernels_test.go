@@ -153,43 +153,63 @@ func TestQuadKernels(t *testing.T) {
 	}
 }
 
-// The four-row Q8_0 kernels must give each row what the single-row kernel in
-// use gives it, up to the order of float additions, and the portable one
-// exactly what the portable single-row kernel gives.
-func TestQ8_0Rows(t *testing.T) {
+// The four-row kernels must give each row what the single-row kernel in use
+// gives it, up to the order of float additions, and the portable ones exactly
+// what the portable single-row kernels give.
+func TestRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
-	for _, n := range []int{QK, 3 * QK, 4864} {
-		w, wf := randMatrix(t, r, Q8_0, 4, n)
-		rb := Q8_0.RowBytes(n)
-		var a acts
-		a.quantize(randVec(r, n), n, 1, QK, QK)
-		for k := range 3 {
-			if k == 1 {
-				extremes(Q8_0, w.Data)
-				if err := Dequantize(Q8_0, wf, w.Data); err != nil {
-					t.Fatal(err)
-				}
+	rows := []struct {
+		t             Type
+		got, portable func([]byte, int, []int8, []float32, []int16, *[4]float32)
+		one, oneGen   func([]byte, []int8, []float32, []int16) float32
+	}{
+		{Q8_0, kern.q8_0r4, dotQ8_0r4Generic, kern.q8_0, dotQ8_0Generic},
+		{Q4_0, kern.q4_0r4, rows4(dotQ4_0Generic), kern.q4_0, dotQ4_0Generic},
+		{Q4_K, kern.q4_Kr4, rows4(dotQ4_KGeneric), kern.q4_K, dotQ4_KGeneric},
+		{Q6_K, kern.q6_Kr4, rows4(dotQ6_KGeneric), kern.q6_K, dotQ6_KGeneric},
+	}
+	for _, c := range rows {
+		bs := actBlock(c.t)
+		for _, n := range []int{QKK, 3 * QKK, 4864} {
+			if n%c.t.BlockSize() != 0 {
+				continue
 			}
-			if k == 2 {
-				for i := range a.qs {
-					a.qs[i] = -127
-				}
+			w, wf := randMatrix(t, r, c.t, 4, n)
+			rb := c.t.RowBytes(n)
+			var a acts
+			if bs == QKK {
+				a.quantize(randVec(r, n), n, 1, QKK, 16)
+			} else {
+				a.quantize(randVec(r, n), n, 1, QK, QK)
 			}
-			var got, portable [4]float32
-			kern.q8_0r4(w.Data, rb, a.qs, a.d, &got)
-			dotQ8_0r4Generic(w.Data, rb, a.qs, a.d, &portable)
-			for v := range 4 {
-				row := w.Data[v*rb : (v+1)*rb]
-				one, oneGen := kern.q8_0(row, a.qs, a.d, nil), dotQ8_0Generic(row, a.qs, a.d, nil)
-				if portable[v] != oneGen {
-					t.Errorf("n=%d case %d row %d: portable four rows %v, portable single %v", n, k, v, portable[v], oneGen)
+			for k := range 3 {
+				if k == 1 {
+					extremes(c.t, w.Data)
+					if err := Dequantize(c.t, wf, w.Data); err != nil {
+						t.Fatal(err)
+					}
 				}
-				mag := 0.0
-				for i, x := range wf[v*n : (v+1)*n] {
-					mag += math.Abs(float64(x) * float64(a.qs[i]) * float64(a.d[i/QK]))
+				if k == 2 {
+					for i := range a.qs {
+						a.qs[i] = -127
+					}
 				}
-				if math.Abs(float64(got[v]-one)) > 1e-6*mag {
-					t.Errorf("n=%d case %d row %d: four rows %v, single %v", n, k, v, got[v], one)
+				var got, portable [4]float32
+				c.got(w.Data, rb, a.qs, a.d, a.sums, &got)
+				c.portable(w.Data, rb, a.qs, a.d, a.sums, &portable)
+				for v := range 4 {
+					row := w.Data[v*rb : (v+1)*rb]
+					one, oneGen := c.one(row, a.qs, a.d, a.sums), c.oneGen(row, a.qs, a.d, a.sums)
+					if portable[v] != oneGen {
+						t.Errorf("%v n=%d case %d row %d: portable four rows %v, portable single %v", c.t, n, k, v, portable[v], oneGen)
+					}
+					mag := 0.0
+					for i, x := range wf[v*n : (v+1)*n] {
+						mag += math.Abs(float64(x) * float64(a.qs[i]) * float64(a.d[i/bs]))
+					}
+					if math.Abs(float64(got[v]-one)) > 1e-6*mag {
+						t.Errorf("%v n=%d case %d row %d: four rows %v, single %v", c.t, n, k, v, got[v], one)
+					}
 				}
 			}
 		}

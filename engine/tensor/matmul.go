@@ -120,13 +120,14 @@ func (j *job) rowRange(lo, hi int) {
 	}
 	a := j.acts
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
-	if j.w.Type == Q8_0 {
-		// Four rows a call, by four vectors (a last group of two or three
-		// padded, see quads) and a last single vector alone. The four rows
-		// are a quarter of the range apart, so that each is read as a long
-		// sequential stream of its own: rows side by side would interleave
-		// four streams in one page, which the hardware prefetcher does not
-		// follow. The last one to three rows are left to the loop below.
+	if r4 := j.rowsKernel(); r4 != nil {
+		// Four rows a call: for Q8_0 by four vectors (a last group of two or
+		// three padded, see quads), else, and for a last single vector, one
+		// vector a call. The four rows are a quarter of the range apart, so
+		// that each is read as a long sequential stream of its own: rows side
+		// by side would interleave four streams in one page, which the
+		// hardware prefetcher does not follow. The last one to three rows are
+		// left to the loop below.
 		var o [4]float32
 		var t [4][4]float32
 		lane := (hi - lo) / 4
@@ -134,7 +135,7 @@ func (j *job) rowRange(lo, hi int) {
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			b := 0
-			for g := 0; j.batch > 1 && g < len(a.quads); g++ {
+			for g := 0; j.w.Type == Q8_0 && j.batch > 1 && g < len(a.quads); g++ {
 				n := min(4, j.batch-4*g)
 				if n < 2 {
 					break
@@ -148,7 +149,7 @@ func (j *job) rowRange(lo, hi int) {
 				b += n
 			}
 			for ; b < j.batch; b++ {
-				kern.q8_0r4(w, stride, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], &o)
+				r4(w, stride, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns], &o)
 				for i := range 4 {
 					j.out[b*rows+r+i*lane] = o[i]
 				}
@@ -177,6 +178,25 @@ func (j *job) rowRange(lo, hi int) {
 			j.out[b*rows+r] = dot(row, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns])
 		}
 	}
+}
+
+// rowsKernel is the kernel that takes four rows at once for this product: for
+// one vector, or for Q8_0 any batch (with the tile kernel). The others take a
+// batch a row at a time with the quad kernels.
+func (j *job) rowsKernel() func([]byte, int, []int8, []float32, []int16, *[4]float32) {
+	switch {
+	case j.w.Type == Q8_0:
+		return kern.q8_0r4
+	case j.batch > 1:
+		return nil
+	case j.w.Type == Q4_0:
+		return kern.q4_0r4
+	case j.w.Type == Q4_K:
+		return kern.q4_Kr4
+	case j.w.Type == Q6_K:
+		return kern.q6_Kr4
+	}
+	return nil
 }
 
 // quadKernel is the kernel that takes four vectors at once for this product,
