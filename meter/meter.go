@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"aigrid"
@@ -23,21 +26,40 @@ type Settings struct {
 	// DefaultMaxTokens is the output a call that sets no max_tokens may
 	// produce, for the worst case held before dispatch.
 	DefaultMaxTokens int
-	// MaxBatch bounds how many transactions one group commit writes.
+	// JournalDir holds the settlement journal (see journal); required.
+	JournalDir string
+	// ApplyEvery is how often settlements are moved from the journal into
+	// the ledger when fewer than MaxBatch are waiting.
+	ApplyEvery time.Duration
+	// MaxBatch bounds how many settlements one journal group, and one
+	// ledger transaction of an apply, holds.
 	MaxBatch int
-	Logger   *slog.Logger
+	// GroupWait is how long a journal group waits for more settlements
+	// while other calls are running, so that one sync serves many of them
+	// (a sync costs the machine about 100 µs of CPU, whatever its size).
+	// Negative: never wait.
+	GroupWait time.Duration
+	Logger    *slog.Logger
 }
 
 // DefaultMaxTokens is used when the settings give none.
 const DefaultMaxTokens = 4096
 
+// DefaultGroupWait is the GroupWait used when the settings give none.
+const DefaultGroupWait = 500 * time.Microsecond
+
 var _ aigrid.Meter = (*Meter)(nil)
 
 // Meter holds each tenant's balance, holds and usage counters in memory,
 // loaded from the ledger on first use and kept in step with every
-// transaction it writes, so that reserving costs no database read. Writes go
-// through one committer that groups concurrent settlements into one database
-// transaction: durable before Settle returns, at a fraction of a commit each.
+// transaction it writes, so that reserving costs no database read.
+//
+// Settlements go through one writer that appends concurrent ones to the
+// journal as a group, with one write and one sync: durable before Settle
+// returns. An applier moves them from the journal into the ledger in large
+// batches, behind the request path. Reads of the ledger that must see every
+// settled call call Sync first. Credits (top-ups, adjustments, vouchers) are
+// rare and go to the ledger directly.
 type Meter struct {
 	ledger aigrid.LedgerService
 	set    Settings
@@ -53,6 +75,34 @@ type Meter struct {
 	// sending guards jobs against a send after Close closed it.
 	sending sync.RWMutex
 	closed  bool
+
+	// running counts the calls reserved and not yet settled or released:
+	// while some run, a journal group waits for them a little.
+	running atomic.Int64
+
+	journal *journal
+	// jmu makes writing a group and adding it to pending one step, so that
+	// a rotation never ends a segment whose records are not all pending.
+	jmu     sync.Mutex
+	pending []*settlement
+	// applyMu lets one apply run at a time; ended holds the segments whose
+	// records are not all in the ledger yet.
+	applyMu     sync.Mutex
+	ended       []string
+	nudge       chan struct{}
+	stopApplier chan struct{}
+	applierDone chan struct{}
+}
+
+// settlement is a usage transaction in the journal and not yet in the
+// ledger, with what the meter counted for it, to take back should the
+// ledger hold its key already (a settlement replayed).
+type settlement struct {
+	tx         *aigrid.LedgerTx
+	tm         *tenantMeter
+	month, day time.Time
+	tokens     int64
+	charge     aigrid.Charge
 }
 
 // tenantMeter is one tenant's live state; mu guards all of it.
@@ -93,22 +143,78 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 		set.DefaultMaxTokens = DefaultMaxTokens
 	}
 	if set.MaxBatch <= 0 {
-		set.MaxBatch = 512
+		set.MaxBatch = 4096
+	}
+	if set.GroupWait == 0 {
+		set.GroupWait = DefaultGroupWait
+	}
+	if set.ApplyEvery <= 0 {
+		set.ApplyEvery = 100 * time.Millisecond
 	}
 	if set.Logger == nil {
 		set.Logger = slog.New(slog.DiscardHandler)
 	}
+	if set.JournalDir == "" {
+		return nil, errors.New("meter: no journal directory")
+	}
 	m := &Meter{ledger: ledger, set: set, now: time.Now,
 		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
-		jobs: make(chan *commitJob, 4096), stopped: make(chan struct{})}
+		jobs: make(chan *commitJob, 4096), stopped: make(chan struct{}),
+		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{})}
 	if err := m.ReloadTariffs(ctx); err != nil {
 		return nil, err
 	}
+	if err := m.openJournal(ctx); err != nil {
+		return nil, err
+	}
 	go m.commitLoop()
+	go m.applyLoop()
 	return m, nil
 }
 
-// Close writes what is queued and stops the committer.
+// openJournal applies what an earlier run left in the journal, before any
+// tenant's state is read from the ledger, and starts a new segment.
+func (m *Meter) openJournal(ctx context.Context) error {
+	j, segs, err := openJournal(m.set.JournalDir)
+	if err != nil {
+		return err
+	}
+	var txs []*aigrid.LedgerTx
+	for _, seg := range segs {
+		if seg.torn > 0 {
+			// A group cut by a crash: its calls were never told they were recorded.
+			m.set.Logger.Warn("meter: journal segment ends in an incomplete group, which is dropped",
+				"segment", seg.path, "bytes", seg.torn)
+		}
+		for _, rec := range seg.records {
+			tx, err := decodeSettlement(rec)
+			if err != nil {
+				j.close(true)
+				return fmt.Errorf("meter: journal %s: %w", seg.path, err)
+			}
+			txs = append(txs, tx)
+		}
+	}
+	for lo := 0; lo < len(txs); lo += m.set.MaxBatch {
+		if _, err := m.ledger.CommitTxs(ctx, txs[lo:min(len(txs), lo+m.set.MaxBatch)]); err != nil {
+			j.close(true)
+			return fmt.Errorf("meter: apply the settlement journal left by the last run: %w", err)
+		}
+	}
+	for _, seg := range segs {
+		if err := os.Remove(seg.path); err != nil {
+			j.close(true)
+			return fmt.Errorf("meter: journal: %w", err)
+		}
+	}
+	if len(txs) > 0 {
+		m.set.Logger.Info("meter: applied the settlement journal left by the last run", "settlements", len(txs), "segments", len(segs))
+	}
+	m.journal = j
+	return nil
+}
+
+// Close writes what is queued, applies the journal to the ledger, and stops.
 func (m *Meter) Close() {
 	m.sending.Lock()
 	if !m.closed {
@@ -117,6 +223,21 @@ func (m *Meter) Close() {
 	}
 	m.sending.Unlock()
 	<-m.stopped
+	select {
+	case <-m.stopApplier:
+	default:
+		close(m.stopApplier)
+	}
+	<-m.applierDone
+	err := m.Sync(context.Background())
+	if err != nil {
+		m.set.Logger.Error("meter: apply the journal at close; it is applied at the next start", "error", err.Error())
+	}
+	m.jmu.Lock()
+	if cerr := m.journal.close(err == nil && len(m.pending) == 0); cerr != nil {
+		m.set.Logger.Error("meter: close the journal", "error", cerr.Error())
+	}
+	m.jmu.Unlock()
 }
 
 // Currency is the grid's currency.
@@ -373,6 +494,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 		}
 	}
 	tm.held += worst
+	m.running.Add(1)
 	tm.heldTokens += tokens
 	h := &aigrid.Hold{CallID: call.ID, TenantID: call.Tenant.ID, Amount: worst, Tokens: tokens, At: now, Limits: state}
 	if call.Key != nil {
@@ -402,6 +524,7 @@ func quota(period string, limit, used, tokens int64, renews, now time.Time) erro
 
 // Release gives back a hold whose call used nothing.
 func (m *Meter) Release(h *aigrid.Hold) {
+	m.running.Add(-1)
 	m.mu.Lock()
 	tm := m.tenants[h.TenantID]
 	m.mu.Unlock()
@@ -435,8 +558,10 @@ func (m *Meter) giveKeyTokens(h *aigrid.Hold, unused int64, now time.Time) {
 }
 
 // Settle prices what the call used, releases its hold, and writes the usage
-// and its ledger transaction durably before returning. A call settled twice
-// (the same call ID) counts once.
+// and its ledger transaction to the journal, durably, before returning. A
+// call settled twice (the same call ID) counts once: the ledger keeps the
+// first, and the meter takes back what it counted for the second when the
+// journal is applied.
 func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) error {
 	// The client may be gone; the settlement must still be written.
 	ctx = context.WithoutCancel(ctx)
@@ -444,25 +569,32 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	local := h.At.In(m.set.Location)
 	month, day := m.periods(h.At)
 	now := m.now()
+	if current, _ := m.periods(now); !month.Equal(current) {
+		// The month turned while the call ran: it is priced in the month it
+		// was admitted in, after that month's other calls, read from the
+		// ledger, which must hold them all first.
+		if err := m.Sync(ctx); err != nil {
+			m.set.Logger.Error("meter: apply the journal", "error", err.Error())
+		}
+	}
 
 	m.mu.Lock()
 	tm := m.tenants[h.TenantID]
 	m.mu.Unlock()
+	m.running.Add(-1)
 	tm.mu.Lock()
 	m.roll(tm, now)
 	var before int64
 	carry := tm.carry
-	if month.Equal(tm.month) {
-		before = tm.monthTokens
-	} else {
-		// The month turned while the call ran: it is priced in the month it
-		// was admitted in, after that month's other calls, read from the ledger.
+	if !month.Equal(tm.month) {
 		before = m.monthTokensFromLedger(ctx, h.TenantID, month)
 		var err error
 		if carry, err = m.carryFromLedger(ctx, h.TenantID, month); err != nil {
 			m.set.Logger.Error("meter: read the month's prices", "tenant", h.TenantID, "error", err.Error())
 			carry = map[int]int64{}
 		}
+	} else {
+		before = tm.monthTokens
 	}
 	charge := Price(m.tariff(tm.account.Tariff, local), m.set.Currency, before, in, out, local)
 	Round(&charge, carry)
@@ -481,17 +613,24 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 		Usage: &aigrid.UsageRecord{ID: h.CallID, TenantID: h.TenantID, KeyID: h.KeyID, At: h.At,
 			Service: s.Service, Provider: s.Provider, Model: s.Model, PromptTokens: in, CompletionTokens: out,
 			Charge: charge, Cost: Cost(s.Cost, m.set.Currency, in, out), Estimated: s.Estimated}}
-	applied, err := m.commit(ctx, tx)
-	if err != nil || !applied {
-		// Not written, or written before: take back what was counted here.
-		tm.mu.Lock()
-		m.count(tm, month, day, -(in + out), charge.Total)
-		if month.Equal(tm.month) {
-			Unround(&charge, tm.carry)
-		}
-		tm.mu.Unlock()
+	st := &settlement{tx: tx, tm: tm, month: month, day: day, tokens: in + out, charge: charge}
+	if err := m.record(ctx, st); err != nil {
+		m.takeBack(st)
+		return err
 	}
-	return err
+	return nil
+}
+
+// takeBack undoes what Settle counted for a settlement that is not in the
+// ledger: not written, or written before.
+func (m *Meter) takeBack(st *settlement) {
+	tm := st.tm
+	tm.mu.Lock()
+	m.count(tm, st.month, st.day, -st.tokens, st.charge.Total)
+	if st.month.Equal(tm.month) {
+		Unround(&st.charge, tm.carry)
+	}
+	tm.mu.Unlock()
 }
 
 // monthTokensFromLedger sums a tenant's tokens in the month that starts at month.
@@ -524,6 +663,9 @@ func (m *Meter) count(tm *tenantMeter, month, day time.Time, tokens int64, amoun
 // and, once written, adds it to the live balance. A transaction whose key
 // was recorded before changes nothing: the balance is returned as it is.
 func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx) (aigrid.Money, error) {
+	if !tx.Balanced() {
+		return 0, fmt.Errorf("meter: transaction %s does not balance", tx.Key)
+	}
 	// Load the tenant before writing, and hold it, so that the live balance
 	// counts the credit exactly once: loading after the write would read it
 	// from the ledger and then add it again.
@@ -532,11 +674,11 @@ func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx)
 		return 0, err
 	}
 	defer tm.mu.Unlock()
-	applied, err := m.commit(ctx, tx)
+	applied, err := m.ledger.CommitTxs(ctx, []*aigrid.LedgerTx{tx})
 	if err != nil {
 		return 0, err
 	}
-	if applied {
+	if applied[0] {
 		for _, e := range tx.Entries {
 			if e.Account == aigrid.TenantAccount(tenantID) {
 				tm.balance += e.Amount
@@ -671,45 +813,55 @@ func (m *Meter) Balance(ctx context.Context, tenantID int64) (*Balance, error) {
 	return b, nil
 }
 
-// commitJob is one transaction waiting for the committer.
+// commitJob is one settlement waiting for the journal's writer.
 type commitJob struct {
-	tx      *aigrid.LedgerTx
-	applied bool
-	err     error
-	done    chan struct{}
+	st   *settlement
+	err  error
+	done chan struct{}
 }
 
 var errClosed = errors.New("meter: closed")
 
-// commit queues tx for the next group commit and waits until it is durable.
-func (m *Meter) commit(ctx context.Context, tx *aigrid.LedgerTx) (bool, error) {
-	if !tx.Balanced() {
-		return false, fmt.Errorf("meter: transaction %s does not balance", tx.Key)
+// record queues a settlement for the next journal group and waits until it
+// is durable.
+func (m *Meter) record(ctx context.Context, st *settlement) error {
+	if !st.tx.Balanced() {
+		return fmt.Errorf("meter: transaction %s does not balance", st.tx.Key)
 	}
-	j := &commitJob{tx: tx, done: make(chan struct{})}
+	j := &commitJob{st: st, done: make(chan struct{})}
 	m.sending.RLock()
 	if m.closed {
 		m.sending.RUnlock()
-		return false, errClosed
+		return errClosed
 	}
 	m.jobs <- j
 	m.sending.RUnlock()
 	select {
 	case <-j.done:
-		return j.applied, j.err
+		return j.err
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return ctx.Err()
 	}
 }
 
-// commitLoop writes queued transactions in groups: whatever arrived while the
-// previous group was being written goes in the next database transaction.
+// commitLoop writes queued settlements to the journal in groups: whatever
+// arrived while the previous group was being synced goes in the next one.
 func (m *Meter) commitLoop() {
 	defer close(m.stopped)
 	batch := make([]*commitJob, 0, m.set.MaxBatch)
-	txs := make([]*aigrid.LedgerTx, 0, m.set.MaxBatch)
+	var frames, payload []byte
+	var wait *time.Timer
 	for j := range m.jobs {
 		batch = append(batch[:0], j)
+		var expired <-chan time.Time
+		if m.set.GroupWait > 0 && m.running.Load() > 0 {
+			if wait == nil {
+				wait = time.NewTimer(m.set.GroupWait)
+			} else {
+				wait.Reset(m.set.GroupWait)
+			}
+			expired = wait.C
+		}
 	gather:
 		for len(batch) < m.set.MaxBatch {
 			select {
@@ -718,37 +870,125 @@ func (m *Meter) commitLoop() {
 					break gather
 				}
 				batch = append(batch, j)
+				continue
 			default:
+			}
+			if expired == nil {
 				break gather
 			}
-		}
-		txs = txs[:0]
-		for _, j := range batch {
-			txs = append(txs, j.tx)
-		}
-		ctx := context.Background()
-		applied, err := m.ledger.CommitTxs(ctx, txs)
-		if err != nil && len(batch) > 1 {
-			// One bad transaction must not sink the others: write them one by one.
-			m.set.Logger.Error("group commit failed; retrying one by one", "error", err.Error(), "size", len(batch))
-			for _, j := range batch {
-				a, err := m.ledger.CommitTxs(ctx, []*aigrid.LedgerTx{j.tx})
-				j.err = err
-				if err == nil {
-					j.applied = a[0]
+			select {
+			case j, ok := <-m.jobs:
+				if !ok {
+					break gather
 				}
-				close(j.done)
+				batch = append(batch, j)
+			case <-expired:
+				expired = nil
 			}
-			continue
 		}
-		for i, j := range batch {
-			j.err = err
-			if err == nil {
-				j.applied = applied[i]
+		if expired != nil {
+			wait.Stop()
+		}
+		frames = frames[:0]
+		for _, j := range batch {
+			payload = encodeSettlement(payload[:0], j.st.tx)
+			frames = appendFrame(frames, payload)
+		}
+		m.jmu.Lock()
+		err := m.journal.write(frames)
+		if err == nil {
+			for _, j := range batch {
+				m.pending = append(m.pending, j.st)
 			}
+		}
+		waiting := len(m.pending)
+		m.jmu.Unlock()
+		if err != nil {
+			m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(batch))
+		}
+		for _, j := range batch {
+			j.err = err
 			close(j.done)
 		}
+		if waiting >= m.set.MaxBatch {
+			select {
+			case m.nudge <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// applyLoop moves the journal into the ledger every ApplyEvery, or sooner
+// when MaxBatch settlements are waiting.
+func (m *Meter) applyLoop() {
+	defer close(m.applierDone)
+	tick := time.NewTicker(m.set.ApplyEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stopApplier:
+			return
+		case <-tick.C:
+		case <-m.nudge:
+		}
+		if err := m.Sync(context.Background()); err != nil {
+			m.set.Logger.Error("meter: apply the journal; retrying", "error", err.Error())
+		}
+	}
+}
+
+// Sync applies every settlement recorded so far to the ledger, so that a
+// read of the ledger that follows sees it.
+func (m *Meter) Sync(ctx context.Context) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	m.jmu.Lock()
+	if len(m.pending) == 0 {
+		m.jmu.Unlock()
+		return nil
+	}
+	batch := m.pending
+	m.pending = nil
+	// Every record of the segment that ends here is in batch.
+	ended, err := m.journal.rotate()
+	if err == nil {
+		m.ended = append(m.ended, ended)
+	} else {
+		// Its records stay in the segment being written, and are applied
+		// (once) again after a crash.
+		m.set.Logger.Error("meter: rotate the journal", "error", err.Error())
+	}
+	m.jmu.Unlock()
+
+	txs := make([]*aigrid.LedgerTx, 0, min(len(batch), m.set.MaxBatch))
+	for lo := 0; lo < len(batch); lo += m.set.MaxBatch {
+		part := batch[lo:min(len(batch), lo+m.set.MaxBatch)]
+		txs = txs[:0]
+		for _, st := range part {
+			txs = append(txs, st.tx)
+		}
+		applied, err := m.ledger.CommitTxs(ctx, txs)
+		if err != nil {
+			// Keep the rest, ahead of what came since, for the next try.
+			m.jmu.Lock()
+			m.pending = append(batch[lo:len(batch):len(batch)], m.pending...)
+			m.jmu.Unlock()
+			return err
+		}
+		for i, st := range part {
+			if !applied[i] {
+				m.takeBack(st)
+			}
+		}
+	}
+	for _, path := range m.ended {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.set.Logger.Error("meter: remove an applied journal segment", "error", err.Error())
+		}
+	}
+	m.ended = m.ended[:0]
+	return nil
 }
 
 func randomID() string {

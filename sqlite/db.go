@@ -23,6 +23,9 @@ var _ aigrid.Store = (*DB)(nil)
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	// inserts are the ledger's multi-row inserts, prepared on the write
+	// connection (see insertRows).
+	inserts map[chunkKey]*sql.Stmt
 }
 
 // Open opens or creates the database file at path and brings its schema up to date.
@@ -46,11 +49,18 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.prepareInserts(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	for _, st := range db.inserts {
+		st.Close()
+	}
 	rerr := db.read.Close()
 	if err := db.write.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)

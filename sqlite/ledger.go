@@ -21,6 +21,14 @@ const snapshotEvery = 1000
 // CommitTxs writes the transactions in one database transaction, with a few
 // multi-row statements per group rather than a statement per row: the
 // group commit's cost is mostly SQLite's per-statement work.
+//
+// Usage transactions are posted the way a sales journal posts to a general
+// ledger: each call is a usage row, keyed by its call ID, and the calls of
+// one tenant in one minute are posted together as one balanced ledger
+// transaction whose entries sum theirs. A call then costs one row and its
+// indexes instead of a transaction row, two entry rows and five indexes.
+// Minutes are whole in every time zone, so a balance at a month's start in
+// any zone counts exactly the calls before it.
 func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, error) {
 	applied := make([]bool, len(txs))
 	for _, t := range txs {
@@ -29,70 +37,18 @@ func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, er
 		}
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		// Transactions: those whose key exists already (or comes twice in
-		// the group) are not applied; a replay changes nothing.
-		fresh := make([]int, 0, len(txs))
-		seen := make(map[string]bool, len(txs))
+		var calls, others []int
 		for i, t := range txs {
-			if !seen[t.Key] {
-				seen[t.Key] = true
-				fresh = append(fresh, i)
+			if t.Kind == aigrid.TxUsage && t.Usage != nil {
+				calls = append(calls, i)
+			} else {
+				others = append(others, i)
 			}
 		}
-		ids := make(map[string]int64, len(fresh))
-		err := insertRows(ctx, tx, "INSERT INTO ledger_tx (key, kind, tenant_id, at, memo, actor) VALUES ", 6, len(fresh),
-			" ON CONFLICT(key) DO NOTHING RETURNING id, key",
-			func(j int, args []any) []any {
-				t := txs[fresh[j]]
-				return append(args, t.Key, t.Kind, nullID(t.TenantID), toNanos(t.At), t.Memo, t.Actor)
-			},
-			func(rows *sql.Rows) error {
-				var id int64
-				var key string
-				if err := rows.Scan(&id, &key); err != nil {
-					return err
-				}
-				ids[key] = id
-				return nil
-			})
-		if err != nil {
+		if err := db.commitTxRows(ctx, tx, txs, others, applied); err != nil {
 			return err
 		}
-		var entries []entryRow
-		var usage []*aigrid.LedgerTx
-		for _, i := range fresh {
-			t := txs[i]
-			id, ok := ids[t.Key]
-			if !ok {
-				continue
-			}
-			t.ID, applied[i] = id, true
-			for _, e := range t.Entries {
-				entries = append(entries, entryRow{id, e})
-			}
-			if t.Usage != nil {
-				usage = append(usage, t)
-			}
-		}
-		err = insertRows(ctx, tx, "INSERT INTO ledger_entries (tx_id, account, amount) VALUES ", 3, len(entries), "",
-			func(j int, args []any) []any {
-				return append(args, entries[j].txID, entries[j].Account, int64(entries[j].Amount))
-			}, nil)
-		if err != nil {
-			return err
-		}
-		return insertRows(ctx, tx, `INSERT INTO usage (id, tx_id, tenant_id, key_id, at, service, provider, model,
-			prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated) VALUES `, 15, len(usage), "",
-			func(j int, args []any) []any {
-				t := usage[j]
-				u := t.Usage
-				blocks := []byte("[]") // a free call has no blocks
-				if len(u.Charge.Blocks) > 0 {
-					blocks, _ = json.Marshal(u.Charge.Blocks)
-				}
-				return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
-					u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
-			}, nil)
+		return db.commitUsage(ctx, tx, txs, calls, applied)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: commit ledger: %w", err)
@@ -100,43 +56,230 @@ func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, er
 	return applied, nil
 }
 
+// commitTxRows writes the transactions txs[i] for i in which, each with its
+// entries. Those whose key exists already (or comes twice in the group) are
+// not applied: a replay changes nothing.
+func (db *DB) commitTxRows(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, which []int, applied []bool) error {
+	fresh := make([]int, 0, len(which))
+	seen := make(map[string]bool, len(which))
+	for _, i := range which {
+		if !seen[txs[i].Key] {
+			seen[txs[i].Key] = true
+			fresh = append(fresh, i)
+		}
+	}
+	ids := make(map[string]int64, len(fresh))
+	err := db.insertRows(ctx, tx, &insertTxs, len(fresh),
+		func(j int, args []any) []any {
+			t := txs[fresh[j]]
+			return append(args, t.Key, t.Kind, nullID(t.TenantID), toNanos(t.At), t.Memo, t.Actor)
+		},
+		func(rows *sql.Rows) error {
+			var id int64
+			var key string
+			if err := rows.Scan(&id, &key); err != nil {
+				return err
+			}
+			ids[key] = id
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	var entries []entryRow
+	for _, i := range fresh {
+		t := txs[i]
+		id, ok := ids[t.Key]
+		if !ok {
+			continue
+		}
+		t.ID, applied[i] = id, true
+		for _, e := range t.Entries {
+			entries = append(entries, entryRow{id, e})
+		}
+	}
+	return db.insertRows(ctx, tx, &insertEntries, len(entries),
+		func(j int, args []any) []any {
+			return append(args, entries[j].txID, entries[j].Account, int64(entries[j].Amount))
+		}, nil)
+}
+
+// commitUsage writes the usage transactions txs[i] for i in calls: a usage
+// row for each call not recorded before, and one posting per tenant and
+// minute.
+func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int, applied []bool) error {
+	if len(calls) == 0 {
+		return nil
+	}
+	ids := make([]string, len(calls))
+	for j, i := range calls {
+		ids[j] = txs[i].Usage.ID
+	}
+	list, _ := json.Marshal(ids)
+	rows, err := tx.QueryContext(ctx, `SELECT u.id FROM json_each(?) j JOIN usage u ON u.id = j.value`, string(list))
+	if err != nil {
+		return err
+	}
+	recorded := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		recorded[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	type minute struct {
+		tenant int64
+		at     int64 // Unix nanoseconds at the minute's start
+	}
+	var order []minute
+	groups := map[minute][]int{}
+	for _, i := range calls {
+		u := txs[i].Usage
+		if recorded[u.ID] {
+			continue
+		}
+		recorded[u.ID] = true // a second copy in this group is a replay too
+		at := toNanos(txs[i].At)
+		m := minute{txs[i].TenantID, at - ((at%int64(time.Minute))+int64(time.Minute))%int64(time.Minute)}
+		if groups[m] == nil {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], i)
+		applied[i] = true
+	}
+	postings := make([]*aigrid.LedgerTx, len(order))
+	for k, m := range order {
+		group := groups[m]
+		sums := map[string]aigrid.Money{}
+		var accounts []string
+		for _, i := range group {
+			for _, e := range txs[i].Entries {
+				if _, ok := sums[e.Account]; !ok {
+					accounts = append(accounts, e.Account)
+				}
+				sums[e.Account] += e.Amount
+			}
+		}
+		p := &aigrid.LedgerTx{Key: "usage-posting:" + txs[group[0]].Usage.ID, Kind: aigrid.TxUsage, TenantID: m.tenant,
+			At: fromNanos(m.at), Memo: fmt.Sprintf("%d calls", len(group))}
+		for _, a := range accounts {
+			p.Entries = append(p.Entries, aigrid.Entry{Account: a, Amount: sums[a]})
+		}
+		postings[k] = p
+	}
+	posted := make([]bool, len(postings))
+	all := make([]int, len(postings))
+	for k := range all {
+		all[k] = k
+	}
+	if err := db.commitTxRows(ctx, tx, postings, all, posted); err != nil {
+		return err
+	}
+	var fresh []int
+	for k, m := range order {
+		if !posted[k] {
+			return fmt.Errorf("usage posting %s was written before", postings[k].Key)
+		}
+		for _, i := range groups[m] {
+			txs[i].ID = postings[k].ID
+			fresh = append(fresh, i)
+		}
+	}
+	return db.insertRows(ctx, tx, &insertUsage, len(fresh),
+		func(j int, args []any) []any {
+			t := txs[fresh[j]]
+			u := t.Usage
+			blocks := []byte("[]") // a free call has no blocks
+			if len(u.Charge.Blocks) > 0 {
+				blocks, _ = json.Marshal(u.Charge.Blocks)
+			}
+			return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
+				u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
+		}, nil)
+}
+
 type entryRow struct {
 	txID int64
 	aigrid.Entry
 }
 
-// maxParams keeps a statement within SQLite's limit on bound parameters.
-const maxParams = 32766
+// An insert is a statement that writes rows of width parameters: head,
+// then "(?, ...), (?, ...)", then tail.
+type insert struct {
+	head  string
+	width int
+	tail  string
+}
 
-// insertRows inserts n rows of width parameters each, as few statements as
-// the parameter limit allows: head, then "(?, ...), (?, ...)", then tail.
-// row appends the parameters of row j; scan, when set, reads the rows a
-// RETURNING tail gives back.
-func insertRows(ctx context.Context, tx *sql.Tx, head string, width, n int, tail string,
-	row func(j int, args []any) []any, scan func(*sql.Rows) error) error {
-	per := maxParams / width
-	one := "(" + strings.Repeat("?, ", width-1) + "?)"
-	for lo := 0; lo < n; lo += per {
-		hi := min(n, lo+per)
-		var q strings.Builder
-		q.Grow(len(head) + (hi-lo)*(len(one)+2) + len(tail))
-		q.WriteString(head)
-		args := make([]any, 0, (hi-lo)*width)
-		for j := lo; j < hi; j++ {
-			if j > lo {
-				q.WriteString(", ")
+var (
+	insertTxs     = insert{"INSERT INTO ledger_tx (key, kind, tenant_id, at, memo, actor) VALUES ", 6, " ON CONFLICT(key) DO NOTHING RETURNING id, key"}
+	insertEntries = insert{"INSERT INTO ledger_entries (tx_id, account, amount) VALUES ", 3, ""}
+	insertUsage   = insert{`INSERT INTO usage (id, tx_id, tenant_id, key_id, at, service, provider, model,
+		prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated) VALUES `, 15, ""}
+)
+
+// insertChunks are the row counts of the statements insertRows runs,
+// largest first: a group of any size is written with few statements, whose
+// texts are few enough to be prepared once, when the store opens, rather
+// than parsed again for every group.
+var insertChunks = []int{256, 64, 16, 4, 1}
+
+type chunkKey struct {
+	insert *insert
+	rows   int
+}
+
+// prepareInserts prepares every insert in every chunk size.
+func (db *DB) prepareInserts(ctx context.Context) error {
+	db.inserts = map[chunkKey]*sql.Stmt{}
+	for _, in := range []*insert{&insertTxs, &insertEntries, &insertUsage} {
+		one := "(" + strings.Repeat("?, ", in.width-1) + "?)"
+		for _, n := range insertChunks {
+			text := in.head + strings.Repeat(one+", ", n-1) + one + in.tail
+			st, err := db.write.PrepareContext(ctx, text)
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare: %w", err)
 			}
-			q.WriteString(one)
+			db.inserts[chunkKey{in, n}] = st
+		}
+	}
+	return nil
+}
+
+// insertRows inserts n rows in chunks of the sizes in insertChunks. row
+// appends the parameters of row j; scan, when set, reads the rows a
+// RETURNING tail gives back.
+func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, in *insert, n int,
+	row func(j int, args []any) []any, scan func(*sql.Rows) error) error {
+	args := make([]any, 0, min(n, insertChunks[0])*in.width)
+	for lo := 0; lo < n; {
+		size := 1
+		for _, c := range insertChunks {
+			if c <= n-lo {
+				size = c
+				break
+			}
+		}
+		stmt := tx.StmtContext(ctx, db.inserts[chunkKey{in, size}])
+		args = args[:0]
+		for j := lo; j < lo+size; j++ {
 			args = row(j, args)
 		}
-		q.WriteString(tail)
+		lo += size
 		if scan == nil {
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
 			continue
 		}
-		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		rows, err := stmt.QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -327,21 +470,24 @@ func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 		bad = append(bad, fmt.Sprintf("transaction %s: %d entries summing to %d", key, n, sum))
 	}
 	rows.Close()
-	// CROSS JOIN keeps SQLite's planner from scanning usage once per entry:
-	// each usage row finds its entries by the tx_id index.
-	rows, err = db.read.QueryContext(ctx, `SELECT u.id, u.charge, e.amount FROM usage u CROSS JOIN ledger_entries e ON e.tx_id = u.tx_id
-		WHERE e.account = 'revenue' AND e.amount != u.charge`)
+	// Each usage transaction posts its calls' charges to revenue: the sum of
+	// their usage rows must be what it posted.
+	rows, err = db.read.QueryContext(ctx, `SELECT t.key, u.calls, u.charged, COALESCE(r.amount, 0)
+		FROM (SELECT tx_id, COUNT(*) AS calls, SUM(charge) AS charged FROM usage GROUP BY tx_id) u
+		JOIN ledger_tx t ON t.id = u.tx_id
+		LEFT JOIN (SELECT tx_id, SUM(amount) AS amount FROM ledger_entries WHERE account = 'revenue' GROUP BY tx_id) r ON r.tx_id = u.tx_id
+		WHERE u.charged != COALESCE(r.amount, 0)`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var charge, amount int64
-		if err := rows.Scan(&id, &charge, &amount); err != nil {
+		var key string
+		var calls, charged, amount int64
+		if err := rows.Scan(&key, &calls, &charged, &amount); err != nil {
 			return nil, err
 		}
-		bad = append(bad, fmt.Sprintf("usage %s: charged %d, ledger %d", id, charge, amount))
+		bad = append(bad, fmt.Sprintf("usage transaction %s: its %d calls were charged %d, and it posted %d to revenue", key, calls, charged, amount))
 	}
 	return bad, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 		t.Fatalf("balance %d, %v", bal, err)
 	}
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
-		t.Fatalf("check: %v %v", bad, err)
+		t.Fatalf("check: %d problems (%.300v), %v", len(bad), bad, err)
 	}
 }
 
@@ -98,5 +99,64 @@ func TestUsageByBlockWithFreeCalls(t *testing.T) {
 	lines, err := db.UsageByBlock(ctx, tenant.ID, at.Add(-time.Hour), at.Add(time.Hour))
 	if err != nil || len(lines) != 1 || lines[0].Block != 0 || lines[0].InputTokens != 40 || lines[0].Calls != 1 {
 		t.Fatalf("lines %+v, %v", lines, err)
+	}
+}
+
+// Calls are posted one transaction per tenant and minute: a balance at a
+// minute's start counts exactly the calls before it, in every time zone, and
+// the check finds a usage row whose charge differs from what was posted.
+func TestUsagePostingsByTenantAndMinute(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := &aigrid.Tenant{Name: "clinic-a"}, &aigrid.Tenant{Name: "school-b"}
+	for _, tn := range []*aigrid.Tenant{a, b} {
+		if err := db.CreateTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Midnight of 1 December in Kathmandu (UTC+5:45) is 18:15 UTC on 30 November.
+	kathmandu := time.FixedZone("NPT", 5*3600+45*60)
+	midnight := time.Date(2026, 12, 1, 0, 0, 0, 0, kathmandu)
+	call := func(tn *aigrid.Tenant, id string, at time.Time, charge aigrid.Money) *aigrid.LedgerTx {
+		return &aigrid.LedgerTx{Key: "usage:" + id, Kind: aigrid.TxUsage, TenantID: tn.ID, At: at,
+			Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(tn.ID), Amount: -charge}, {Account: aigrid.AccountRevenue, Amount: charge}},
+			Usage: &aigrid.UsageRecord{ID: id, TenantID: tn.ID, At: at, Service: "chat", Provider: "up1", Model: "m",
+				PromptTokens: 10, CompletionTokens: 5, Charge: aigrid.Charge{Total: charge}}}
+	}
+	txs := []*aigrid.LedgerTx{
+		call(a, "a1", midnight.Add(-time.Second), 5),
+		call(a, "a2", midnight.Add(-time.Millisecond), 7),
+		call(a, "a3", midnight, 11),
+		call(b, "b1", midnight.Add(-time.Second), 13),
+		call(a, "a4", midnight.Add(59*time.Second), 17),
+	}
+	if _, err := db.CommitTxs(ctx, txs); err != nil {
+		t.Fatal(err)
+	}
+	if txs[0].ID != txs[1].ID || txs[2].ID != txs[4].ID || txs[0].ID == txs[2].ID || txs[3].ID == txs[0].ID {
+		t.Errorf("postings: %d %d %d %d %d; want a1 with a2, a3 with a4, b1 alone", txs[0].ID, txs[1].ID, txs[2].ID, txs[3].ID, txs[4].ID)
+	}
+	for _, c := range []struct {
+		tenant *aigrid.Tenant
+		before time.Time
+		want   aigrid.Money
+	}{{a, midnight, -12}, {a, midnight.Add(time.Minute), -40}, {b, midnight, -13}, {a, time.Time{}, -40}} {
+		got, err := db.AccountBalance(ctx, aigrid.TenantAccount(c.tenant.ID), c.before)
+		if err != nil || got != c.want {
+			t.Errorf("%s before %v: %d, %v; want %d", c.tenant.Name, c.before, got, err, c.want)
+		}
+	}
+	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
+		t.Fatalf("check: %v, %v", bad, err)
+	}
+	if _, err := db.write.ExecContext(ctx, `UPDATE usage SET charge = 8 WHERE id = 'a2'`); err != nil {
+		t.Fatal(err)
+	}
+	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 1 || !strings.Contains(bad[0], "charged 13, and it posted 12") {
+		t.Fatalf("check after tampering: %q, %v", bad, err)
 	}
 }

@@ -61,7 +61,8 @@ type inProcess struct {
 func startInProcess(t *testing.T, name, upstream string, metered bool) *inProcess {
 	t.Helper()
 	ctx := context.Background()
-	store, tenants, err := openLedger(ctx, t.TempDir(), 1)
+	dir := t.TempDir()
+	store, tenants, err := openLedger(ctx, dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func startInProcess(t *testing.T, name, upstream string, metered bool) *inProces
 	}
 	p := &inProcess{store: store}
 	if metered {
-		if p.meter, err = meter.New(ctx, store, meter.Settings{Currency: kes, Location: time.UTC}); err != nil {
+		if p.meter, err = meter.New(ctx, store, meter.Settings{Currency: kes, Location: time.UTC, JournalDir: filepath.Join(dir, "journal")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(p.meter.Close)

@@ -237,7 +237,8 @@ func (m *Main) startMeter(ctx context.Context, file *config.File) error {
 	case string(d.Body) != string(want):
 		return fmt.Errorf("the ledger in %s is kept in %s, and the configuration says %s: a grid keeps one currency", m.DataDir, d.Body, want)
 	}
-	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger})
+	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger,
+		JournalDir: filepath.Join(m.DataDir, "journal")})
 	return err
 }
 

@@ -1,0 +1,270 @@
+package meter
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"aigrid"
+)
+
+// journal is the meter's write-ahead log of settlements: segment files of
+// framed records, appended a group at a time with one write and one sync.
+// A settlement is durable once its group is synced, at the cost of a few
+// hundred bytes of file, where a SQLite transaction rewrites a page of each
+// of the usage and ledger tables and their indexes. The meter applies the
+// journal to the ledger in large batches behind the request path, rotating
+// to a new segment each time, and deletes the segments it applied.
+//
+// A frame is the payload's length (4 bytes, little-endian), the payload's
+// CRC-32C (4 bytes), then the payload. Reading stops at the first frame that
+// is short or fails its checksum: a group cut by a crash was never
+// acknowledged to anyone.
+type journal struct {
+	dir  string
+	f    *os.File
+	seq  uint64 // the current segment's number
+	size int64  // bytes of the current segment known to be whole
+}
+
+const (
+	frameHeader = 8
+	// maxRecord bounds a frame's claimed length, so that a corrupt length
+	// cannot make the reader allocate gigabytes.
+	maxRecord     = 1 << 20
+	segmentSuffix = ".journal"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// segmentRead is what an existing segment held.
+type segmentRead struct {
+	path    string
+	records [][]byte
+	// torn counts the bytes after the last whole frame.
+	torn int64
+}
+
+// openJournal reads the segments left in dir by an earlier run, oldest
+// first, and starts a new segment after them for writing.
+func openJournal(dir string) (*journal, []segmentRead, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("meter: journal: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
+	if err != nil {
+		return nil, nil, fmt.Errorf("meter: journal: %w", err)
+	}
+	type numbered struct {
+		seq  uint64
+		path string
+	}
+	var segs []numbered
+	for _, p := range names {
+		seq, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), segmentSuffix), 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("meter: journal: %s is not a journal segment; move it out of %s", p, dir)
+		}
+		segs = append(segs, numbered{seq, p})
+	}
+	slices.SortFunc(segs, func(a, b numbered) int { return cmp.Compare(a.seq, b.seq) })
+	var read []segmentRead
+	var last uint64
+	for _, s := range segs {
+		r, err := readSegment(s.path)
+		if err != nil {
+			return nil, nil, err
+		}
+		read = append(read, r)
+		last = s.seq
+	}
+	j := &journal{dir: dir, seq: last}
+	if err := j.next(); err != nil {
+		return nil, nil, err
+	}
+	return j, read, nil
+}
+
+// readSegment reads a segment's whole frames.
+func readSegment(path string) (segmentRead, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return segmentRead{path: path}, fmt.Errorf("meter: journal: %w", err)
+	}
+	records, torn := parseFrames(data)
+	return segmentRead{path: path, records: records, torn: torn}, nil
+}
+
+// parseFrames splits data into the payloads of its whole frames, and counts
+// the bytes after them.
+func parseFrames(data []byte) (records [][]byte, torn int64) {
+	for len(data) >= frameHeader {
+		// No record is empty: a zero length is a tail never written.
+		n := binary.LittleEndian.Uint32(data)
+		if n == 0 || n > maxRecord || int(n) > len(data)-frameHeader {
+			break
+		}
+		payload := data[frameHeader : frameHeader+int(n)]
+		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+			break
+		}
+		records = append(records, payload)
+		data = data[frameHeader+int(n):]
+	}
+	return records, int64(len(data))
+}
+
+// next starts a new segment and makes its name durable.
+func (j *journal) next() error {
+	path := j.segmentPath(j.seq + 1)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("meter: journal: %w", err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f, j.seq, j.size = f, j.seq+1, 0
+	return nil
+}
+
+func (j *journal) segmentPath(seq uint64) string {
+	return filepath.Join(j.dir, fmt.Sprintf("%016d%s", seq, segmentSuffix))
+}
+
+// rotate starts a new segment and returns the path of the one it ends.
+func (j *journal) rotate() (string, error) {
+	old := j.segmentPath(j.seq)
+	if err := j.next(); err != nil {
+		return "", err
+	}
+	return old, nil
+}
+
+// appendFrame adds payload to buf as one frame.
+func appendFrame(buf, payload []byte) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, castagnoli))
+	return append(buf, payload...)
+}
+
+// errJournalBroken is returned once a failed write could not be undone: the
+// segment's tail is unknown, so nothing more may be written after it.
+var errJournalBroken = errors.New("meter: the settlement journal could not be repaired after a failed write")
+
+// write appends frames (made by appendFrame) and syncs them to disk. When
+// either fails, the segment is cut back to its last whole group, so that
+// what the caller will report as not recorded is not replayed later.
+func (j *journal) write(frames []byte) error {
+	if j.f == nil {
+		return errJournalBroken
+	}
+	_, err := j.f.WriteAt(frames, j.size)
+	if err == nil {
+		err = syncData(j.f)
+	}
+	if err != nil {
+		if terr := j.f.Truncate(j.size); terr != nil {
+			j.f.Close()
+			j.f = nil
+			return fmt.Errorf("%w: %w (and then %w)", errJournalBroken, err, terr)
+		}
+		return fmt.Errorf("meter: journal write: %w", err)
+	}
+	j.size += int64(len(frames))
+	return nil
+}
+
+// close closes the current segment and, when remove is set (everything in
+// it was applied), deletes it.
+func (j *journal) close(remove bool) error {
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	if remove && err == nil {
+		err = os.Remove(j.segmentPath(j.seq))
+	}
+	j.f = nil
+	return err
+}
+
+// syncDir makes the directory's entries durable: a new segment's name must
+// survive a power cut as surely as the records written into it.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("meter: journal: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("meter: journal: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// journalRecord is a settlement as the journal keeps it: the usage
+// transaction whole, with the fields the tenant-facing JSON of a usage
+// record leaves out.
+type journalRecord struct {
+	Key       string         `json:"key"`
+	TenantID  int64          `json:"tenant"`
+	At        int64          `json:"at"` // Unix nanoseconds
+	Entries   []aigrid.Entry `json:"entries"`
+	CallID    string         `json:"call"`
+	KeyID     string         `json:"api_key,omitempty"`
+	Service   string         `json:"service"`
+	Provider  string         `json:"provider"`
+	Model     string         `json:"model"`
+	In        int64          `json:"in"`
+	Out       int64          `json:"out"`
+	Charge    aigrid.Charge  `json:"charge"`
+	Cost      aigrid.Money   `json:"cost"`
+	Estimated bool           `json:"estimated,omitempty"`
+}
+
+// encodeSettlement appends a usage transaction's journal record to buf.
+func encodeSettlement(buf []byte, tx *aigrid.LedgerTx) []byte {
+	u := tx.Usage
+	rec := journalRecord{Key: tx.Key, TenantID: tx.TenantID, At: tx.At.UnixNano(), Entries: tx.Entries,
+		CallID: u.ID, KeyID: u.KeyID, Service: u.Service, Provider: u.Provider, Model: u.Model,
+		In: u.PromptTokens, Out: u.CompletionTokens, Charge: u.Charge, Cost: u.Cost, Estimated: u.Estimated}
+	// The record holds strings, integers and slices of them only: it cannot
+	// fail to encode.
+	b, _ := json.Marshal(&rec)
+	return append(buf, b...)
+}
+
+// decodeSettlement reads a record that encodeSettlement wrote.
+func decodeSettlement(b []byte) (*aigrid.LedgerTx, error) {
+	var rec journalRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("a record does not decode: %w", err)
+	}
+	at := time.Unix(0, rec.At)
+	tx := &aigrid.LedgerTx{Key: rec.Key, Kind: aigrid.TxUsage, TenantID: rec.TenantID, At: at, Entries: rec.Entries,
+		Usage: &aigrid.UsageRecord{ID: rec.CallID, TenantID: rec.TenantID, KeyID: rec.KeyID, At: at,
+			Service: rec.Service, Provider: rec.Provider, Model: rec.Model, PromptTokens: rec.In, CompletionTokens: rec.Out,
+			Charge: rec.Charge, Cost: rec.Cost, Estimated: rec.Estimated}}
+	if !tx.Balanced() {
+		return nil, fmt.Errorf("the settlement %s does not balance", rec.Key)
+	}
+	return tx, nil
+}

@@ -1,0 +1,193 @@
+package meter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"aigrid"
+)
+
+// A segment gives back its whole frames, in order, and stops at a frame cut
+// short, one whose checksum fails, or the zeros of an unwritten tail.
+func TestJournalReadsWholeFramesOnly(t *testing.T) {
+	var whole []byte
+	for i := range 3 {
+		whole = appendFrame(whole, fmt.Appendf(nil, "record %d", i))
+	}
+	last := appendFrame(nil, []byte("record 3"))
+	corrupt := bytes.Clone(last)
+	corrupt[len(corrupt)-1] ^= 1
+	for _, c := range []struct {
+		name string
+		tail []byte
+		want int
+	}{
+		{"complete", last, 4},
+		{"cut in the header", last[:5], 3},
+		{"cut in the payload", last[:len(last)-2], 3},
+		{"checksum fails", corrupt, 3},
+		{"zeros", make([]byte, 64), 3},
+		{"length past the limit", []byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 1}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "0000000000000001"+segmentSuffix)
+			data := append(bytes.Clone(whole), c.tail...)
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := readSegment(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.records) != c.want {
+				t.Fatalf("%d records, want %d", len(r.records), c.want)
+			}
+			for i, rec := range r.records {
+				if string(rec) != fmt.Sprintf("record %d", i) {
+					t.Errorf("record %d is %q", i, rec)
+				}
+			}
+			if wantTorn := int64(len(data) - len(whole)); c.want == 3 && r.torn != wantTorn {
+				t.Errorf("torn %d bytes, want %d", r.torn, wantTorn)
+			}
+		})
+	}
+}
+
+// A segment name that is not a number is refused rather than skipped: it
+// could hold settlements.
+func TestJournalRefusesStrangeFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "copy"+segmentSuffix), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := openJournal(dir); err == nil {
+		t.Fatal("opened a journal with a stray segment")
+	}
+}
+
+func FuzzParseFrames(f *testing.F) {
+	f.Add(appendFrame(appendFrame(nil, []byte("a")), []byte("bc")))
+	f.Add([]byte{3, 0, 0, 0, 1, 2, 3, 4, 5})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		records, torn := parseFrames(data)
+		// What was read is a prefix of the data, frame by frame.
+		var again []byte
+		for _, rec := range records {
+			again = appendFrame(again, rec)
+		}
+		if !bytes.HasPrefix(data, again) || int64(len(data)-len(again)) != torn {
+			t.Fatalf("read %d records and %d torn bytes from %d bytes", len(records), torn, len(data))
+		}
+	})
+}
+
+// A meter that dies with settlements in its journal and none in the ledger
+// loses none: the next start applies them, once, before reading any
+// balance; a group cut by the crash is dropped; and applying them again
+// (the dead meter's work finishing) changes nothing.
+func TestJournalReplayAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid, Tariff: "public"})
+	if _, err := f.m.TopUp(ctx, f.tenant.ID, 10_000, "opening", "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Close()
+	dir := filepath.Join(filepath.Dir(f.path), "journal")
+	dead, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, GroupWait: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.now = func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+	const calls = 30
+	for i := range calls {
+		h, err := dead.Reserve(ctx, f.call(fmt.Sprintf("c%d", i)), aigrid.Estimate{PromptTokens: 100_000, MaxTokens: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dead.Settle(ctx, h, served(100_000, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100); len(rows) != 0 {
+		t.Fatalf("%d usage rows before any apply; the test needs them in the journal only", len(rows))
+	}
+	want, _ := dead.Balance(ctx, f.tenant.ID)
+
+	// What the disk holds at the crash, with half a group written after it.
+	crashed := t.TempDir()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
+	for _, p := range segs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == segs[len(segs)-1] {
+			data = append(data, appendFrame(nil, []byte(`{"key":"usage:never-acknowledged"}`))[:20]...)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, filepath.Base(p)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restarted, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: crashed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Close()
+	restarted.now = dead.now
+	rows, err := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100)
+	if err != nil || len(rows) != calls {
+		t.Fatalf("%d usage rows after the restart, %v; want %d", len(rows), err, calls)
+	}
+	got, _ := restarted.Balance(ctx, f.tenant.ID)
+	if got.BalanceMinor != want.BalanceMinor || got.TokensMonth != want.TokensMonth {
+		t.Fatalf("after the restart: %+v; before the crash: %+v", got, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(crashed, "*"+segmentSuffix)); len(left) != 1 {
+		t.Errorf("segments after the restart: %v; want only the new one", left)
+	}
+
+	dead.Close()
+	rows, _ = f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100)
+	stored, _ := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+	if len(rows) != calls || stored != want.BalanceMinor {
+		t.Fatalf("applied twice: %d rows, balance %d; want %d and %d", len(rows), stored, calls, want.BalanceMinor)
+	}
+	if bad, err := f.db.CheckLedger(ctx); err != nil || len(bad) != 0 {
+		t.Fatalf("ledger check: %v, %v", bad, err)
+	}
+}
+
+// A settlement the journal cannot make durable is refused, and counts
+// nothing: the client is told, and the tenant is not charged.
+func TestSettleRefusedWhenTheJournalFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid, Tariff: "public"})
+	if _, err := f.m.TopUp(ctx, f.tenant.ID, 10_000, "opening", "test"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.m.Reserve(ctx, f.call("doomed"), aigrid.Estimate{PromptTokens: 300_000, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.m.Balance(ctx, f.tenant.ID)
+	f.m.jmu.Lock()
+	f.m.journal.f.Close() // the disk goes away under the writer
+	f.m.jmu.Unlock()
+	if err := f.m.Settle(ctx, h, served(300_000, 10)); err == nil {
+		t.Fatal("settled into a closed journal")
+	}
+	after, _ := f.m.Balance(ctx, f.tenant.ID)
+	if after.BalanceMinor != before.BalanceMinor || after.TokensMonth != before.TokensMonth || after.HeldMinor != 0 {
+		t.Fatalf("after a failed settlement: %+v; before: %+v", after, before)
+	}
+	if err := f.m.Settle(ctx, h, served(1, 1)); err == nil {
+		t.Fatal("wrote after the journal broke")
+	}
+}
