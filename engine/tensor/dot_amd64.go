@@ -209,11 +209,11 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, ou
 // rows and of four vectors is loaded once for the sixteen products, which are
 // reduced pairwise to one register per row (lanes as in dotQ8_0x4AVX2), so a
 // block costs four conversions and four multiply-adds for sixteen products.
-func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
+func dotQ8_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32) {
 	nb := len(q.d) / 8
-	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(q.qs[0]) >= nb*QK &&
+	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(ws) >= 4*nb && len(q.qs[0]) >= nb*QK &&
 		len(q.qs[1]) >= nb*QK && len(q.qs[2]) >= nb*QK && len(q.qs[3]) >= nb*QK)
-	w0, dp := base(w), base(q.d)
+	w0, dp, sp := base(w), base(q.d), base(ws)
 	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
 	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
 	ones := archsimd.BroadcastInt16x16(1)
@@ -222,7 +222,7 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 		o := i * QK
 		v0, v1, v2, v3 := i8x32(x0, o), i8x32(x1, o), i8x32(x2, o), i8x32(x3, o)
 		dx := f32x8(dp, 32*i)
-		row := func(wp unsafe.Pointer, acc archsimd.Float32x8) archsimd.Float32x8 {
+		row := func(wp unsafe.Pointer, r int, acc archsimd.Float32x8) archsimd.Float32x8 {
 			wv := u8x32(wp, i*34+2).AsInt8x32()
 			aw := wv.Abs().AsUint8x32()
 			p0 := aw.DotProductPairsSaturated(v0.CopySign(wv)).DotProductPairs(ones)
@@ -231,12 +231,12 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 			p2 := aw.DotProductPairsSaturated(v2.CopySign(wv)).DotProductPairs(ones)
 			p3 := aw.DotProductPairsSaturated(v3.CopySign(wv)).DotProductPairs(ones)
 			h = h.AddPairsGrouped(p2.AddPairsGrouped(p3))
-			return h.ConvertToFloat32().MulAdd(halfX8(wp, i*34).Mul(dx), acc)
+			return h.ConvertToFloat32().MulAdd(f32b(sp, 16*i+4*r).Mul(dx), acc)
 		}
-		acc0 = row(w0, acc0)
-		acc1 = row(w1, acc1)
-		acc2 = row(w2, acc2)
-		acc3 = row(w3, acc3)
+		acc0 = row(w0, 0, acc0)
+		acc1 = row(w1, 1, acc1)
+		acc2 = row(w2, 2, acc2)
+		acc3 = row(w3, 3, acc3)
 	}
 	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
 	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])

@@ -42,8 +42,9 @@ type kernels struct {
 	// activation block is loaded once for all four.
 	q8_0r4, q4_0r4, q4_Kr4, q6_Kr4 func(w []byte, rowBytes int, qs []int8, d []float32, sums []int16, out *[4]float32)
 	// Four rows, rowBytes apart from w, against four vectors: out[r][k] is
-	// row r against vector k. Each block of either side is loaded once.
-	q8_0t4 func(w []byte, rowBytes int, q *quad, out *[4][4]float32)
+	// row r against vector k. Each block of either side is loaded once; ws
+	// holds the rows' block scales as rowScales4 makes them.
+	q8_0t4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -123,9 +124,22 @@ func rows4(dot func([]byte, []int8, []float32, []int16) float32) func([]byte, in
 	}
 }
 
+// rowScales4 writes the scales of the first nb Q8_0 blocks of four rows,
+// rowBytes apart from w, into ws: ws[4i+r] is row r's block i. A batch's
+// products convert them once for all its vectors.
+func rowScales4(w []byte, rowBytes, nb int, ws []float32) {
+	ws = ws[:4*nb]
+	for r := range 4 {
+		row := w[r*rowBytes : r*rowBytes+nb*34]
+		for i := range nb {
+			ws[4*i+r] = halfScale(row[i*34:])
+		}
+	}
+}
+
 // dotQ8_0t4Generic does for each row and vector what dotQ8_0Generic does, in
 // the same order of float operations.
-func dotQ8_0t4Generic(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
+func dotQ8_0t4Generic(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32) {
 	var sum [4][4]float32
 	for i := range len(q.d) / 8 {
 		var x [4][]int8
@@ -143,7 +157,7 @@ func dotQ8_0t4Generic(w []byte, rowBytes int, q *quad, out *[4][4]float32) {
 				s2 += wj * int32(x[2][j])
 				s3 += wj * int32(x[3][j])
 			}
-			dw := halfScale(b)
+			dw := ws[4*i+r]
 			sum[r][0] += dw * d[0] * float32(s0)
 			sum[r][1] += dw * d[1] * float32(s1)
 			sum[r][2] += dw * d[2] * float32(s2)

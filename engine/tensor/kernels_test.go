@@ -241,8 +241,10 @@ func TestQ8_0Tiles(t *testing.T) {
 				}
 				a.group(n, batch, QK)
 				var got, portable [4][4]float32
-				kern.q8_0t4(w.Data, rb, &a.quads[0], &got)
-				dotQ8_0t4Generic(w.Data, rb, &a.quads[0], &portable)
+				ws := make([]float32, 4*n/QK)
+				rowScales4(w.Data, rb, n/QK, ws)
+				kern.q8_0t4(w.Data, rb, ws, &a.quads[0], &got)
+				dotQ8_0t4Generic(w.Data, rb, ws, &a.quads[0], &portable)
 				nb := n / QK
 				for row := range 4 {
 					wr := w.Data[row*rb : (row+1)*rb]

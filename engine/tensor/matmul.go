@@ -132,15 +132,23 @@ func (j *job) rowRange(lo, hi int) {
 		var t [4][4]float32
 		lane := (hi - lo) / 4
 		stride := lane * j.rowBytes
+		tiles := j.w.Type == Q8_0 && j.batch > 1
+		var ws []float32
+		if tiles {
+			ws = make([]float32, 4*(cols/QK))
+		}
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
+			if tiles {
+				rowScales4(w, stride, cols/QK, ws)
+			}
 			b := 0
-			for g := 0; j.w.Type == Q8_0 && j.batch > 1 && g < len(a.quads); g++ {
+			for g := 0; tiles && g < len(a.quads); g++ {
 				n := min(4, j.batch-4*g)
 				if n < 2 {
 					break
 				}
-				kern.q8_0t4(w, stride, &a.quads[g], &t)
+				kern.q8_0t4(w, stride, ws, &a.quads[g], &t)
 				for i := range 4 {
 					for k := range n {
 						j.out[(b+k)*rows+r+i*lane] = t[i][k]

@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,8 +93,7 @@ func (p *Pool) await(seen uint32) uint32 {
 		if i%256 != 255 {
 			continue
 		}
-		// Let other goroutines run where the pool has more threads than Ps.
-		runtime.Gosched()
+		yield()
 		if t0.IsZero() {
 			t0 = time.Now()
 		} else if time.Since(t0) > spinFor {
@@ -139,7 +137,7 @@ func (p *Pool) parallel(rows, grain int) {
 	p.runChunks(0)
 	for i := 0; p.pending.Load() != 0; i++ {
 		if i%256 == 255 {
-			runtime.Gosched()
+			yield()
 		}
 	}
 }
