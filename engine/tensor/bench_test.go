@@ -114,6 +114,32 @@ func BenchmarkKernel(b *testing.B) {
 	}
 }
 
+// BenchmarkKernelBatch8 is BenchmarkKernel for a batch of 8 vectors (the
+// weights' bytes per second, each used 8 times): the ceiling of decoding 8
+// streams and of prefill.
+func BenchmarkKernelBatch8(b *testing.B) {
+	const cols, rows, batch = 4864, 16, 8
+	r := rand.New(rand.NewPCG(4, 4))
+	xs := randVec(r, batch*cols)
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+		b.Run(typ.String(), func(b *testing.B) {
+			m, _ := randMatrix(b, r, typ, rows, cols)
+			var a acts
+			block, sums := QK, QK
+			if typ.BlockSize() == QKK {
+				block, sums = QKK, 16
+			}
+			a.quantize(xs, cols, batch, block, sums)
+			a.group(cols, batch, block)
+			j := job{w: m, rowBytes: typ.RowBytes(cols), out: make([]float32, batch*rows), xs: xs, batch: batch, acts: &a}
+			b.SetBytes(int64(len(m.Data)))
+			for b.Loop() {
+				j.rowRange(0, rows)
+			}
+		})
+	}
+}
+
 // BenchmarkStream sums 256 MiB on two goroutines: the memory bandwidth
 // available in this run, the roofline the MatVec figures compare against.
 func BenchmarkStream(b *testing.B) {

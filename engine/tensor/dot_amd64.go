@@ -35,6 +35,7 @@ func init() {
 	kern.q4_Kr4 = rows4(dotQ4_KAVX2)
 	kern.q6_Kr4 = rows4(dotQ6_KAVX2)
 	kern.q8_0t4 = dotQ8_0t4AVX2
+	kern.scales4 = rowScales4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q6_Kx4 = dotQ6_Kx4AVX2
 	kern.q4_0x4 = dotQ4_0x4AVX2
@@ -202,6 +203,23 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, ou
 		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
+// rowScales4AVX2 converts the four rows' scales of a block at once, as
+// dotQ8_0r4AVX2 does.
+func rowScales4AVX2(w []byte, rowBytes, nb int, ws []float32) {
+	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(ws) >= 4*nb)
+	w0, sp := base(w), base(ws)
+	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
+	hc := newHalfConst()
+	for i := range nb {
+		o := i * 34
+		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
+			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
+		v := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
+		v.GetLo().Store((*[4]float32)(unsafe.Add(sp, 16*i)))
+	}
 	archsimd.ClearAVXUpperBits()
 }
 

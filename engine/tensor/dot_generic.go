@@ -12,22 +12,23 @@ import (
 // kernels are the row dot products in use; simd files replace the entries whose
 // SIMD versions the CPU can run.
 var kern = kernels{
-	q8_0:   dotQ8_0Generic,
-	q8_0x4: dotQ8_0x4Generic,
-	q8_0r4: dotQ8_0r4Generic,
-	q4_0r4: rows4(dotQ4_0Generic),
-	q4_Kr4: rows4(dotQ4_KGeneric),
-	q6_Kr4: rows4(dotQ6_KGeneric),
-	q8_0t4: dotQ8_0t4Generic,
-	q4_Kx4: dotQ4_Kx4Generic,
-	q6_Kx4: dotQ6_Kx4Generic,
-	q4_0x4: dotQ4_0x4Generic,
-	q4_0:   dotQ4_0Generic,
-	q4_K:   dotQ4_KGeneric,
-	q6_K:   dotQ6_KGeneric,
-	f16:    dotF16Generic,
-	bf16:   dotBF16Generic,
-	f32:    dotF32Generic,
+	q8_0:    dotQ8_0Generic,
+	q8_0x4:  dotQ8_0x4Generic,
+	q8_0r4:  dotQ8_0r4Generic,
+	q4_0r4:  rows4(dotQ4_0Generic),
+	q4_Kr4:  rows4(dotQ4_KGeneric),
+	q6_Kr4:  rows4(dotQ6_KGeneric),
+	q8_0t4:  dotQ8_0t4Generic,
+	scales4: rowScales4Generic,
+	q4_Kx4:  dotQ4_Kx4Generic,
+	q6_Kx4:  dotQ6_Kx4Generic,
+	q4_0x4:  dotQ4_0x4Generic,
+	q4_0:    dotQ4_0Generic,
+	q4_K:    dotQ4_KGeneric,
+	q6_K:    dotQ6_KGeneric,
+	f16:     dotF16Generic,
+	bf16:    dotBF16Generic,
+	f32:     dotF32Generic,
 }
 
 type kernels struct {
@@ -45,6 +46,9 @@ type kernels struct {
 	// row r against vector k. Each block of either side is loaded once; ws
 	// holds the rows' block scales as rowScales4 makes them.
 	q8_0t4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
+	// The block scales of four Q8_0 rows for q8_0t4: ws[4i+r] is row r's
+	// block i, for the first nb blocks.
+	scales4 func(w []byte, rowBytes, nb int, ws []float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -124,10 +128,10 @@ func rows4(dot func([]byte, []int8, []float32, []int16) float32) func([]byte, in
 	}
 }
 
-// rowScales4 writes the scales of the first nb Q8_0 blocks of four rows,
-// rowBytes apart from w, into ws: ws[4i+r] is row r's block i. A batch's
+// rowScales4Generic writes the scales of the first nb Q8_0 blocks of four
+// rows, rowBytes apart from w, into ws: ws[4i+r] is row r's block i. A batch's
 // products convert them once for all its vectors.
-func rowScales4(w []byte, rowBytes, nb int, ws []float32) {
+func rowScales4Generic(w []byte, rowBytes, nb int, ws []float32) {
 	ws = ws[:4*nb]
 	for r := range 4 {
 		row := w[r*rowBytes : r*rowBytes+nb*34]

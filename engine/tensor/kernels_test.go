@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -241,8 +242,12 @@ func TestQ8_0Tiles(t *testing.T) {
 				}
 				a.group(n, batch, QK)
 				var got, portable [4][4]float32
-				ws := make([]float32, 4*n/QK)
-				rowScales4(w.Data, rb, n/QK, ws)
+				ws, wsGen := make([]float32, 4*n/QK), make([]float32, 4*n/QK)
+				kern.scales4(w.Data, rb, n/QK, ws)
+				rowScales4Generic(w.Data, rb, n/QK, wsGen)
+				if !slices.Equal(ws, wsGen) {
+					t.Fatalf("n=%d: row scales %v, portable %v", n, ws, wsGen)
+				}
 				kern.q8_0t4(w.Data, rb, ws, &a.quads[0], &got)
 				dotQ8_0t4Generic(w.Data, rb, ws, &a.quads[0], &portable)
 				nb := n / QK

@@ -140,7 +140,7 @@ func (j *job) rowRange(lo, hi int) {
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			if tiles {
-				rowScales4(w, stride, cols/QK, ws)
+				kern.scales4(w, stride, cols/QK, ws)
 			}
 			b := 0
 			for g := 0; tiles && g < len(a.quads); g++ {
