@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	httppprof "net/http/pprof"
+	rtpprof "runtime/pprof"
 	"time"
 
 	"aigrid"
@@ -40,6 +42,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"GET /admin/v1/revenue", s.revenue},
 		{"GET /admin/v1/accounts/unpaid", s.unpaid},
 		{"GET /admin/v1/ledger/check", s.checkLedger},
+		// Go's profiles of the running server, for go tool pprof.
+		{"GET /admin/debug/pprof/{profile}", profile},
 	}
 	byPath := map[string][]string{}
 	for _, rt := range routes {
@@ -60,6 +64,21 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			writeErrorStatus(w, http.StatusMethodNotAllowed, "invalid_request_error", aigrid.Errorf(openaierr.MethodNotAllowed,
 				"%s %s is not supported; use %s.", r.Method, r.URL.Path, allow))
 		})
+	}
+}
+
+// profile serves one of Go's profiles of the running server: profile (CPU,
+// ?seconds=N), trace, or heap, allocs, goroutine, block, mutex.
+func profile(w http.ResponseWriter, r *http.Request) {
+	switch name := r.PathValue("profile"); {
+	case name == "profile":
+		httppprof.Profile(w, r)
+	case name == "trace":
+		httppprof.Trace(w, r)
+	case rtpprof.Lookup(name) != nil:
+		httppprof.Handler(name).ServeHTTP(w, r)
+	default:
+		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "No profile is named %q: try profile, trace, heap, allocs, goroutine, block or mutex.", name))
 	}
 }
 

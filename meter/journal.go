@@ -22,19 +22,32 @@ import (
 // A settlement is durable once its group is synced, at the cost of a few
 // hundred bytes of file, where a SQLite transaction rewrites a page of each
 // of the usage and ledger tables and their indexes. The meter applies the
-// journal to the ledger in large batches behind the request path, rotating
-// to a new segment each time, and deletes the segments it applied.
+// journal to the ledger in large batches behind the request path, and
+// deletes the segments it has applied whole.
+//
+// Segments are made at their full size, zero-filled and synced, before
+// they take records: a sync then flushes data only, with no change to the
+// file's size or extents for the file system to journal. On this project's
+// machines that makes a group's fdatasync several times quicker than on a
+// file that grows.
 //
 // A frame is the payload's length (4 bytes, little-endian), the payload's
-// CRC-32C (4 bytes), then the payload. Reading stops at the first frame that
-// is short or fails its checksum: a group cut by a crash was never
-// acknowledged to anyone.
+// CRC-32C (4 bytes), then the payload. Reading stops at the first frame
+// that is short, fails its checksum, or has length zero (the zeros of a
+// segment's unwritten part): a group cut by a crash was never acknowledged
+// to anyone.
 type journal struct {
 	dir  string
 	f    *os.File
 	seq  uint64 // the current segment's number
-	size int64  // bytes of the current segment known to be whole
+	size int64  // bytes of the current segment written and synced
+	// ended lists the segments filled before the current one, whose
+	// records may not all be applied yet.
+	ended []string
 }
+
+// segmentSize is the size segments are made at.
+var segmentSize int64 = 8 << 20
 
 const (
 	frameHeader = 8
@@ -123,36 +136,50 @@ func parseFrames(data []byte) (records [][]byte, torn int64) {
 	return records, int64(len(data))
 }
 
-// next starts a new segment and makes its name durable.
+// next starts a new segment, made at its full size, and makes its name
+// durable.
 func (j *journal) next() error {
 	path := j.segmentPath(j.seq + 1)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("meter: journal: %w", err)
 	}
-	if err := syncDir(j.dir); err != nil {
+	if err := zeroFill(f, segmentSize); err == nil {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
-		return err
+		return fmt.Errorf("meter: journal: new segment: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()
+		j.ended = append(j.ended, j.segmentPath(j.seq))
 	}
 	j.f, j.seq, j.size = f, j.seq+1, 0
 	return nil
+}
+
+// zeroFill writes n zero bytes to f and syncs them.
+func zeroFill(f *os.File, n int64) error {
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < n; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off); err != nil {
+			return err
+		}
+	}
+	return syncData(f)
 }
 
 func (j *journal) segmentPath(seq uint64) string {
 	return filepath.Join(j.dir, fmt.Sprintf("%016d%s", seq, segmentSuffix))
 }
 
-// rotate starts a new segment and returns the path of the one it ends.
-func (j *journal) rotate() (string, error) {
-	old := j.segmentPath(j.seq)
-	if err := j.next(); err != nil {
-		return "", err
-	}
-	return old, nil
+// takeEnded returns the segments filled so far, and forgets them.
+func (j *journal) takeEnded() []string {
+	ended := j.ended
+	j.ended = nil
+	return ended
 }
 
 // appendFrame adds payload to buf as one frame.
@@ -166,12 +193,18 @@ func appendFrame(buf, payload []byte) []byte {
 // segment's tail is unknown, so nothing more may be written after it.
 var errJournalBroken = errors.New("meter: the settlement journal could not be repaired after a failed write")
 
-// write appends frames (made by appendFrame) and syncs them to disk. When
-// either fails, the segment is cut back to its last whole group, so that
-// what the caller will report as not recorded is not replayed later.
+// write appends frames (made by appendFrame) and syncs them to disk,
+// starting a new segment when they do not fit in the current one. When the
+// write or the sync fails, the segment is cut back to its last whole group,
+// so that what the caller will report as not recorded is not replayed later.
 func (j *journal) write(frames []byte) error {
 	if j.f == nil {
 		return errJournalBroken
+	}
+	if j.size > 0 && j.size+int64(len(frames)) > segmentSize {
+		if err := j.next(); err != nil {
+			return err
+		}
 	}
 	_, err := j.f.WriteAt(frames, j.size)
 	if err == nil {

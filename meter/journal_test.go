@@ -191,3 +191,46 @@ func TestSettleRefusedWhenTheJournalFails(t *testing.T) {
 		t.Fatal("wrote after the journal broke")
 	}
 }
+
+// The tests write segments of 64 KiB, so that a few hundred settlements
+// fill several and the meter's deletion of applied segments is exercised.
+func TestMain(m *testing.M) {
+	segmentSize = 64 << 10
+	os.Exit(m.Run())
+}
+
+// Filled segments are deleted once applied; the one being written stays.
+func TestJournalSegmentsDeletedOnceApplied(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Tariff: "public"})
+	f.m.Close()
+	dir := t.TempDir()
+	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, GroupWait: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 400 {
+		h, err := m.Reserve(ctx, f.call(fmt.Sprintf("c%d", i)), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Settle(ctx, h, served(10, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments for 400 settlements; the test wants several", len(segs))
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix)); len(left) != 1 || left[0] != segs[len(segs)-1] {
+		t.Fatalf("after applying: %v; want only %s", left, segs[len(segs)-1])
+	}
+	rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000)
+	if len(rows) != 400 {
+		t.Fatalf("%d usage rows, want 400", len(rows))
+	}
+}

@@ -46,7 +46,7 @@ type Settings struct {
 const DefaultMaxTokens = 4096
 
 // DefaultGroupWait is the GroupWait used when the settings give none.
-const DefaultGroupWait = 500 * time.Microsecond
+const DefaultGroupWait = 200 * time.Microsecond
 
 var _ aigrid.Meter = (*Meter)(nil)
 
@@ -85,10 +85,8 @@ type Meter struct {
 	// a rotation never ends a segment whose records are not all pending.
 	jmu     sync.Mutex
 	pending []*settlement
-	// applyMu lets one apply run at a time; ended holds the segments whose
-	// records are not all in the ledger yet.
+	// applyMu lets one apply run at a time.
 	applyMu     sync.Mutex
-	ended       []string
 	nudge       chan struct{}
 	stopApplier chan struct{}
 	applierDone chan struct{}
@@ -944,21 +942,14 @@ func (m *Meter) Sync(ctx context.Context) error {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
 	m.jmu.Lock()
-	if len(m.pending) == 0 {
+	if len(m.pending) == 0 && len(m.journal.ended) == 0 {
 		m.jmu.Unlock()
 		return nil
 	}
 	batch := m.pending
 	m.pending = nil
-	// Every record of the segment that ends here is in batch.
-	ended, err := m.journal.rotate()
-	if err == nil {
-		m.ended = append(m.ended, ended)
-	} else {
-		// Its records stay in the segment being written, and are applied
-		// (once) again after a crash.
-		m.set.Logger.Error("meter: rotate the journal", "error", err.Error())
-	}
+	// Every record of the segments filled so far is in batch, or applied.
+	ended := m.journal.takeEnded()
 	m.jmu.Unlock()
 
 	txs := make([]*aigrid.LedgerTx, 0, min(len(batch), m.set.MaxBatch))
@@ -973,6 +964,7 @@ func (m *Meter) Sync(ctx context.Context) error {
 			// Keep the rest, ahead of what came since, for the next try.
 			m.jmu.Lock()
 			m.pending = append(batch[lo:len(batch):len(batch)], m.pending...)
+			m.journal.ended = append(ended, m.journal.ended...)
 			m.jmu.Unlock()
 			return err
 		}
@@ -982,12 +974,11 @@ func (m *Meter) Sync(ctx context.Context) error {
 			}
 		}
 	}
-	for _, path := range m.ended {
+	for _, path := range ended {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.set.Logger.Error("meter: remove an applied journal segment", "error", err.Error())
 		}
 	}
-	m.ended = m.ended[:0]
 	return nil
 }
 

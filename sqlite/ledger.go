@@ -433,7 +433,7 @@ func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) (
 // Revenue sums usage by provider in [from, to).
 func (db *DB) Revenue(ctx context.Context, from, to time.Time) ([]aigrid.RevenueLine, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT provider, COUNT(*), SUM(prompt_tokens + completion_tokens), SUM(charge), SUM(cost)
-		FROM usage WHERE at >= ? AND at < ? GROUP BY provider ORDER BY provider`, toNanos(from), toNanos(to))
+		FROM usage WHERE tenant_id IN (SELECT id FROM tenants) AND at >= ? AND at < ? GROUP BY provider ORDER BY provider`, toNanos(from), toNanos(to))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: revenue: %w", err)
 	}

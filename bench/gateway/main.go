@@ -44,12 +44,13 @@ func main() {
 	chunks := flag.Int("chunks", 32, "chunks in the mock's completion")
 	unmetered := flag.Bool("unmetered", false, "run aigrid without the meter, to tell the meter's cost apart")
 	memoryOnly := flag.Bool("memory-only", false, "measure only the resident sets, in processes that served nothing before the streams")
+	cpuProfile := flag.String("cpuprofile", "", "write aigrid's CPU profile during its fixed-concurrency load to this file (go tool pprof FILE)")
 	flag.Parse()
 	if *role == "proxy" {
 		runProxy(*upstream, *listen)
 		return
 	}
-	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly); err != nil {
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -85,7 +86,7 @@ type result struct {
 	Errors      int64   `json:"errors"`
 }
 
-func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool) error {
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile string) error {
 	mock, err := startMock(chunks)
 	if err != nil {
 		return err
@@ -108,7 +109,9 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	defer grid.Stop()
 
 	if !memoryOnly {
-		latency(mock, "http://"+proxyAddr, grid, duration, concurrency, maxConcurrency)
+		if err := latency(mock, "http://"+proxyAddr, grid, duration, concurrency, maxConcurrency, cpuProfile); err != nil {
+			return err
+		}
 	}
 	proxyBase, proxyRSS, proxyHeld, err := holdStreams("http://"+proxyAddr, "", proxyPID, streams, nil)
 	if err != nil {
@@ -137,8 +140,9 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 }
 
 // latency loads each setup with closed-loop clients streaming the fast
-// completion and prints one line per setup and the ratios.
-func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration, concurrency, maxConcurrency int) {
+// completion and prints one line per setup and the ratios. With cpuProfile
+// set, aigrid's CPU profile over its fixed-concurrency load is written there.
+func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration, concurrency, maxConcurrency int, cpuProfile string) error {
 	setups := []struct{ name, url, key string }{
 		{"direct", mock, ""},
 		{"reverse_proxy", proxyURL, ""},
@@ -147,7 +151,17 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 	results := map[string]result{}
 	for _, s := range setups {
 		load(s.url, s.key, "fast", concurrency, time.Second) // warm up connections and caches
+		var profiled chan error
+		if s.name == "aigrid" && cpuProfile != "" {
+			profiled = make(chan error, 1)
+			go func() { profiled <- saveProfile(grid.URL, cpuProfile, duration) }()
+		}
 		r := load(s.url, s.key, "fast", concurrency, duration)
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return err
+			}
+		}
 		r.MaxRPS = load(s.url, s.key, "fast", maxConcurrency, duration).RPS
 		r.Setup = s.name
 		results[s.name] = r
@@ -171,6 +185,30 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 	}
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
+	return nil
+}
+
+// saveProfile fetches aigrid's CPU profile over d into path.
+func saveProfile(base, path string, d time.Duration) error {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/admin/debug/pprof/profile?seconds=%d", base, max(1, int(d.Seconds()))), nil)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // longChunks is the length of the "long" completion, which tells the cost of
@@ -265,6 +303,9 @@ type aigridProcess struct {
 }
 
 // startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
+// adminKey is the bench grid's operator key.
+const adminKey = "sk-admin-bench-000001"
+
 func startAigrid(work, upstream string, streams int, unmetered bool) (*aigridProcess, error) {
 	bin := filepath.Join(work, "aigrid")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/aigrid")
@@ -273,7 +314,7 @@ func startAigrid(work, upstream string, streams int, unmetered bool) (*aigridPro
 		return nil, fmt.Errorf("building aigrid (run from the repository root): %v", err)
 	}
 	key := "sk-bench-tenant-0001"
-	config := fmt.Sprintf(`admin_keys: [sk-admin-bench-000001]
+	config := fmt.Sprintf(`admin_keys: [%s]
 server: {log_level: error}
 providers:
   - name: mock
@@ -284,7 +325,7 @@ providers:
 tenants:
   - name: bench
     keys: [%s]
-`, upstream, 4*streams, 2*streams, key)
+`, adminKey, upstream, 4*streams, 2*streams, key)
 	cfg := filepath.Join(work, "grid.yaml")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
