@@ -187,6 +187,16 @@ type RateState struct {
 	ResetTokens                      time.Duration
 }
 
+// RateLimited is a call refused by a rate limit, with the state of the
+// limits that apply, for the x-ratelimit-* headers of the 429.
+type RateLimited struct {
+	Err    *Error
+	Limits RateState
+}
+
+func (e *RateLimited) Error() string { return e.Err.Error() }
+func (e *RateLimited) Unwrap() error { return e.Err }
+
 // Served is what the meter records of a served call.
 type Served struct {
 	Service  string

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,6 +19,10 @@ func (s *Server) reserve(ctx context.Context, w http.ResponseWriter, call *aigri
 	}
 	h, err := s.cfg.Meter.Reserve(ctx, call, est)
 	if err != nil {
+		var limited *aigrid.RateLimited
+		if errors.As(err, &limited) {
+			setRateHeaders(w.Header(), limited.Limits)
+		}
 		return nil, err
 	}
 	setRateHeaders(w.Header(), h.Limits)

@@ -441,18 +441,20 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 	}
 	var resultsArr [4]rateCheck
 	results := resultsArr[:len(checks)]
+	var refusal *aigrid.Error
 	for i, c := range checks {
 		if c.limit <= 0 {
 			continue
 		}
 		r := c.g.check(now, c.limit, time.Minute, c.cost)
 		results[i] = r
-		if !r.ok {
+		if !r.ok && refusal == nil {
 			if c.cost > c.limit {
-				return nil, aigrid.Errorf(aigrid.ERateLimited, "This request may use up to %d tokens (prompt and max_tokens), more than this %s's limit of %d tokens per minute: lower max_tokens or shorten the prompt.", c.cost, c.whose, c.limit)
+				refusal = aigrid.Errorf(aigrid.ERateLimited, "This request may use up to %d tokens (prompt and max_tokens), more than this %s's limit of %d tokens per minute: lower max_tokens or shorten the prompt.", c.cost, c.whose, c.limit)
+			} else {
+				refusal = &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: r.retryAfter,
+					Message: fmt.Sprintf("Rate limit reached: this %s may use %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
 			}
-			return nil, &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: r.retryAfter,
-				Message: fmt.Sprintf("Rate limit reached: this %s may use %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
 		}
 		// The headers show the tenant's own limits, or the key's when tighter.
 		if c.unit == "requests" && (state.LimitRequests == 0 || r.remaining < state.RemainingRequests) {
@@ -461,6 +463,10 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 		if c.unit == "tokens" && (state.LimitTokens == 0 || r.remaining < state.RemainingTokens) {
 			state.LimitTokens, state.RemainingTokens, state.ResetTokens = c.limit, r.remaining, r.reset
 		}
+	}
+	if refusal != nil {
+		// A client library reads the x-ratelimit-* headers of a 429 too.
+		return nil, &aigrid.RateLimited{Err: refusal, Limits: state}
 	}
 
 	local := now.In(m.set.Location)

@@ -2,6 +2,7 @@ package meter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -239,8 +240,13 @@ func TestLimits(t *testing.T) {
 	}
 	_, err := f.m.Reserve(ctx, f.call("l2"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
 	var e *aigrid.Error
-	if aigrid.ErrorCode(err) != aigrid.ERateLimited || !asError(err, &e) || e.RetryAfter != 30*time.Second {
+	if aigrid.ErrorCode(err) != aigrid.ERateLimited || !errors.As(err, &e) || e.RetryAfter != 30*time.Second {
 		t.Fatalf("third request in a minute: %v", err)
+	}
+	// The refusal tells the limit's state, for the 429's x-ratelimit-* headers.
+	var limited *aigrid.RateLimited
+	if !errors.As(err, &limited) || limited.Limits.LimitRequests != 2 || limited.Limits.RemainingRequests != 0 || limited.Limits.ResetRequests <= 0 {
+		t.Fatalf("refusal's rate state: %+v", limited)
 	}
 	// The monthly quota counts held tokens too.
 	f.m.now = func() time.Time { return time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC) }
@@ -255,12 +261,6 @@ func TestLimits(t *testing.T) {
 	if _, err := f.m.Reserve(ctx, f.call("l5"), aigrid.Estimate{PromptTokens: 1, MaxTokens: 1}); aigrid.ErrorCode(err) != aigrid.ERateLimited {
 		t.Fatalf("past the key's limit: %v", err)
 	}
-}
-
-func asError(err error, target **aigrid.Error) bool {
-	e, ok := err.(*aigrid.Error)
-	*target = e
-	return ok
 }
 
 // A credit to a tenant the meter has not loaded yet counts once, and a

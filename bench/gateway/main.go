@@ -45,12 +45,13 @@ func main() {
 	unmetered := flag.Bool("unmetered", false, "run aigrid without the meter, to tell the meter's cost apart")
 	memoryOnly := flag.Bool("memory-only", false, "measure only the resident sets, in processes that served nothing before the streams")
 	cpuProfile := flag.String("cpuprofile", "", "write aigrid's CPU profile during its fixed-concurrency load to this file (go tool pprof FILE)")
+	heapProfile := flag.String("heapprofile", "", "write aigrid's heap profile while it holds the streams to this file")
 	flag.Parse()
 	if *role == "proxy" {
 		runProxy(*upstream, *listen)
 		return
 	}
-	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly, *cpuProfile); err != nil {
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly, *cpuProfile, *heapProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -86,7 +87,7 @@ type result struct {
 	Errors      int64   `json:"errors"`
 }
 
-func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile string) error {
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile, heapProfile string) error {
 	mock, err := startMock(chunks)
 	if err != nil {
 		return err
@@ -117,7 +118,14 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	if err != nil {
 		return err
 	}
-	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() { runtimeMemory(grid.URL) })
+	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() {
+		runtimeMemory(grid.URL)
+		if heapProfile != "" {
+			if err := saveProfile(grid.URL, heapProfile, "heap"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -154,7 +162,9 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 		var profiled chan error
 		if s.name == "aigrid" && cpuProfile != "" {
 			profiled = make(chan error, 1)
-			go func() { profiled <- saveProfile(grid.URL, cpuProfile, duration) }()
+			go func() {
+				profiled <- saveProfile(grid.URL, cpuProfile, fmt.Sprintf("profile?seconds=%d", max(1, int(duration.Seconds()))))
+			}()
 		}
 		r := load(s.url, s.key, "fast", concurrency, duration)
 		if profiled != nil {
@@ -188,17 +198,17 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 	return nil
 }
 
-// saveProfile fetches aigrid's CPU profile over d into path.
-func saveProfile(base, path string, d time.Duration) error {
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/admin/debug/pprof/profile?seconds=%d", base, max(1, int(d.Seconds()))), nil)
+// saveProfile fetches one of aigrid's profiles (see /admin/debug/pprof) into path.
+func saveProfile(base, path, profile string) error {
+	req, _ := http.NewRequest("GET", base+"/admin/debug/pprof/"+profile, nil)
 	req.Header.Set("Authorization", "Bearer "+adminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("%s: %w", profile, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
+		return fmt.Errorf("%s: %s", profile, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

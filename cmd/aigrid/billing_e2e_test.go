@@ -180,12 +180,15 @@ func TestBillingEndToEnd(t *testing.T) {
 		t.Errorf("broke tenant: %d %+v", r.StatusCode, e)
 	}
 
-	// Two requests a minute, then 429 with Retry-After.
+	// Two requests a minute, then 429 with Retry-After and the limit's state.
 	for i := range 3 {
 		var e apiError
 		r := g.do("POST", "/v1/chat/completions", "sk-limited-0001", chatBody("hello", false), &e)
 		if i < 2 && r.StatusCode != 200 || i == 2 && (r.StatusCode != 429 || r.Header.Get("Retry-After") == "" || e.Error.Code != "rate_limit_exceeded") {
 			t.Errorf("limited call %d: %d %v %+v", i, r.StatusCode, r.Header, e)
+		}
+		if i == 2 && (r.Header.Get("x-ratelimit-limit-requests") != "2" || r.Header.Get("x-ratelimit-remaining-requests") != "0" || r.Header.Get("x-ratelimit-reset-requests") == "") {
+			t.Errorf("429's rate-limit headers: %v", r.Header)
 		}
 	}
 
