@@ -35,6 +35,7 @@ func init() {
 	kern.q4_Kr4 = rows4(dotQ4_KAVX2)
 	kern.q6_Kr4 = rows4(dotQ6_KAVX2)
 	kern.q8_0t4 = dotQ8_0t4AVX2
+	kern.q4_0t4 = dotQ4_0t4AVX2
 	kern.scales4 = rowScales4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q6_Kx4 = dotQ6_Kx4AVX2
@@ -208,13 +209,13 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, ou
 
 // rowScales4AVX2 converts the four rows' scales of a block at once, as
 // dotQ8_0r4AVX2 does.
-func rowScales4AVX2(w []byte, rowBytes, nb int, ws []float32) {
-	checkRow(rowBytes >= nb*34 && len(w) >= 3*rowBytes+nb*34 && len(ws) >= 4*nb)
+func rowScales4AVX2(w []byte, rowBytes, nb, blockBytes int, ws []float32) {
+	checkRow(blockBytes >= 2 && rowBytes >= nb*blockBytes && len(w) >= 3*rowBytes+nb*blockBytes && len(ws) >= 4*nb)
 	w0, sp := base(w), base(ws)
 	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
 	hc := newHalfConst()
 	for i := range nb {
-		o := i * 34
+		o := i * blockBytes
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
 		v := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
@@ -295,35 +296,76 @@ func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 }
 
 // dotQ4_0x4AVX2 unpacks each block's nibbles once for four vectors and reduces
-// the four products pairwise, as dotQ8_0x4AVX2 does. The offset of 8 is taken
-// from the quants, which then multiply as Q8_0's do: that costs one sign
-// copy a vector instead of a broadcast of its sum and a subtraction.
+// the four products pairwise, as dotQ8_0x4AVX2 does. The nibbles (0-15)
+// multiply the activations as unsigned bytes, and the offset of 8 is taken from
+// the reduced sums with the quad's offsets, one subtraction a block.
 func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 	nb := len(q.d) / 8
-	checkRow(len(w) >= nb*18 && len(q.qs[0]) >= nb*QK && len(q.qs[1]) >= nb*QK &&
+	checkRow(len(w) >= nb*18 && len(q.offs) >= nb*8 && len(q.qs[0]) >= nb*QK && len(q.qs[1]) >= nb*QK &&
 		len(q.qs[2]) >= nb*QK && len(q.qs[3]) >= nb*QK)
-	wp, dp := base(w), base(q.d)
+	wp, dp, op := base(w), base(q.d), base(q.offs)
 	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
 	ones := archsimd.BroadcastInt16x16(1)
 	mask := archsimd.BroadcastUint8x32(0x0f)
-	eight := archsimd.BroadcastInt8x32(8)
 	var acc archsimd.Float32x8
 	for i := range nb {
 		lo := u8x16(wp, i*18+2)
 		hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 		var qv archsimd.Uint8x32
-		wv := qv.SetLo(lo).SetHi(hi).And(mask).AsInt8x32().Sub(eight)
-		aw := wv.Abs().AsUint8x32()
+		qv = qv.SetLo(lo).SetHi(hi).And(mask)
 		o := i * QK
-		p0 := aw.DotProductPairsSaturated(i8x32(x0, o).CopySign(wv)).DotProductPairs(ones)
-		p1 := aw.DotProductPairsSaturated(i8x32(x1, o).CopySign(wv)).DotProductPairs(ones)
-		p2 := aw.DotProductPairsSaturated(i8x32(x2, o).CopySign(wv)).DotProductPairs(ones)
-		p3 := aw.DotProductPairsSaturated(i8x32(x3, o).CopySign(wv)).DotProductPairs(ones)
+		p0 := qv.DotProductPairsSaturated(i8x32(x0, o)).DotProductPairs(ones)
+		p1 := qv.DotProductPairsSaturated(i8x32(x1, o)).DotProductPairs(ones)
+		p2 := qv.DotProductPairsSaturated(i8x32(x2, o)).DotProductPairs(ones)
+		p3 := qv.DotProductPairsSaturated(i8x32(x3, o)).DotProductPairs(ones)
 		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
+		h = h.Sub(archsimd.LoadInt32x8((*[8]int32)(unsafe.Add(op, 32*i))))
 		s := halfX8(wp, i*18).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
+// dotQ4_0t4AVX2 is dotQ8_0t4AVX2 for Q4_0 weights, with the nibbles and the
+// offsets of dotQ4_0x4AVX2.
+func dotQ4_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32) {
+	nb := len(q.d) / 8
+	checkRow(rowBytes >= nb*18 && len(w) >= 3*rowBytes+nb*18 && len(ws) >= 4*nb && len(q.offs) >= nb*8 &&
+		len(q.qs[0]) >= nb*QK && len(q.qs[1]) >= nb*QK && len(q.qs[2]) >= nb*QK && len(q.qs[3]) >= nb*QK)
+	w0, dp, sp, op := base(w), base(q.d), base(ws), base(q.offs)
+	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	ones := archsimd.BroadcastInt16x16(1)
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	var acc0, acc1, acc2, acc3 archsimd.Float32x8
+	for i := range nb {
+		o := i * QK
+		v0, v1, v2, v3 := i8x32(x0, o), i8x32(x1, o), i8x32(x2, o), i8x32(x3, o)
+		dx := f32x8(dp, 32*i)
+		off := archsimd.LoadInt32x8((*[8]int32)(unsafe.Add(op, 32*i)))
+		row := func(wp unsafe.Pointer, r int, acc archsimd.Float32x8) archsimd.Float32x8 {
+			lo := u8x16(wp, i*18+2)
+			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
+			var qv archsimd.Uint8x32
+			qv = qv.SetLo(lo).SetHi(hi).And(mask)
+			p0 := qv.DotProductPairsSaturated(v0).DotProductPairs(ones)
+			p1 := qv.DotProductPairsSaturated(v1).DotProductPairs(ones)
+			h := p0.AddPairsGrouped(p1)
+			p2 := qv.DotProductPairsSaturated(v2).DotProductPairs(ones)
+			p3 := qv.DotProductPairsSaturated(v3).DotProductPairs(ones)
+			h = h.AddPairsGrouped(p2.AddPairsGrouped(p3)).Sub(off)
+			return h.ConvertToFloat32().MulAdd(f32b(sp, 16*i+4*r).Mul(dx), acc)
+		}
+		acc0 = row(w0, 0, acc0)
+		acc1 = row(w1, 1, acc1)
+		acc2 = row(w2, 2, acc2)
+		acc3 = row(w3, 3, acc3)
+	}
+	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
+	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
+	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
+	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
 	archsimd.ClearAVXUpperBits()
 }
 

@@ -19,6 +19,7 @@ var kern = kernels{
 	q4_Kr4:  rows4(dotQ4_KGeneric),
 	q6_Kr4:  rows4(dotQ6_KGeneric),
 	q8_0t4:  dotQ8_0t4Generic,
+	q4_0t4:  dotQ4_0t4Generic,
 	scales4: rowScales4Generic,
 	q4_Kx4:  dotQ4_Kx4Generic,
 	q6_Kx4:  dotQ6_Kx4Generic,
@@ -45,10 +46,10 @@ type kernels struct {
 	// Four rows, rowBytes apart from w, against four vectors: out[r][k] is
 	// row r against vector k. Each block of either side is loaded once; ws
 	// holds the rows' block scales as rowScales4 makes them.
-	q8_0t4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
-	// The block scales of four Q8_0 rows for q8_0t4: ws[4i+r] is row r's
-	// block i, for the first nb blocks.
-	scales4 func(w []byte, rowBytes, nb int, ws []float32)
+	q8_0t4, q4_0t4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
+	// The block scales of four rows for the tile kernels: ws[4i+r] is row
+	// r's block i, for the first nb blocks of blockBytes (a leading f16 scale).
+	scales4 func(w []byte, rowBytes, nb, blockBytes int, ws []float32)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }
@@ -131,14 +132,35 @@ func rows4(dot func([]byte, []int8, []float32, []int16) float32) func([]byte, in
 // rowScales4Generic writes the scales of the first nb Q8_0 blocks of four
 // rows, rowBytes apart from w, into ws: ws[4i+r] is row r's block i. A batch's
 // products convert them once for all its vectors.
-func rowScales4Generic(w []byte, rowBytes, nb int, ws []float32) {
+func rowScales4Generic(w []byte, rowBytes, nb, blockBytes int, ws []float32) {
 	ws = ws[:4*nb]
 	for r := range 4 {
-		row := w[r*rowBytes : r*rowBytes+nb*34]
+		row := w[r*rowBytes : r*rowBytes+nb*blockBytes]
 		for i := range nb {
-			ws[4*i+r] = halfScale(row[i*34:])
+			ws[4*i+r] = halfScale(row[i*blockBytes:])
 		}
 	}
+}
+
+// dotQ4_0t4Generic does for each row and vector what dotQ4_0Generic does, in
+// the same order of float operations.
+func dotQ4_0t4Generic(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32) {
+	var sum [4][4]float32
+	for i := range len(q.d) / 8 {
+		for r := range 4 {
+			b := w[r*rowBytes+i*18 : r*rowBytes+i*18+18]
+			for k := range 4 {
+				x := q.qs[k][i*QK : i*QK+QK]
+				var s0, s1 int32
+				for j := range QK / 2 {
+					s0 += int32(b[2+j]&0xf) * int32(x[j])
+					s1 += int32(b[2+j]>>4) * int32(x[j+QK/2])
+				}
+				sum[r][k] += ws[4*i+r] * q.d[8*i+k] * float32(s0+s1-8*int32(q.sums[k][i]))
+			}
+		}
+	}
+	*out = sum
 }
 
 // dotQ8_0t4Generic does for each row and vector what dotQ8_0Generic does, in

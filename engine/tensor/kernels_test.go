@@ -217,60 +217,70 @@ func TestRows(t *testing.T) {
 	}
 }
 
-// The Q8_0 tile kernels must give each row and vector what the single-row
+// The tile kernels must give each row and vector what the single-row
 // kernel in use gives it, up to the order of float additions, and the portable
 // one exactly what the portable single-row kernel gives; padding vectors give 0.
-func TestQ8_0Tiles(t *testing.T) {
+func TestTiles(t *testing.T) {
 	r := rand.New(rand.NewPCG(19, 20))
-	for _, n := range []int{QK, 3 * QK, 4864} {
-		w, wf := randMatrix(t, r, Q8_0, 4, n)
-		rb := Q8_0.RowBytes(n)
-		for batch := 2; batch <= 4; batch++ {
-			var a acts
-			a.quantize(randVec(r, batch*n), n, batch, QK, QK)
-			for k := range 3 {
-				if k == 1 {
-					extremes(Q8_0, w.Data)
-					if err := Dequantize(Q8_0, wf, w.Data); err != nil {
-						t.Fatal(err)
+	tiles := []struct {
+		t             Type
+		got, portable func([]byte, int, []float32, *quad, *[4][4]float32)
+		one, oneGen   func([]byte, []int8, []float32, []int16) float32
+	}{
+		{Q8_0, kern.q8_0t4, dotQ8_0t4Generic, kern.q8_0, dotQ8_0Generic},
+		{Q4_0, kern.q4_0t4, dotQ4_0t4Generic, kern.q4_0, dotQ4_0Generic},
+	}
+	for _, c := range tiles {
+		for _, n := range []int{QK, 3 * QK, 4864} {
+			w, wf := randMatrix(t, r, c.t, 4, n)
+			rb := c.t.RowBytes(n)
+			for batch := 2; batch <= 4; batch++ {
+				var a acts
+				a.quantize(randVec(r, batch*n), n, batch, QK, QK)
+				for k := range 3 {
+					if k == 1 {
+						extremes(c.t, w.Data)
+						if err := Dequantize(c.t, wf, w.Data); err != nil {
+							t.Fatal(err)
+						}
 					}
-				}
-				if k == 2 {
-					for i := range a.qs {
-						a.qs[i] = -127
+					if k == 2 {
+						for i := range a.qs {
+							a.qs[i] = -127
+						}
 					}
-				}
-				a.group(n, batch, QK)
-				var got, portable [4][4]float32
-				ws, wsGen := make([]float32, 4*n/QK), make([]float32, 4*n/QK)
-				kern.scales4(w.Data, rb, n/QK, ws)
-				rowScales4Generic(w.Data, rb, n/QK, wsGen)
-				if !slices.Equal(ws, wsGen) {
-					t.Fatalf("n=%d: row scales %v, portable %v", n, ws, wsGen)
-				}
-				kern.q8_0t4(w.Data, rb, ws, &a.quads[0], &got)
-				dotQ8_0t4Generic(w.Data, rb, ws, &a.quads[0], &portable)
-				nb := n / QK
-				for row := range 4 {
-					wr := w.Data[row*rb : (row+1)*rb]
-					for v := range 4 {
-						if v >= batch {
-							if got[row][v] != 0 || portable[row][v] != 0 {
-								t.Errorf("n=%d batch %d: row %d padding vector %d gives %v, %v", n, batch, row, v, got[row][v], portable[row][v])
+					a.group(n, batch, QK)
+					var got, portable [4][4]float32
+					ws, wsGen := make([]float32, 4*n/QK), make([]float32, 4*n/QK)
+					kern.scales4(w.Data, rb, n/QK, c.t.BytesPerBlock(), ws)
+					rowScales4Generic(w.Data, rb, n/QK, c.t.BytesPerBlock(), wsGen)
+					if !slices.Equal(ws, wsGen) {
+						t.Fatalf("%v n=%d: row scales %v, portable %v", c.t, n, ws, wsGen)
+					}
+					c.got(w.Data, rb, ws, &a.quads[0], &got)
+					c.portable(w.Data, rb, ws, &a.quads[0], &portable)
+					nb := n / QK
+					for row := range 4 {
+						wr := w.Data[row*rb : (row+1)*rb]
+						for v := range 4 {
+							if v >= batch {
+								if got[row][v] != 0 || portable[row][v] != 0 {
+									t.Errorf("%v n=%d batch %d: row %d padding vector %d gives %v, %v", c.t, n, batch, row, v, got[row][v], portable[row][v])
+								}
+								continue
 							}
-							continue
-						}
-						qs, d := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb]
-						one, oneGen := kern.q8_0(wr, qs, d, nil), dotQ8_0Generic(wr, qs, d, nil)
-						if portable[row][v] != oneGen {
-							t.Errorf("n=%d batch %d case %d row %d vector %d: portable tile %v, portable single %v", n, batch, k, row, v, portable[row][v], oneGen)
-						}
-						mag := 0.0
-						for i, x := range wf[row*n : (row+1)*n] {
-							mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
-						}
-						if math.Abs(float64(got[row][v]-one)) > 1e-6*mag {
-							t.Errorf("n=%d batch %d case %d row %d vector %d: tile %v, single %v", n, batch, k, row, v, got[row][v], one)
+							qs, d, sums := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb], a.sums[v*nb:(v+1)*nb]
+							one, oneGen := c.one(wr, qs, d, sums), c.oneGen(wr, qs, d, sums)
+							if portable[row][v] != oneGen {
+								t.Errorf("%v n=%d batch %d case %d row %d vector %d: portable tile %v, portable single %v", c.t, n, batch, k, row, v, portable[row][v], oneGen)
+							}
+							mag := 0.0
+							for i, x := range wf[row*n : (row+1)*n] {
+								mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
+							}
+							if math.Abs(float64(got[row][v]-one)) > 1e-6*mag {
+								t.Errorf("%v n=%d batch %d case %d row %d vector %d: tile %v, single %v", c.t, n, batch, k, row, v, got[row][v], one)
+							}
 						}
 					}
 				}

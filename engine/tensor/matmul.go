@@ -121,7 +121,7 @@ func (j *job) rowRange(lo, hi int) {
 	a := j.acts
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
 	if r4 := j.rowsKernel(); r4 != nil {
-		// Four rows a call: for Q8_0 by four vectors (a last group of two or
+		// Four rows a call: for Q8_0 and Q4_0 by four vectors (a last group of two or
 		// three padded, see quads), else, and for a last single vector, one
 		// vector a call. The four rows are a quarter of the range apart, so
 		// that each is read as a long sequential stream of its own: rows side
@@ -132,7 +132,8 @@ func (j *job) rowRange(lo, hi int) {
 		var t [4][4]float32
 		lane := (hi - lo) / 4
 		stride := lane * j.rowBytes
-		tiles := j.w.Type == Q8_0 && j.batch > 1
+		t4 := j.tileKernel()
+		tiles := t4 != nil
 		var ws []float32
 		if tiles {
 			ws = make([]float32, 4*(cols/QK))
@@ -140,7 +141,7 @@ func (j *job) rowRange(lo, hi int) {
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			if tiles {
-				kern.scales4(w, stride, cols/QK, ws)
+				kern.scales4(w, stride, cols/QK, j.w.Type.BytesPerBlock(), ws)
 			}
 			b := 0
 			for g := 0; tiles && g < len(a.quads); g++ {
@@ -148,7 +149,7 @@ func (j *job) rowRange(lo, hi int) {
 				if n < 2 {
 					break
 				}
-				kern.q8_0t4(w, stride, ws, &a.quads[g], &t)
+				t4(w, stride, ws, &a.quads[g], &t)
 				for i := range 4 {
 					for k := range n {
 						j.out[(b+k)*rows+r+i*lane] = t[i][k]
@@ -189,20 +190,35 @@ func (j *job) rowRange(lo, hi int) {
 }
 
 // rowsKernel is the kernel that takes four rows at once for this product: for
-// one vector, or for Q8_0 any batch (with the tile kernel). The others take a
-// batch a row at a time with the quad kernels.
+// one vector, or for Q8_0 and Q4_0 any batch (with the tile kernels). The
+// others take a batch a row at a time with the quad kernels.
 func (j *job) rowsKernel() func([]byte, int, []int8, []float32, []int16, *[4]float32) {
 	switch {
 	case j.w.Type == Q8_0:
 		return kern.q8_0r4
-	case j.batch > 1:
-		return nil
 	case j.w.Type == Q4_0:
 		return kern.q4_0r4
+	case j.batch > 1:
+		return nil
 	case j.w.Type == Q4_K:
 		return kern.q4_Kr4
 	case j.w.Type == Q6_K:
 		return kern.q6_Kr4
+	}
+	return nil
+}
+
+// tileKernel is the kernel that takes four rows by four vectors, if the
+// product has one and a batch.
+func (j *job) tileKernel() func([]byte, int, []float32, *quad, *[4][4]float32) {
+	if j.batch < 2 {
+		return nil
+	}
+	switch j.w.Type {
+	case Q8_0:
+		return kern.q8_0t4
+	case Q4_0:
+		return kern.q4_0t4
 	}
 	return nil
 }
@@ -234,6 +250,7 @@ type quad struct {
 	qs   [4][]int8
 	sums [4][]int16
 	d    []float32
+	offs []int32 // blocks of 32: 4·Σx in the lanes of d, the offset of Q4_0's 8 split in two
 }
 
 // group splits the batch into quads. A last group of two or three repeats its
@@ -244,9 +261,15 @@ func (a *acts) group(cols, batch, block int) {
 	ng := (batch + 3) / 4
 	a.quads = grow(a.quads, ng)
 	a.quadD = grow(a.quadD, ng*nb*8)
+	if block == QK {
+		a.quadOffs = grow(a.quadOffs, ng*nb*8)
+	}
 	for g := range a.quads {
 		q := &a.quads[g]
 		q.d = a.quadD[g*nb*8 : (g+1)*nb*8]
+		if block == QK {
+			q.offs = a.quadOffs[g*nb*8 : (g+1)*nb*8]
+		}
 		for k := range 4 {
 			v := min(4*g+k, batch-1)
 			q.qs[k] = a.qs[v*cols : (v+1)*cols]
@@ -257,6 +280,10 @@ func (a *acts) group(cols, batch, block int) {
 					d = a.d[v*nb+i]
 				}
 				q.d[8*i+k], q.d[8*i+4+k] = d, d
+				if block == QK {
+					o := 4 * int32(a.sums[v*ns+i])
+					q.offs[8*i+k], q.offs[8*i+4+k] = o, o
+				}
 			}
 		}
 	}
@@ -270,8 +297,9 @@ type acts struct {
 	d    []float32
 	sums []int16
 
-	quads []quad    // the batch by fours, when the kernel takes four at once
-	quadD []float32 // the quads' interleaved scales
+	quads    []quad    // the batch by fours, when the kernel takes four at once
+	quadD    []float32 // the quads' interleaved scales
+	quadOffs []int32   // and offsets
 }
 
 func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {
