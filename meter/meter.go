@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"aigrid"
 )
 
@@ -34,6 +36,8 @@ type Settings struct {
 	// MaxBatch bounds how many settlements one journal group, and one
 	// ledger transaction of an apply, holds.
 	MaxBatch int
+	// Registerer, when set, receives the meter's Prometheus series.
+	Registerer prometheus.Registerer
 	// GroupWait is how long a journal group waits for more settlements
 	// while other calls are running, so that one sync serves many of them
 	// (a sync costs the machine about 100 µs of CPU, whatever its size).
@@ -80,6 +84,7 @@ type Meter struct {
 	// while some run, a journal group waits for them a little.
 	running atomic.Int64
 
+	metrics *metrics
 	journal *journal
 	// jmu makes writing a group and adding it to pending one step, so that
 	// a rotation never ends a segment whose records are not all pending.
@@ -158,7 +163,8 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 	m := &Meter{ledger: ledger, set: set, now: time.Now,
 		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
 		jobs: make(chan *commitJob, 4096), stopped: make(chan struct{}),
-		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{})}
+		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{}),
+		metrics: newMetrics(set.Registerer)}
 	if err := m.ReloadTariffs(ctx); err != nil {
 		return nil, err
 	}
@@ -833,6 +839,7 @@ func (m *Meter) record(ctx context.Context, st *settlement) error {
 		return fmt.Errorf("meter: transaction %s does not balance", st.tx.Key)
 	}
 	j := &commitJob{st: st, done: make(chan struct{})}
+	start := time.Now()
 	m.sending.RLock()
 	if m.closed {
 		m.sending.RUnlock()
@@ -842,6 +849,7 @@ func (m *Meter) record(ctx context.Context, st *settlement) error {
 	m.sending.RUnlock()
 	select {
 	case <-j.done:
+		m.metrics.settle.Observe(time.Since(start).Seconds())
 		return j.err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -899,7 +907,9 @@ func (m *Meter) commitLoop() {
 			frames = appendFrame(frames, payload)
 		}
 		m.jmu.Lock()
+		start := time.Now()
 		err := m.journal.write(frames)
+		m.metrics.sync.Observe(time.Since(start).Seconds())
 		if err == nil {
 			for _, j := range batch {
 				m.pending = append(m.pending, j.st)
@@ -909,6 +919,9 @@ func (m *Meter) commitLoop() {
 		m.jmu.Unlock()
 		if err != nil {
 			m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(batch))
+		} else {
+			m.metrics.group.Observe(float64(len(batch)))
+			m.metrics.waiting.Set(float64(waiting))
 		}
 		for _, j := range batch {
 			j.err = err
@@ -937,6 +950,7 @@ func (m *Meter) applyLoop() {
 		case <-m.nudge:
 		}
 		if err := m.Sync(context.Background()); err != nil {
+			m.metrics.failed.Inc()
 			m.set.Logger.Error("meter: apply the journal; retrying", "error", err.Error())
 		}
 	}
@@ -980,6 +994,9 @@ func (m *Meter) Sync(ctx context.Context) error {
 			}
 		}
 	}
+	m.jmu.Lock()
+	m.metrics.waiting.Set(float64(len(m.pending)))
+	m.jmu.Unlock()
 	for _, path := range ended {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.set.Logger.Error("meter: remove an applied journal segment", "error", err.Error())

@@ -504,6 +504,8 @@ func runtimeMemory(base string) {
 			out[strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes")] = round(v / (1 << 20))
 		case "go_goroutines":
 			out["goroutines"], _ = strconv.ParseFloat(value, 64)
+		case "aigrid_meter_settle_seconds_sum", "aigrid_meter_settle_seconds_count", "aigrid_meter_journal_group_size_sum", "aigrid_meter_journal_group_size_count", "aigrid_meter_journal_sync_seconds_sum":
+			out[strings.TrimPrefix(name, "aigrid_meter_")], _ = strconv.ParseFloat(value, 64)
 		}
 	}
 	line, _ := json.Marshal(out)

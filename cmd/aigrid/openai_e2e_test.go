@@ -403,10 +403,11 @@ func TestMetricsAndHealth(t *testing.T) {
 	if _, err := g.client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "chat", Messages: user("one two")}); err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]string{
-		"/metrics": `aigrid_tokens_total{class="priority",direction="out",provider="up1",service_model="chat"} 4`,
-		"/healthz": `"ok"`,
-		"/readyz":  `"ready"`,
+	for path, wants := range map[string][]string{
+		"/metrics": {`aigrid_tokens_total{class="priority",direction="out",provider="up1",service_model="chat"} 4`,
+			"aigrid_meter_settle_seconds_count 1", "aigrid_meter_journal_group_size_count 1"},
+		"/healthz": {`"ok"`},
+		"/readyz":  {`"ready"`},
 	} {
 		resp, err := http.Get(g.url + path)
 		if err != nil {
@@ -414,8 +415,10 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("%s: %d, missing %s", path, resp.StatusCode, want)
+		for _, want := range wants {
+			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Errorf("%s: %d, missing %s", path, resp.StatusCode, want)
+			}
 		}
 	}
 	if logs := g.logs.String(); strings.Contains(logs, "one two") || !strings.Contains(logs, `"request_id"`) {

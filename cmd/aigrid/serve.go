@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"aigrid"
 	"aigrid/api"
 	"aigrid/config"
@@ -55,6 +57,7 @@ type Main struct {
 	Unmetered bool
 
 	store      *sqlite.DB
+	registry   *prometheus.Registry // the series of /metrics
 	dispatcher *dispatch.Dispatcher
 	meter      *gridmeter.Meter
 	api        *api.Server
@@ -67,7 +70,7 @@ type Main struct {
 // NewMain returns a Main with the defaults of aigrid serve.
 func NewMain() *Main {
 	return &Main{DataDir: defaultDataDir, Listen: defaultListen, Grace: defaultGrace, Stdout: os.Stdout,
-		Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
+		Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)), registry: prometheus.NewRegistry()}
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -183,6 +186,7 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 	m.api = api.New(api.Config{
 		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
 		Packages: pkgs, Public: public, Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
+		Registry: m.registry,
 	})
 
 	ln, err := net.Listen("tcp", m.Listen)
@@ -238,7 +242,7 @@ func (m *Main) startMeter(ctx context.Context, file *config.File) error {
 		return fmt.Errorf("the ledger in %s is kept in %s, and the configuration says %s: a grid keeps one currency", m.DataDir, d.Body, want)
 	}
 	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger,
-		JournalDir: filepath.Join(m.DataDir, "journal")})
+		JournalDir: filepath.Join(m.DataDir, "journal"), Registerer: m.registry})
 	return err
 }
 
