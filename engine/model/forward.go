@@ -169,9 +169,7 @@ func (w *Worker) layer(ly *layer, l int, steps []Step, n int) {
 	for i := range n {
 		rmsNorm(w.xn[i*dim:(i+1)*dim], w.x[i*dim:(i+1)*dim], ly.attnNorm, c.Eps)
 	}
-	w.pool.MatMul(w.q, ly.q, w.xn, n)
-	w.pool.MatMul(w.k, ly.k, w.xn, n)
-	w.pool.MatMul(w.v, ly.v, w.xn, n)
+	w.pool.MatMuls(w.xn, n, tensor.Product{Out: w.q, W: ly.q}, tensor.Product{Out: w.k, W: ly.k}, tensor.Product{Out: w.v, W: ly.v})
 	for i := range n {
 		q, k, v := w.q[i*qd:(i+1)*qd], w.k[i*kvd:(i+1)*kvd], w.v[i*kvd:(i+1)*kvd]
 		if ly.qBias != nil {
@@ -205,8 +203,7 @@ func (w *Worker) layer(ly *layer, l int, steps []Step, n int) {
 	for i := range n {
 		rmsNorm(w.xn[i*dim:(i+1)*dim], w.x[i*dim:(i+1)*dim], ly.ffnNorm, c.Eps)
 	}
-	w.pool.MatMul(w.gate, ly.gate, w.xn, n)
-	w.pool.MatMul(w.up, ly.up, w.xn, n)
+	w.pool.MatMuls(w.xn, n, tensor.Product{Out: w.gate, W: ly.gate}, tensor.Product{Out: w.up, W: ly.up})
 	ffn := c.FFN
 	w.pool.Run(n*ffn, 1<<14, func(_, lo, hi int) { swiglu(w.gate[lo:hi], w.up[lo:hi]) })
 	w.pool.MatMul(w.xn, ly.down, w.gate, n)

@@ -107,8 +107,9 @@ func BenchmarkKernel(b *testing.B) {
 				a.quantize(x, cols, 1, QKK, 16)
 			}
 			b.SetBytes(int64(len(m.Data)))
+			var sc scratch
 			for b.Loop() {
-				j.rowRange(0, rows)
+				j.rowRange(&sc, 0, rows)
 			}
 		})
 	}
@@ -133,8 +134,9 @@ func BenchmarkKernelBatch8(b *testing.B) {
 			a.group(cols, batch, block)
 			j := job{w: m, rowBytes: typ.RowBytes(cols), out: make([]float32, batch*rows), xs: xs, batch: batch, acts: &a}
 			b.SetBytes(int64(len(m.Data)))
+			var sc scratch
 			for b.Loop() {
-				j.rowRange(0, rows)
+				j.rowRange(&sc, 0, rows)
 			}
 		})
 	}

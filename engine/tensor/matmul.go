@@ -49,21 +49,80 @@ func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch w.Type {
-	case Q8_0, Q4_0:
-		p.acts.quantize(xs, w.Cols, batch, QK, QK)
-		if batch > 1 {
-			p.acts.group(w.Cols, batch, QK)
-		}
-	case Q4_K, Q6_K:
-		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
-		if batch > 1 {
-			p.acts.group(w.Cols, batch, QKK)
-		}
-	}
+	p.quantize(w, xs, batch)
 	p.job = job{w: w, rowBytes: w.Type.RowBytes(w.Cols), out: out, xs: xs, batch: batch, acts: &p.acts}
 	p.parallel(w.Rows, p.grain(w))
 	p.job = job{} // drop the references to the caller's memory
+}
+
+// Product is one matrix of MatMuls and where its result goes (as MatMul's out).
+type Product struct {
+	Out []float32
+	W   Matrix
+}
+
+// MatMuls computes several products of the same activations as one, as MatMul
+// computes each: the query, key and value projections, or the gate and up
+// projections, share one quantization of the activations and one hand-off to
+// the threads, and the small ones no longer leave threads idle. Products that
+// differ in Cols or in how their activations are quantized run one after
+// another.
+func (p *Pool) MatMuls(xs []float32, batch int, ps ...Product) {
+	same := true
+	for _, q := range ps {
+		same = same && q.W.Cols == ps[0].W.Cols && actBlock(q.W.Type) == actBlock(ps[0].W.Type)
+	}
+	if !same || len(ps) < 2 {
+		for _, q := range ps {
+			p.MatMul(q.Out, q.W, xs, batch)
+		}
+		return
+	}
+	rows := 0
+	for _, q := range ps {
+		if err := q.W.Check(); err != nil {
+			panic(err)
+		}
+		if batch < 1 || len(xs) != batch*q.W.Cols || len(q.Out) != batch*q.W.Rows {
+			panic(fmt.Sprintf("tensor: MatMuls of %d×%d by %d values into %d, batch %d", q.W.Rows, q.W.Cols, len(xs), len(q.Out), batch))
+		}
+		rows += q.W.Rows
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.quantize(ps[0].W, xs, batch)
+	p.parts = append(p.parts[:0], ps...)
+	p.job = job{xs: xs, batch: batch, acts: &p.acts, parts: p.parts}
+	p.parallel(rows, p.grain(Matrix{Type: ps[0].W.Type, Rows: rows, Cols: ps[0].W.Cols}))
+	p.job = job{}
+	clear(p.parts)
+}
+
+// actBlock is the block in which the activations of a product with t are
+// quantized (0: not quantized).
+func actBlock(t Type) int {
+	switch t {
+	case Q8_0, Q4_0:
+		return QK
+	case Q4_K, Q6_K:
+		return QKK
+	}
+	return 0
+}
+
+// quantize prepares p.acts for products of w's type.
+func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
+	switch b := actBlock(w.Type); b {
+	case QK:
+		p.acts.quantize(xs, w.Cols, batch, QK, QK)
+	case QKK:
+		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
+	default:
+		return
+	}
+	if batch > 1 {
+		p.acts.group(w.Cols, batch, actBlock(w.Type))
+	}
 }
 
 // grain picks rows per chunk: about eight chunks per thread for balance, each
@@ -87,9 +146,34 @@ type job struct {
 	acts        *acts
 	rows, grain int
 	fn          func(th, lo, hi int) // instead of a product, for Run
+	parts       []Product            // instead of w and out, for MatMuls: rows one after another
 }
 
-func (j *job) rowRange(lo, hi int) {
+// partRange runs rows [lo, hi) of the parts' rows one after another.
+func (j *job) partRange(sc *scratch, lo, hi int) {
+	first := 0
+	for _, q := range j.parts {
+		n := q.W.Rows
+		if lo < first+n && hi > first {
+			s := *j
+			s.parts = nil
+			s.w, s.out, s.rowBytes = q.W, q.Out, q.W.Type.RowBytes(q.W.Cols)
+			s.rowRange(sc, max(lo, first)-first, min(hi, first+n)-first)
+		}
+		first += n
+	}
+}
+
+// scratch is one thread's memory for the kernels' results (which would escape
+// to the heap on every call if declared in rowRange: the kernels are called
+// through function values).
+type scratch struct {
+	o  [4]float32
+	t  [4][4]float32
+	ws []float32 // row scales for the tile kernels
+}
+
+func (j *job) rowRange(sc *scratch, lo, hi int) {
 	var dot func(w []byte, qs []int8, d []float32, sums []int16) float32
 	var fdot func(w []byte, x []float32) float32
 	switch j.w.Type {
@@ -128,15 +212,15 @@ func (j *job) rowRange(lo, hi int) {
 		// by side would interleave four streams in one page, which the
 		// hardware prefetcher does not follow. The last one to three rows are
 		// left to the loop below.
-		var o [4]float32
-		var t [4][4]float32
+		o, t := &sc.o, &sc.t
 		lane := (hi - lo) / 4
 		stride := lane * j.rowBytes
 		t4 := j.tileKernel()
 		tiles := t4 != nil
 		var ws []float32
 		if tiles {
-			ws = make([]float32, 4*(cols/QK))
+			sc.ws = grow(sc.ws, 4*(cols/QK))
+			ws = sc.ws
 		}
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
@@ -149,7 +233,7 @@ func (j *job) rowRange(lo, hi int) {
 				if n < 2 {
 					break
 				}
-				t4(w, stride, ws, &a.quads[g], &t)
+				t4(w, stride, ws, &a.quads[g], t)
 				for i := range 4 {
 					for k := range n {
 						j.out[(b+k)*rows+r+i*lane] = t[i][k]
@@ -158,7 +242,7 @@ func (j *job) rowRange(lo, hi int) {
 				b += n
 			}
 			for ; b < j.batch; b++ {
-				r4(w, stride, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns], &o)
+				r4(w, stride, a.qs[b*cols:(b+1)*cols], a.d[b*nd:(b+1)*nd], a.sums[b*ns:(b+1)*ns], o)
 				for i := range 4 {
 					j.out[b*rows+r+i*lane] = o[i]
 				}
@@ -172,10 +256,10 @@ func (j *job) rowRange(lo, hi int) {
 		if quad := j.quadKernel(); quad != nil {
 			// Four vectors a call; a last group of two or three is padded
 			// (see quads), a last single vector is left to dot.
-			var o [4]float32
+			o := &sc.o
 			for g := range a.quads {
 				if n := min(4, j.batch-4*g); n > 1 {
-					quad(row, &a.quads[g], &o)
+					quad(row, &a.quads[g], o)
 					for k := range n {
 						j.out[(b+k)*rows+r] = o[k]
 					}

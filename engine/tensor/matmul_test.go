@@ -21,18 +21,6 @@ func randMatrix(t testing.TB, r *rand.Rand, typ Type, rows, cols int) (Matrix, [
 	return Matrix{Type: typ, Rows: rows, Cols: cols, Data: data}, x
 }
 
-// actBlock is the block size the activations of a product with typ weights are
-// quantized in (0 for float weights).
-func actBlock(typ Type) int {
-	switch typ {
-	case Q8_0, Q4_0:
-		return QK
-	case Q4_K, Q6_K:
-		return QKK
-	}
-	return 0
-}
-
 // checkProduct compares out with a float64 product of the dequantized weights.
 // The tolerance is the worst case of the activations' rounding (half a step of
 // each block's scale times |w|), plus float32 accumulation error.
@@ -128,6 +116,32 @@ func TestMatMulBatchSizes(t *testing.T) {
 			p.MatMul(out, m, xs, batch)
 			checkProduct(t, typ, out, w, xs, m.Rows, m.Cols, batch)
 			checkAlone(t, p, m, w, xs, out, batch)
+		}
+	}
+}
+
+// MatMuls computes each product as MatMul does, whether the products run as
+// one (the same activation blocks) or one after another.
+func TestMatMuls(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	p := NewPool(2)
+	defer p.Close()
+	for _, types := range [][]Type{{Q4_0, Q8_0, Q4_0}, {Q4_K, Q6_K}, {Q8_0, Q4_K}, {F16, F32}} {
+		for _, batch := range []int{1, 3, 8} {
+			const cols = 512
+			xs := randVec(r, batch*cols)
+			var ps []Product
+			var ws [][]float32
+			for i, typ := range types {
+				m, w := randMatrix(t, r, typ, 37+64*i, cols)
+				ps = append(ps, Product{Out: make([]float32, batch*m.Rows), W: m})
+				ws = append(ws, w)
+			}
+			p.MatMuls(xs, batch, ps...)
+			for i, q := range ps {
+				checkProduct(t, q.W.Type, q.Out, ws[i], xs, q.W.Rows, cols, batch)
+				checkAlone(t, p, q.W, ws[i], xs, q.Out, batch)
+			}
 		}
 	}
 }

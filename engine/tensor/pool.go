@@ -21,9 +21,11 @@ type Pool struct {
 
 	// The product being run, read by the workers between a bump of gen and
 	// their decrement of pending.
-	job  job
-	next atomic.Int64
-	acts acts
+	job     job
+	next    atomic.Int64
+	acts    acts
+	parts   []Product
+	scratch []scratch // per thread
 
 	gen     atomic.Uint32 // bumped to start each product
 	pending atomic.Int32  // workers not yet done with the current one
@@ -41,6 +43,7 @@ const spinFor = time.Millisecond
 // NewPool starts a pool that computes on threads goroutines (at least one).
 func NewPool(threads int) *Pool {
 	p := &Pool{threads: max(1, threads)}
+	p.scratch = make([]scratch, p.threads)
 	p.wake = sync.NewCond(&p.sleepMu)
 	for th := 1; th < p.threads; th++ {
 		go p.work(th)
@@ -150,10 +153,13 @@ func (p *Pool) runChunks(th int) {
 		if lo >= j.rows {
 			return
 		}
-		if j.fn != nil {
+		switch {
+		case j.fn != nil:
 			j.fn(th, lo, min(hi, j.rows))
-		} else {
-			j.rowRange(lo, min(hi, j.rows))
+		case j.parts != nil:
+			j.partRange(&p.scratch[th], lo, min(hi, j.rows))
+		default:
+			j.rowRange(&p.scratch[th], lo, min(hi, j.rows))
 		}
 	}
 }
