@@ -312,16 +312,14 @@ type aigridProcess struct {
 	key string
 }
 
-// startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
 // adminKey is the bench grid's operator key.
 const adminKey = "sk-admin-bench-000001"
 
+// startAigrid builds and starts a real aigrid serve with a tenant and the mock as provider.
 func startAigrid(work, upstream string, streams int, unmetered bool) (*aigridProcess, error) {
-	bin := filepath.Join(work, "aigrid")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/aigrid")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building aigrid (run from the repository root): %v", err)
+	bin, err := serveproc.Build(work)
+	if err != nil {
+		return nil, err
 	}
 	key := "sk-bench-tenant-0001"
 	config := fmt.Sprintf(`admin_keys: [%s]

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,17 +84,6 @@ tenants:
     limits: {rpm: %d, tpm: %d, tokens_per_month: %d}
     keys: [%s]
 `, upstream, benchLimits.RPM, benchLimits.TPM, benchLimits.TokensPerMonth, benchKey)
-}
-
-// buildAigrid builds the aigrid binary of this module into dir.
-func buildAigrid(dir string) (string, error) {
-	bin := filepath.Join(dir, "aigrid")
-	build := exec.Command("go", "build", "-o", bin, "aigrid/cmd/aigrid")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("building aigrid (run inside the module): %v", err)
-	}
-	return bin, nil
 }
 
 // aigridProcess is a running `aigrid serve` and its data directory, whose

@@ -1,8 +1,9 @@
 // Command meter measures what metering costs, in one run on loopback:
 //
 //  1. The ledger alone: settlements per second through the meter (many
-//     concurrent calls, each a Reserve then a Settle, group-committed to a
-//     real SQLite file with synchronous=FULL), against the target of 20,000;
+//     concurrent calls, each a Reserve then a Settle, made durable in the
+//     meter's journal and applied to a real SQLite file), against the target
+//     of 20,000;
 //     and, for reference, raw CommitTxs batches per second at a few sizes.
 //  2. The gateway: a real `aigrid serve` with metering on beside one with
 //     --unmetered, the same mock upstream and the same clients, non-streaming
@@ -27,6 +28,7 @@ import (
 	"sort"
 	"time"
 
+	"aigrid/internal/serveproc"
 	"aigrid/sqlite"
 )
 
@@ -145,7 +147,7 @@ func run(o options) error {
 // benchGateway compares a metered and an unmetered aigrid, then checks that
 // every response a client received from the metered one is in its ledger once.
 func benchGateway(ctx context.Context, work string, o options) (map[string]float64, error) {
-	bin, err := buildAigrid(work)
+	bin, err := serveproc.Build(work)
 	if err != nil {
 		return nil, err
 	}

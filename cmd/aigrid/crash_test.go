@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,10 +29,9 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Skip("builds and kills a server: not in -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "aigrid")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := serveproc.Build(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{
 		"small-chat": {Reply: "one two three four five six seven eight", ChunkDelay: 2 * time.Millisecond},

@@ -10,9 +10,22 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 )
+
+// Build builds aigrid as it ships, one static binary without cgo, into dir
+// and returns its path. It must run inside the module.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "aigrid")
+	cmd := exec.Command("go", "build", "-o", bin, "aigrid/cmd/aigrid")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building aigrid (run inside the module): %v\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Process is a running `aigrid serve`.
 type Process struct {
