@@ -99,6 +99,19 @@ func (c halfConst) halfVec(u archsimd.Int32x8) archsimd.Float32x8 {
 	return o.AsFloat32x8().Sub(sub.And(sign.Or(c.e112.Add(c.one23))).AsFloat32x8())
 }
 
+// halves converts the four halves packed in hs to lanes 0-3 and again 4-7.
+// Four normal halves, the usual case, only need their exponents rebiased; a
+// zero or subnormal one (some zero exponent field, found with the zero-lane
+// trick on the 16-bit lanes) takes halfVec.
+func (c halfConst) halves(hs uint64) archsimd.Float32x8 {
+	u := archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8()
+	e := hs & 0x7c007c007c007c00
+	if (e-0x0400040004000400)&^e&0x8000800080008000 != 0 {
+		return c.halfVec(u)
+	}
+	return u.And(c.mant).ShiftAllLeft(13).Add(c.e112).Or(u.And(c.sign).ShiftAllLeft(16)).AsFloat32x8()
+}
+
 // shr16 shifts the 16-bit lanes of v right by n. It shifts arithmetically
 // because Go 1.26 materialises the count of a logical right shift with a legacy
 // SSE MOVQ (golang/go#80835) while an arithmetic shift takes an immediate; every
@@ -200,7 +213,7 @@ func dotQ8_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, _ []int16, ou
 		// as halfX8 does.
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
-		dw := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
+		dw := hc.halves(hs)
 		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)
@@ -218,7 +231,7 @@ func rowScales4AVX2(w []byte, rowBytes, nb, blockBytes int, ws []float32) {
 		o := i * blockBytes
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
-		v := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
+		v := hc.halves(hs)
 		v.GetLo().Store((*[4]float32)(unsafe.Add(sp, 16*i)))
 	}
 	archsimd.ClearAVXUpperBits()
@@ -394,7 +407,7 @@ func dotQ4_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, sums []int16,
 		h = h.Sub(archsimd.BroadcastInt32x8(4 * int32(*(*int16)(unsafe.Add(sp, 2*i)))))
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
-		dw := hc.halfVec(archsimd.BroadcastUint64x2(hs).AsUint16x8().ExtendToUint32().AsInt32x8())
+		dw := hc.halves(hs)
 		acc = h.ConvertToFloat32().MulAdd(dw.Mul(f32b(dp, 4*i)), acc)
 	}
 	acc.GetLo().Add(acc.GetHi()).Store(out)

@@ -27,6 +27,15 @@ func TestHalfSIMD(t *testing.T) {
 		if got[0] != want || got[7] != want {
 			t.Fatalf("halfX8(%#04x) = %v, want %v", h, got[0], want)
 		}
+		// halves, with h in each of the four lanes beside normal halves.
+		for lane := range 4 {
+			packed := uint64(0x3c003c003c003c00)&^(0xffff<<(16*lane)) | uint64(h)<<(16*lane)
+			newHalfConst().halves(packed).Store(&got)
+			archsimd.ClearAVXUpperBits()
+			if got[lane] != want || got[lane+4] != want || got[(lane+1)%4] != 1 {
+				t.Fatalf("halves(%#016x) = %v, want %v in lane %d", packed, got, want, lane)
+			}
+		}
 		hs[h%8] = uint16(h)
 		if h%8 == 7 {
 			f16x8(unsafe.Pointer(&hs), 0, newHalfConst()).Store(&got)
