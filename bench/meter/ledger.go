@@ -101,11 +101,12 @@ type settleResult struct {
 	Ratio       float64 `json:"ratio_to_target"`
 	SettleP50ms float64 `json:"settle_p50_ms"`
 	SettleP99ms float64 `json:"settle_p99_ms"`
-	// GroupCommits is how many database transactions the meter wrote.
+	// GroupCommits is how many database transactions the meter wrote: its
+	// applies of the journal to the ledger.
 	GroupCommits int64   `json:"group_commits"`
 	MeanBatch    float64 `json:"mean_batch"`
-	// CommitMs is the mean time of one group commit; CommitterBusy the
-	// share of the run the committer spent in them (1: saturated).
+	// CommitMs is the mean time of one apply; CommitterBusy the share of
+	// the run the applier spent in them (1: saturated).
 	CommitMs      float64 `json:"commit_mean_ms"`
 	CommitterBusy float64 `json:"committer_busy"`
 	ledgerCheck
