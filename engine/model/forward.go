@@ -233,15 +233,12 @@ func (w *Worker) attention(l, n int) {
 			q := w.q[i*c.QDim()+h*hd : i*c.QDim()+(h+1)*hd]
 			sc := grow(w.scores[th], t.pos+1)
 			w.scores[th] = sc
+			tensor.DotsF32(sc, q, ks[kh:], kvd)
 			for p := range sc {
-				sc[p] = dot(q, ks[p*kvd+kh:p*kvd+kh+hd]) * scale
+				sc[p] *= scale
 			}
 			softmax(sc)
-			out := w.att[i*c.QDim()+h*hd : i*c.QDim()+(h+1)*hd]
-			clear(out)
-			for p, a := range sc {
-				axpy(out, a, vs[p*kvd+kh:p*kvd+kh+hd])
-			}
+			tensor.SumScaledF32(w.att[i*c.QDim()+h*hd:i*c.QDim()+(h+1)*hd], sc, vs[kh:], kvd)
 		}
 	})
 }

@@ -12,10 +12,44 @@ func AddScaledF32(y []float32, s float32, x []float32) {
 	vec.axpy(y, s, x[:len(y)])
 }
 
+// DotsF32 sets dst[p] to Σ_i q[i]·k[p·stride+i] for each p: a query's
+// attention scores against keys cached stride apart (k must hold them all).
+func DotsF32(dst, q, k []float32, stride int) {
+	if len(dst) == 0 {
+		return
+	}
+	vec.dots(dst, q, k[:(len(dst)-1)*stride+len(q)], stride)
+}
+
+// SumScaledF32 sets dst to Σ_p w[p]·v[p·stride : p·stride+len(dst)]: the
+// attention-weighted sum of values cached stride apart.
+func SumScaledF32(dst, w, v []float32, stride int) {
+	if len(w) == 0 {
+		clear(dst)
+		return
+	}
+	vec.sumScaled(dst, w, v[:(len(w)-1)*stride+len(dst)], stride)
+}
+
 var vec = struct {
-	dot  func(a, b []float32) float32
-	axpy func(y []float32, s float32, x []float32)
-}{dotGeneric, axpyGeneric}
+	dot       func(a, b []float32) float32
+	axpy      func(y []float32, s float32, x []float32)
+	dots      func(dst, q, k []float32, stride int)
+	sumScaled func(dst, w, v []float32, stride int)
+}{dotGeneric, axpyGeneric, dotsGeneric, sumScaledGeneric}
+
+func dotsGeneric(dst, q, k []float32, stride int) {
+	for p := range dst {
+		dst[p] = dotGeneric(q, k[p*stride:p*stride+len(q)])
+	}
+}
+
+func sumScaledGeneric(dst, w, v []float32, stride int) {
+	clear(dst)
+	for p, s := range w {
+		axpyGeneric(dst, s, v[p*stride:p*stride+len(dst)])
+	}
+}
 
 func dotGeneric(a, b []float32) float32 {
 	b = b[:len(a)]

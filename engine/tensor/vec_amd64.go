@@ -11,6 +11,8 @@ func init() {
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		vec.dot = dotAVX2
 		vec.axpy = axpyAVX2
+		vec.dots = dotsAVX2
+		vec.sumScaled = sumScaledAVX2
 	}
 }
 
@@ -48,4 +50,73 @@ func axpyAVX2(y []float32, s float32, x []float32) {
 	for ; i < n; i++ {
 		y[i] += s * x[i]
 	}
+}
+
+// dotsAVX2 takes four keys at a time, whose four sums are reduced pairwise
+// to one register, for head sizes that are a multiple of 8; others, and the
+// last keys, go one at a time.
+func dotsAVX2(dst, q, k []float32, stride int) {
+	n, hd := len(dst), len(q)
+	checkRow(n == 0 || len(k) >= (n-1)*stride+hd)
+	if hd%8 != 0 {
+		dotsGeneric(dst, q, k, stride)
+		return
+	}
+	qp, kp, dp := base(q), base(k), base(dst)
+	p := 0
+	for ; p+4 <= n; p += 4 {
+		k0 := unsafe.Add(kp, 4*p*stride)
+		k1, k2, k3 := unsafe.Add(k0, 4*stride), unsafe.Add(k0, 8*stride), unsafe.Add(k0, 12*stride)
+		var a0, a1, a2, a3 archsimd.Float32x8
+		for i := 0; i < hd; i += 8 {
+			x := f32x8(qp, 4*i)
+			a0 = x.MulAdd(f32x8(k0, 4*i), a0)
+			a1 = x.MulAdd(f32x8(k1, 4*i), a1)
+			a2 = x.MulAdd(f32x8(k2, 4*i), a2)
+			a3 = x.MulAdd(f32x8(k3, 4*i), a3)
+		}
+		h := a0.AddPairsGrouped(a1).AddPairsGrouped(a2.AddPairsGrouped(a3))
+		h.GetLo().Add(h.GetHi()).Store((*[4]float32)(unsafe.Add(dp, 4*p)))
+	}
+	archsimd.ClearAVXUpperBits()
+	for ; p < n; p++ {
+		dst[p] = dotAVX2(q, k[p*stride:p*stride+hd])
+	}
+}
+
+// sumScaledAVX2 keeps 32 values of dst in registers over all the values
+// cached, for sizes that are a multiple of 8.
+func sumScaledAVX2(dst, w, v []float32, stride int) {
+	n, hd := len(w), len(dst)
+	checkRow(n == 0 || len(v) >= (n-1)*stride+hd)
+	if hd%8 != 0 {
+		sumScaledGeneric(dst, w, v, stride)
+		return
+	}
+	dp, wp, vp := base(dst), base(w), base(v)
+	i := 0
+	for ; i+32 <= hd; i += 32 {
+		var a0, a1, a2, a3 archsimd.Float32x8
+		for p := range n {
+			s := f32b(wp, 4*p)
+			r := unsafe.Add(vp, 4*(p*stride+i))
+			a0 = f32x8(r, 0).MulAdd(s, a0)
+			a1 = f32x8(r, 32).MulAdd(s, a1)
+			a2 = f32x8(r, 64).MulAdd(s, a2)
+			a3 = f32x8(r, 96).MulAdd(s, a3)
+		}
+		o := unsafe.Add(dp, 4*i)
+		a0.Store((*[8]float32)(o))
+		a1.Store((*[8]float32)(unsafe.Add(o, 32)))
+		a2.Store((*[8]float32)(unsafe.Add(o, 64)))
+		a3.Store((*[8]float32)(unsafe.Add(o, 96)))
+	}
+	for ; i < hd; i += 8 {
+		var a archsimd.Float32x8
+		for p := range n {
+			a = f32x8(vp, 4*(p*stride+i)).MulAdd(f32b(wp, 4*p), a)
+		}
+		a.Store((*[8]float32)(unsafe.Add(dp, 4*i)))
+	}
+	archsimd.ClearAVXUpperBits()
 }
