@@ -205,7 +205,7 @@ func (w *Worker) layer(ly *layer, l int, steps []Step, n int) {
 	}
 	w.pool.MatMuls(w.xn, n, tensor.Product{Out: w.gate, W: ly.gate}, tensor.Product{Out: w.up, W: ly.up})
 	ffn := c.FFN
-	w.pool.Run(n*ffn, 1<<14, func(_, lo, hi int) { swiglu(w.gate[lo:hi], w.up[lo:hi]) })
+	w.pool.Run(n*ffn, 1<<14, func(_, lo, hi int) { tensor.SwiGLU(w.gate[lo:hi], w.up[lo:hi]) })
 	w.pool.MatMul(w.xn, ly.down, w.gate, n)
 	axpy(w.x[:n*dim], 1, w.xn[:n*dim])
 }

@@ -230,23 +230,6 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
-func TestExpf(t *testing.T) {
-	worst := 0.0
-	for x := float32(-87); x <= 88; x += 0.0037 {
-		want := math.Exp(float64(x))
-		worst = max(worst, math.Abs(float64(expf(x))-want)/want)
-	}
-	if worst > 3e-7 {
-		t.Errorf("relative error up to %g", worst)
-	}
-	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
-		t.Errorf("edges: %v %v %v", expf(-100), expf(100), expf(0))
-	}
-	if v := expf(float32(math.NaN())); v == v {
-		t.Errorf("NaN gave %v", v)
-	}
-}
-
 // A hostile or damaged file is refused or runs; it never panics.
 func FuzzNew(f *testing.F) {
 	w, err := RandomWriter(Spec{Arch: "qwen3", Quant: "Q8_0", Dim: 32, Layers: 1, FFN: 32, Heads: 2, KVHeads: 1, Vocab: 300, Context: 8, Seed: 1})

@@ -36,7 +36,8 @@ var vec = struct {
 	axpy      func(y []float32, s float32, x []float32)
 	dots      func(dst, q, k []float32, stride int)
 	sumScaled func(dst, w, v []float32, stride int)
-}{dotGeneric, axpyGeneric, dotsGeneric, sumScaledGeneric}
+	swiglu    func(g, u []float32)
+}{dotGeneric, axpyGeneric, dotsGeneric, sumScaledGeneric, swigluGeneric}
 
 func dotsGeneric(dst, q, k []float32, stride int) {
 	for p := range dst {

@@ -13,6 +13,7 @@ func init() {
 		vec.axpy = axpyAVX2
 		vec.dots = dotsAVX2
 		vec.sumScaled = sumScaledAVX2
+		vec.swiglu = swigluAVX2
 	}
 }
 
@@ -119,4 +120,36 @@ func sumScaledAVX2(dst, w, v []float32, stride int) {
 		a.Store((*[8]float32)(unsafe.Add(dp, 4*i)))
 	}
 	archsimd.ClearAVXUpperBits()
+}
+
+// swigluAVX2 is swigluGeneric eight values at a time, with Exp's steps as
+// vector operations (multiply-adds where Exp rounds twice, so the two differ
+// by an ulp or so). Exponents are clamped to Exp's finite range: beyond it
+// silu is g or 0 to far below float32's precision.
+func swigluAVX2(g, u []float32) {
+	n := len(g)
+	checkRow(len(u) >= n)
+	gp, up := base(g), base(u)
+	lo, hi := archsimd.BroadcastFloat32x8(-87), archsimd.BroadcastFloat32x8(88)
+	one, half := archsimd.BroadcastFloat32x8(1), archsimd.BroadcastFloat32x8(0.5)
+	l2e := archsimd.BroadcastFloat32x8(log2e)
+	nl2hi, nl2lo := archsimd.BroadcastFloat32x8(-ln2hi), archsimd.BroadcastFloat32x8(-ln2lo)
+	bias := archsimd.BroadcastInt32x8(127)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		v := f32x8(gp, 4*i)
+		x := v.Mul(archsimd.BroadcastFloat32x8(-1)).Max(lo).Min(hi)
+		k := x.MulAdd(l2e, half).Floor()
+		r := k.MulAdd(nl2lo, k.MulAdd(nl2hi, x))
+		p := archsimd.BroadcastFloat32x8(1.0/720).MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
+		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
+		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
+		p = p.MulAdd(r, half)
+		p = p.MulAdd(r, one)
+		p = p.MulAdd(r, one)
+		e := p.Mul(k.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8())
+		v.Div(e.Add(one)).Mul(f32x8(up, 4*i)).Store((*[8]float32)(unsafe.Add(gp, 4*i)))
+	}
+	archsimd.ClearAVXUpperBits()
+	swigluGeneric(g[i:], u[i:n])
 }
