@@ -308,6 +308,16 @@ func dotQ4_0AVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
 	return hsum(acc0.Add(acc1))
 }
 
+// reduce4w is the pairwise reduction of four products of Q4_0 nibbles (0-15)
+// by quants (at most 127 in magnitude) as vpmaddubsw leaves them: sums of
+// eight products stay below 8·15·127 = 15240, so the adds are done on 16-bit
+// lanes and one vpmaddwd widens at the end, where 32-bit lanes would need one
+// for each product. The lanes come out as AddPairsGrouped leaves four 32-bit
+// sums: lane k and k+4 each hold half of product k.
+func reduce4w(p0, p1, p2, p3 archsimd.Int16x16, ones archsimd.Int16x16) archsimd.Int32x8 {
+	return p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3)).DotProductPairs(ones)
+}
+
 // dotQ4_0x4AVX2 unpacks each block's nibbles once for four vectors and reduces
 // the four products pairwise, as dotQ8_0x4AVX2 does. The nibbles (0-15)
 // multiply the activations as unsigned bytes, and the offset of 8 is taken from
@@ -327,12 +337,11 @@ func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 		var qv archsimd.Uint8x32
 		qv = qv.SetLo(lo).SetHi(hi).And(mask)
 		o := i * QK
-		p0 := qv.DotProductPairsSaturated(i8x32(x0, o)).DotProductPairs(ones)
-		p1 := qv.DotProductPairsSaturated(i8x32(x1, o)).DotProductPairs(ones)
-		p2 := qv.DotProductPairsSaturated(i8x32(x2, o)).DotProductPairs(ones)
-		p3 := qv.DotProductPairsSaturated(i8x32(x3, o)).DotProductPairs(ones)
-		h := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
-		h = h.Sub(archsimd.LoadInt32x8((*[8]int32)(unsafe.Add(op, 32*i))))
+		p0 := qv.DotProductPairsSaturated(i8x32(x0, o))
+		p1 := qv.DotProductPairsSaturated(i8x32(x1, o))
+		p2 := qv.DotProductPairsSaturated(i8x32(x2, o))
+		p3 := qv.DotProductPairsSaturated(i8x32(x3, o))
+		h := reduce4w(p0, p1, p2, p3, ones).Sub(archsimd.LoadInt32x8((*[8]int32)(unsafe.Add(op, 32*i))))
 		s := halfX8(wp, i*18).Mul(f32x8(dp, 32*i))
 		acc = h.ConvertToFloat32().MulAdd(s, acc)
 	}
@@ -362,12 +371,8 @@ func dotQ4_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]flo
 			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 			var qv archsimd.Uint8x32
 			qv = qv.SetLo(lo).SetHi(hi).And(mask)
-			p0 := qv.DotProductPairsSaturated(v0).DotProductPairs(ones)
-			p1 := qv.DotProductPairsSaturated(v1).DotProductPairs(ones)
-			h := p0.AddPairsGrouped(p1)
-			p2 := qv.DotProductPairsSaturated(v2).DotProductPairs(ones)
-			p3 := qv.DotProductPairsSaturated(v3).DotProductPairs(ones)
-			h = h.AddPairsGrouped(p2.AddPairsGrouped(p3)).Sub(off)
+			h := reduce4w(qv.DotProductPairsSaturated(v0), qv.DotProductPairsSaturated(v1),
+				qv.DotProductPairsSaturated(v2), qv.DotProductPairsSaturated(v3), ones).Sub(off)
 			return h.ConvertToFloat32().MulAdd(f32b(sp, 16*i+4*r).Mul(dx), acc)
 		}
 		acc0 = row(w0, 0, acc0)
@@ -397,13 +402,13 @@ func dotQ4_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, sums []int16,
 	for i := range nb {
 		o := i * 18
 		x := i8x32(xp, i*QK)
-		row := func(wp unsafe.Pointer) archsimd.Int32x8 {
+		row := func(wp unsafe.Pointer) archsimd.Int16x16 {
 			lo := u8x16(wp, o+2)
 			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 			var q archsimd.Uint8x32
-			return q.SetLo(lo).SetHi(hi).And(mask).DotProductPairsSaturated(x).DotProductPairs(ones)
+			return q.SetLo(lo).SetHi(hi).And(mask).DotProductPairsSaturated(x)
 		}
-		h := row(w0).AddPairsGrouped(row(w1)).AddPairsGrouped(row(w2).AddPairsGrouped(row(w3)))
+		h := reduce4w(row(w0), row(w1), row(w2), row(w3), ones)
 		h = h.Sub(archsimd.BroadcastInt32x8(4 * int32(*(*int16)(unsafe.Add(sp, 2*i)))))
 		hs := uint64(*(*uint16)(unsafe.Add(w0, o))) | uint64(*(*uint16)(unsafe.Add(w1, o)))<<16 |
 			uint64(*(*uint16)(unsafe.Add(w2, o)))<<32 | uint64(*(*uint16)(unsafe.Add(w3, o)))<<48
