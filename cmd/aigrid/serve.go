@@ -164,6 +164,8 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 			m.store.Close()
 			return err
 		}
+	} else if left, _ := filepath.Glob(filepath.Join(m.journalDir(), "*.journal")); len(left) > 0 {
+		m.Logger.Warn("the settlement journal holds calls of an earlier metered run; they reach the ledger at the next start with the meter", "segments", len(left))
 	}
 
 	var settings dispatch.Settings
@@ -242,9 +244,12 @@ func (m *Main) startMeter(ctx context.Context, file *config.File) error {
 		return fmt.Errorf("the ledger in %s is kept in %s, and the configuration says %s: a grid keeps one currency", m.DataDir, d.Body, want)
 	}
 	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger,
-		JournalDir: filepath.Join(m.DataDir, "journal"), Registerer: m.registry})
+		JournalDir: m.journalDir(), Registerer: m.registry})
 	return err
 }
+
+// journalDir holds the meter's settlement journal.
+func (m *Main) journalDir() string { return filepath.Join(m.DataDir, "journal") }
 
 func (m *Main) closeMeter() {
 	if m.meter != nil {
