@@ -2,7 +2,9 @@
 # Runs llama.cpp (../shared/tools/llamacpp/ref.mjs bench) and aigrid's engine
 # (go run ./bench/engine, built with GOEXPERIMENT=simd) on the same GGUF files,
 # alternately, RUNS times each (best run kept, since the machine is shared),
-# and prints the ratios aigrid/llama.cpp.
+# and prints the ratios aigrid/llama.cpp, and aigrid's STREAMS streams
+# decoding together against one stream (agg, and x1: the best aggregate over
+# the best single-stream speed of the same runs).
 #
 # Usage: bench/engine/compare.sh [MODEL.gguf ...]
 #   With no model, writes Qwen2.5-0.5B-shaped random models (Q8_0, Q4_K_M)
@@ -33,8 +35,8 @@ for m in "${models[@]}"; do
   for _ in $(seq "$runs"); do
     node "$ref/ref.mjs" bench "$m" 128 64 "$threads" >>"$r"
     "$dir/aigrid-bench" -model "$m" -prompt 128 -gen 64 -threads "$threads" >>"$a"
+    "$dir/aigrid-bench" -model "$m" -prompt 128 -gen 64 -threads "$threads" -streams "$streams" >>"$s"
   done
-  "$dir/aigrid-bench" -model "$m" -prompt 128 -gen 64 -threads "$threads" -streams "$streams" >>"$s"
   rp=$(best prompt_tps "$r") ap=$(best prompt_tps "$a") rg=$(best gen_tps "$r") ag=$(best gen_tps "$a")
   agg=$(best aggregate_gen_tps "$s") sg=$(best gen_tps "$s")
   printf '%-36s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %10.1f %6.2f %8.0f %8.0f\n' "$(basename "$m")" \
