@@ -36,6 +36,7 @@ func init() {
 	kern.q6_Kr4 = rows4(dotQ6_KAVX2) // a four-row kernel measured no faster
 	kern.q8_0t4 = dotQ8_0t4AVX2
 	kern.q4_0t4 = dotQ4_0t4AVX2
+	kern.q4_Kt4 = dotQ4_Kt4AVX2
 	kern.scales4 = rowScales4AVX2
 	kern.q4_Kx4 = dotQ4_Kx4AVX2
 	kern.q6_Kx4 = dotQ6_Kx4AVX2
@@ -589,6 +590,87 @@ func dotQ4_Kx4AVX2(w []byte, q *quad, out *[4]float32) {
 	// Pairwise adds leave lanes 0-3 and 4-7 each with half of vectors 0-3.
 	h := a0.AddPairsGrouped(a1).AddPairsGrouped(a2.AddPairsGrouped(a3))
 	h.GetLo().Add(h.GetHi()).Store(out)
+	archsimd.ClearAVXUpperBits()
+}
+
+// Shuffles for vpshufb on 256-bit registers holding the eight Q4_K
+// sub-block scales or minimums in the low bytes of both halves: wordSplat[j]
+// zero-extends byte j to all sixteen 16-bit lanes; minQuads zero-extends bytes
+// 0-3 twice to the lower half's lanes and bytes 4-7 twice to the upper's.
+var wordSplat [8][32]int8
+var minQuads [32]int8
+
+func init() {
+	for i := range 32 {
+		minQuads[i] = -1
+		if i&1 == 0 {
+			minQuads[i] = int8(i/2%4 + 4*(i/16))
+		}
+		for j := range 8 {
+			wordSplat[j][i] = -1
+			if i&1 == 0 {
+				wordSplat[j][i] = int8(j)
+			}
+		}
+	}
+}
+
+// dotQ4_Kt4AVX2 is dotQ4_Kx4AVX2 for four rows, rowBytes apart from w (the
+// row scales ws are not used: a super-block's two scales are few beside its
+// 256 values). Each row's four integer sums of a super-block are reduced
+// pairwise to one register before one conversion and multiply-add (lanes as in
+// dotQ8_0x4AVX2), and the minimums of the four vectors come from the
+// activations' sub-block sums paired once for the four rows: two vpmaddwd and
+// one pairwise add per row instead of four conversions and multiplies.
+func dotQ4_Kt4AVX2(w []byte, rowBytes int, _ []float32, q *quad, out *[4][4]float32) {
+	nb := len(q.d) / 8
+	ok := rowBytes >= nb*144 && len(w) >= 3*rowBytes+nb*144
+	for k := range 4 {
+		ok = ok && len(q.qs[k]) >= nb*QKK && len(q.sums[k]) >= nb*16
+	}
+	checkRow(ok)
+	w0, dp := base(w), base(q.d)
+	w1, w2, w3 := unsafe.Add(w0, rowBytes), unsafe.Add(w0, 2*rowBytes), unsafe.Add(w0, 3*rowBytes)
+	x0, x1, x2, x3 := base(q.qs[0]), base(q.qs[1]), base(q.qs[2]), base(q.qs[3])
+	s0, s1, s2, s3 := base(q.sums[0]), base(q.sums[1]), base(q.sums[2]), base(q.sums[3])
+	mask := archsimd.BroadcastUint8x32(0x0f)
+	mq := archsimd.LoadInt8x32(&minQuads)
+	var acc0, acc1, acc2, acc3 archsimd.Float32x8
+	for i := range nb {
+		o, xo := i*144, i*QKK
+		sums := func(sp unsafe.Pointer) archsimd.Int16x16 {
+			return archsimd.LoadInt16x16((*[16]int16)(unsafe.Add(sp, 32*i)))
+		}
+		// Sub-block sums (16-bit: at most 2·16·127): vectors 0, 1 and 2, 3,
+		// sub-blocks 0-3 in the lower half, 4-7 in the upper.
+		p01 := sums(s0).AddPairsGrouped(sums(s1))
+		p23 := sums(s2).AddPairsGrouped(sums(s3))
+		dx := f32x8(dp, 32*i)
+		row := func(wp unsafe.Pointer, acc archsimd.Float32x8) archsimd.Float32x8 {
+			sc, m := scalesK4(unsafe.Slice((*byte)(unsafe.Add(wp, o+4)), 12))
+			scv := archsimd.BroadcastUint64x4(sc).AsInt8x32()
+			var d0, d1, d2, d3 archsimd.Int32x8
+			for j := range 4 {
+				qv := u8x32(wp, o+16+32*j)
+				sl := scv.PermuteOrZeroGrouped(archsimd.LoadInt8x32(&wordSplat[2*j])).AsInt16x16()
+				d0, d1, d2, d3 = dot4(qv.And(mask), sl, x0, x1, x2, x3, xo+64*j, d0, d1, d2, d3)
+				sh := scv.PermuteOrZeroGrouped(archsimd.LoadInt8x32(&wordSplat[2*j+1])).AsInt16x16()
+				d0, d1, d2, d3 = dot4(shr16(qv, 4).And(mask), sh, x0, x1, x2, x3, xo+64*j+32, d0, d1, d2, d3)
+			}
+			mv := archsimd.BroadcastUint64x4(m).AsInt8x32().PermuteOrZeroGrouped(mq).AsInt16x16()
+			mins := p01.DotProductPairs(mv).AddPairsGrouped(p23.DotProductPairs(mv))
+			f := reduce4(d0, d1, d2, d3).ConvertToFloat32().Mul(halfX8(wp, o))
+			return f.Sub(mins.ConvertToFloat32().Mul(halfX8(wp, o+2))).MulAdd(dx, acc)
+		}
+		acc0 = row(w0, acc0)
+		acc1 = row(w1, acc1)
+		acc2 = row(w2, acc2)
+		acc3 = row(w3, acc3)
+	}
+	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
+	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
+	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
+	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
 	archsimd.ClearAVXUpperBits()
 }
 

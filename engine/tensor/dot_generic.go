@@ -20,6 +20,7 @@ var kern = kernels{
 	q6_Kr4:  rows4(dotQ6_KGeneric),
 	q8_0t4:  dotQ8_0t4Generic,
 	q4_0t4:  dotQ4_0t4Generic,
+	q4_Kt4:  tiles4(dotQ4_Kx4Generic),
 	scales4: rowScales4Generic,
 	q4_Kx4:  dotQ4_Kx4Generic,
 	q6_Kx4:  dotQ6_Kx4Generic,
@@ -46,7 +47,8 @@ type kernels struct {
 	// Four rows, rowBytes apart from w, against four vectors: out[r][k] is
 	// row r against vector k. Each block of either side is loaded once; ws
 	// holds the rows' block scales as rowScales4 makes them.
-	q8_0t4, q4_0t4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
+	// (Q4_K's take no ws.)
+	q8_0t4, q4_0t4, q4_Kt4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
 	// The block scales of four rows for the tile kernels: ws[4i+r] is row
 	// r's block i, for the first nb blocks of blockBytes (a leading f16 scale).
 	scales4 func(w []byte, rowBytes, nb, blockBytes int, ws []float32)
@@ -125,6 +127,16 @@ func rows4(dot func([]byte, []int8, []float32, []int16) float32) func([]byte, in
 	return func(w []byte, rowBytes int, qs []int8, d []float32, sums []int16, out *[4]float32) {
 		for r := range out {
 			out[r] = dot(w[r*rowBytes:], qs, d, sums)
+		}
+	}
+}
+
+// tiles4 makes a tile kernel of a four-vector one, for the portable kernels
+// that gain nothing from sharing the activations between rows.
+func tiles4(dot4 func([]byte, *quad, *[4]float32)) func([]byte, int, []float32, *quad, *[4][4]float32) {
+	return func(w []byte, rowBytes int, _ []float32, q *quad, out *[4][4]float32) {
+		for r := range out {
+			dot4(w[r*rowBytes:], q, &out[r])
 		}
 	}
 }

@@ -229,14 +229,19 @@ func TestTiles(t *testing.T) {
 	}{
 		{Q8_0, kern.q8_0t4, dotQ8_0t4Generic, kern.q8_0, dotQ8_0Generic},
 		{Q4_0, kern.q4_0t4, dotQ4_0t4Generic, kern.q4_0, dotQ4_0Generic},
+		{Q4_K, kern.q4_Kt4, tiles4(dotQ4_Kx4Generic), kern.q4_K, dotQ4_KGeneric},
 	}
 	for _, c := range tiles {
-		for _, n := range []int{QK, 3 * QK, 4864} {
+		bs, every := QK, QK
+		if c.t.BlockSize() == QKK {
+			bs, every = QKK, 16
+		}
+		for _, n := range []int{bs, 3 * bs, 4864} {
 			w, wf := randMatrix(t, r, c.t, 4, n)
 			rb := c.t.RowBytes(n)
 			for batch := 2; batch <= 4; batch++ {
 				var a acts
-				a.quantize(randVec(r, batch*n), n, batch, QK, QK)
+				a.quantize(randVec(r, batch*n), n, batch, bs, every)
 				for k := range 3 {
 					if k == 1 {
 						extremes(c.t, w.Data)
@@ -248,18 +253,26 @@ func TestTiles(t *testing.T) {
 						for i := range a.qs {
 							a.qs[i] = -127
 						}
+						// The sums must follow (see TestQuadKernels).
+						for i := range a.sums {
+							a.sums[i] = int16(-127 * every)
+						}
 					}
-					a.group(n, batch, QK)
+					a.group(n, batch, bs)
 					var got, portable [4][4]float32
-					ws, wsGen := make([]float32, 4*n/QK), make([]float32, 4*n/QK)
-					kern.scales4(w.Data, rb, n/QK, c.t.BytesPerBlock(), ws)
-					rowScales4Generic(w.Data, rb, n/QK, c.t.BytesPerBlock(), wsGen)
-					if !slices.Equal(ws, wsGen) {
-						t.Fatalf("%v n=%d: row scales %v, portable %v", c.t, n, ws, wsGen)
+					var ws []float32
+					if bs == QK {
+						ws = make([]float32, 4*n/QK)
+						wsGen := make([]float32, 4*n/QK)
+						kern.scales4(w.Data, rb, n/QK, c.t.BytesPerBlock(), ws)
+						rowScales4Generic(w.Data, rb, n/QK, c.t.BytesPerBlock(), wsGen)
+						if !slices.Equal(ws, wsGen) {
+							t.Fatalf("%v n=%d: row scales %v, portable %v", c.t, n, ws, wsGen)
+						}
 					}
 					c.got(w.Data, rb, ws, &a.quads[0], &got)
 					c.portable(w.Data, rb, ws, &a.quads[0], &portable)
-					nb := n / QK
+					nb, ns := n/bs, n/every
 					for row := range 4 {
 						wr := w.Data[row*rb : (row+1)*rb]
 						for v := range 4 {
@@ -269,14 +282,14 @@ func TestTiles(t *testing.T) {
 								}
 								continue
 							}
-							qs, d, sums := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb], a.sums[v*nb:(v+1)*nb]
+							qs, d, sums := a.qs[v*n:(v+1)*n], a.d[v*nb:(v+1)*nb], a.sums[v*ns:(v+1)*ns]
 							one, oneGen := c.one(wr, qs, d, sums), c.oneGen(wr, qs, d, sums)
 							if portable[row][v] != oneGen {
 								t.Errorf("%v n=%d batch %d case %d row %d vector %d: portable tile %v, portable single %v", c.t, n, batch, k, row, v, portable[row][v], oneGen)
 							}
 							mag := 0.0
 							for i, x := range wf[row*n : (row+1)*n] {
-								mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/QK]))
+								mag += math.Abs(float64(x) * float64(qs[i]) * float64(d[i/bs]))
 							}
 							if math.Abs(float64(got[row][v]-one)) > 1e-6*mag {
 								t.Errorf("%v n=%d batch %d case %d row %d vector %d: tile %v, single %v", c.t, n, batch, k, row, v, got[row][v], one)

@@ -205,7 +205,7 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 	a := j.acts
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
 	if r4 := j.rowsKernel(); r4 != nil {
-		// Four rows a call: for Q8_0 and Q4_0 by four vectors (a last group of two or
+		// Four rows a call: for Q8_0, Q4_0 and Q4_K by four vectors (a last group of two or
 		// three padded, see quads), else, and for a last single vector, one
 		// vector a call. The four rows are a quarter of the range apart, so
 		// that each is read as a long sequential stream of its own: rows side
@@ -217,14 +217,16 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 		stride := lane * j.rowBytes
 		t4 := j.tileKernel()
 		tiles := t4 != nil
+		// The Q8_0 and Q4_0 tiles take the rows' block scales converted once.
+		scales := tiles && j.w.Type.BlockSize() == QK
 		var ws []float32
-		if tiles {
+		if scales {
 			sc.ws = grow(sc.ws, 4*(cols/QK))
 			ws = sc.ws
 		}
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
-			if tiles {
+			if scales {
 				kern.scales4(w, stride, cols/QK, j.w.Type.BytesPerBlock(), ws)
 			}
 			b := 0
@@ -274,18 +276,18 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 }
 
 // rowsKernel is the kernel that takes four rows at once for this product: for
-// one vector, or for Q8_0 and Q4_0 any batch (with the tile kernels). The
-// others take a batch a row at a time with the quad kernels.
+// one vector, or for Q8_0, Q4_0 and Q4_K any batch (with the tile kernels).
+// Q6_K takes a batch a row at a time with the quad kernel.
 func (j *job) rowsKernel() func([]byte, int, []int8, []float32, []int16, *[4]float32) {
 	switch {
 	case j.w.Type == Q8_0:
 		return kern.q8_0r4
 	case j.w.Type == Q4_0:
 		return kern.q4_0r4
-	case j.batch > 1:
-		return nil
 	case j.w.Type == Q4_K:
 		return kern.q4_Kr4
+	case j.batch > 1:
+		return nil
 	case j.w.Type == Q6_K:
 		return kern.q6_Kr4
 	}
@@ -303,6 +305,8 @@ func (j *job) tileKernel() func([]byte, int, []float32, *quad, *[4][4]float32) {
 		return kern.q8_0t4
 	case Q4_0:
 		return kern.q4_0t4
+	case Q4_K:
+		return kern.q4_Kt4
 	}
 	return nil
 }
