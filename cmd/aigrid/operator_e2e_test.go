@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +42,31 @@ func TestProfilesNeedTheAdminKey(t *testing.T) {
 	var e apiError
 	if resp := g.do("GET", "/admin/debug/pprof/nonsense", g.adminKey, nil, &e); resp.StatusCode != http.StatusNotFound || e.Error.Message == "" {
 		t.Errorf("unknown profile: %d %+v", resp.StatusCode, e)
+	}
+}
+
+// An unmetered start over a data directory whose journal holds settlements
+// says so: they reach the ledger only when the meter runs again.
+func TestUnmeteredWarnsOfAJournal(t *testing.T) {
+	dir := t.TempDir()
+	m := NewMain()
+	m.DataDir = filepath.Join(dir, "data")
+	m.Listen = "127.0.0.1:0"
+	m.Stdout = io.Discard
+	m.Unmetered = true
+	logs := &syncBuffer{}
+	m.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	if err := os.MkdirAll(m.journalDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.journalDir(), "0000000000000001.journal"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background(), "", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !strings.Contains(logs.String(), "settlement journal holds calls") {
+		t.Errorf("no warning in the log:\n%s", logs.String())
 	}
 }
