@@ -29,17 +29,19 @@ func (s *Server) reserve(ctx context.Context, w http.ResponseWriter, call *aigri
 	return h, nil
 }
 
-// setRateHeaders writes OpenAI's x-ratelimit-* headers for the limits that apply.
+// setRateHeaders writes OpenAI's x-ratelimit-* headers for the limits that
+// apply. The keys are written in canonical form, as Header.Set would store
+// them, without its canonicalizing each one again on every call.
 func setRateHeaders(h http.Header, st aigrid.RateState) {
 	if st.LimitRequests > 0 {
-		h.Set("x-ratelimit-limit-requests", strconv.FormatInt(st.LimitRequests, 10))
-		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(st.RemainingRequests, 10))
-		h.Set("x-ratelimit-reset-requests", resetString(st.ResetRequests))
+		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(st.LimitRequests, 10)}
+		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(st.RemainingRequests, 10)}
+		h["X-Ratelimit-Reset-Requests"] = []string{resetString(st.ResetRequests)}
 	}
 	if st.LimitTokens > 0 {
-		h.Set("x-ratelimit-limit-tokens", strconv.FormatInt(st.LimitTokens, 10))
-		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(st.RemainingTokens, 10))
-		h.Set("x-ratelimit-reset-tokens", resetString(st.ResetTokens))
+		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(st.LimitTokens, 10)}
+		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(st.RemainingTokens, 10)}
+		h["X-Ratelimit-Reset-Tokens"] = []string{resetString(st.ResetTokens)}
 	}
 }
 

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"aigrid"
 )
 
 // Call ids are unique, and their time prefix never goes backwards, so that
@@ -28,5 +31,20 @@ func TestRequestIDsSortByTime(t *testing.T) {
 	}
 	if first, last := newRequestID(), (func() string { time.Sleep(2 * time.Millisecond); return newRequestID() })(); first >= last {
 		t.Errorf("%s made before %s sorts after it", first, last)
+	}
+}
+
+// The rate-limit headers are stored under the keys Header.Get looks up.
+func TestRateHeadersCanonical(t *testing.T) {
+	h := http.Header{}
+	setRateHeaders(h, aigrid.RateState{LimitRequests: 600, RemainingRequests: 599, ResetRequests: 100 * time.Millisecond,
+		LimitTokens: 1000, RemainingTokens: 10, ResetTokens: 90 * time.Second})
+	for key, want := range map[string]string{
+		"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "599", "x-ratelimit-reset-requests": "100ms",
+		"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "10", "x-ratelimit-reset-tokens": "1m30s",
+	} {
+		if got := h.Get(key); got != want {
+			t.Errorf("%s: %q, want %q", key, got, want)
+		}
 	}
 }
