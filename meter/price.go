@@ -6,7 +6,9 @@
 package meter
 
 import (
+	"math"
 	"math/big"
+	"math/bits"
 	"time"
 
 	"aigrid"
@@ -60,21 +62,59 @@ func overlap(a, b, lo, hi int64) int64 {
 // perMillion is 10^6 tokens × RateScale × 1000 (the factor's permille) ÷
 // 10^6 (the millionths of a minor unit): the divisor that turns tokens ×
 // Rate × factor × 10^exponent into millionths of a minor unit.
-var perMillion = big.NewInt(aigrid.RateScale * 1000)
+const perMillion = aigrid.RateScale * 1000
 
 // blockExact is (in×rateIn + out×rateOut) × factor/1000 per million tokens,
-// in millionths of a minor unit, rounded half up. Big integers: the product
-// of a month's tokens and a rate overflows 64 bits long before the amount does.
+// in millionths of a minor unit, rounded half up. Every call is priced, so
+// the usual sizes take 128-bit integer arithmetic; the rest big integers:
+// the product of a month's tokens and a rate overflows 64 bits long before
+// the amount does.
 func blockExact(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) int64 {
+	if v, ok := blockExact128(in, rateIn, out, rateOut, factor, exponent); ok {
+		return v
+	}
+	return blockExactBig(in, rateIn, out, rateOut, factor, exponent)
+}
+
+// blockExact128 is blockExact where the sum of products fits 64 bits, the
+// scale factor 32, and the result 63; ok is false otherwise.
+func blockExact128(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) (int64, bool) {
+	if in < 0 || rateIn < 0 || out < 0 || rateOut < 0 || factor < 0 || factor > 1<<20 || exponent < 0 || exponent > 6 {
+		return 0, false
+	}
+	h1, l1 := bits.Mul64(uint64(in), uint64(rateIn))
+	h2, l2 := bits.Mul64(uint64(out), uint64(rateOut))
+	sum, carry := bits.Add64(l1, l2, 0)
+	if h1 != 0 || h2 != 0 || carry != 0 {
+		return 0, false
+	}
+	scale := uint64(factor)
+	for range exponent {
+		scale *= 10
+	}
+	hi, lo := bits.Mul64(sum, scale)
+	lo, carry = bits.Add64(lo, perMillion/2, 0)
+	hi += carry
+	if hi >= perMillion {
+		return 0, false
+	}
+	q, _ := bits.Div64(hi, lo, perMillion)
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(q), true
+}
+
+// blockExactBig is blockExact in big integers.
+func blockExactBig(in int64, rateIn aigrid.Rate, out int64, rateOut aigrid.Rate, factor int64, exponent int) int64 {
 	var num, t big.Int
 	num.Mul(big.NewInt(in), big.NewInt(int64(rateIn)))
 	t.Mul(big.NewInt(out), big.NewInt(int64(rateOut)))
 	num.Add(&num, &t)
 	num.Mul(&num, big.NewInt(factor))
 	num.Mul(&num, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exponent)), nil))
-	half := new(big.Int).Rsh(perMillion, 1)
-	num.Add(&num, half)
-	num.Quo(&num, perMillion)
+	num.Add(&num, big.NewInt(perMillion/2))
+	num.Quo(&num, big.NewInt(perMillion))
 	return num.Int64()
 }
 

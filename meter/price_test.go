@@ -166,3 +166,42 @@ func TestVersionPicksTheTariffInEffect(t *testing.T) {
 		t.Error("before any version: none")
 	}
 }
+
+// The 128-bit path prices exactly as big integers do, where it applies, and
+// declines where it does not.
+func TestBlockExactPaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int64{0, 1, 999, 1_000_000, 1 << 31, 1 << 40, 1 << 62}
+	pick := func() int64 {
+		if rng.IntN(3) == 0 {
+			return sizes[rng.IntN(len(sizes))]
+		}
+		return rng.Int64N(1 << uint(rng.IntN(62)+1))
+	}
+	fast := 0
+	for range 200_000 {
+		in, out := pick(), pick()
+		rin, rout := aigrid.Rate(pick()), aigrid.Rate(pick())
+		factor := []int64{0, 500, 1000, 1500, 1 << 20}[rng.IntN(5)]
+		exp := rng.IntN(5)
+		want := blockExactBig(in, rin, out, rout, factor, exp)
+		got, ok := blockExact128(in, rin, out, rout, factor, exp)
+		if !ok {
+			continue
+		}
+		fast++
+		if got != want {
+			t.Fatalf("blockExact(%d, %d, %d, %d, %d, %d) = %d by 128 bits, %d by big integers", in, rin, out, rout, factor, exp, got, want)
+		}
+	}
+	if fast < 10_000 {
+		t.Fatalf("the 128-bit path took only %d of the cases", fast)
+	}
+	// A month of tokens at a high rate fits; a product past 64 bits does not.
+	if _, ok := blockExact128(10_000_000, 90*aigrid.RateScale, 5_000_000, 270*aigrid.RateScale, 1000, 2); !ok {
+		t.Error("usual sizes declined")
+	}
+	if _, ok := blockExact128(1<<40, 1<<40, 0, 0, 1000, 2); ok {
+		t.Error("a product past 64 bits accepted")
+	}
+}
