@@ -123,6 +123,11 @@ func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 	if batch > 1 {
 		p.acts.group(w.Cols, batch, actBlock(w.Type))
 	}
+	if w.Type == Q8_0 {
+		p.acts.octets(w.Cols, batch)
+	} else {
+		p.acts.octs = p.acts.octs[:0]
+	}
 }
 
 // grain picks rows per chunk: about eight chunks per thread for balance, each
@@ -168,9 +173,11 @@ func (j *job) partRange(sc *scratch, lo, hi int) {
 // to the heap on every call if declared in rowRange: the kernels are called
 // through function values).
 type scratch struct {
-	o  [4]float32
-	t  [4][4]float32
-	ws []float32 // row scales for the tile kernels
+	o    [4]float32
+	t    [4][4]float32
+	t8   [4][8]float32
+	ws   []float32 // row scales for the tile kernels
+	corr []int32   // and corrections for the octet kernel
 }
 
 func (j *job) rowRange(sc *scratch, lo, hi int) {
@@ -224,13 +231,34 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 			sc.ws = grow(sc.ws, 4*(cols/QK))
 			ws = sc.ws
 		}
+		// Q8_0 batches take the octet kernel where the CPU has one (then a.octs
+		// covers the whole batch).
+		octs := 0
+		if j.w.Type == Q8_0 {
+			octs = len(a.octs)
+		}
+		if octs > 0 {
+			sc.corr = grow(sc.corr, 4*(cols/QK))
+		}
 		for r := lo; r < lo+lane; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			if scales {
 				kern.scales4(w, stride, cols/QK, j.w.Type.BytesPerBlock(), ws)
 			}
 			b := 0
-			for g := 0; tiles && g < len(a.quads); g++ {
+			if octs > 0 {
+				kern.corr4(w, stride, cols/QK, sc.corr)
+			}
+			for g := range octs {
+				kern.q8_0t8(w, stride, ws, sc.corr, &a.octs[g], &sc.t8)
+				for i := range 4 {
+					for k := range min(8, j.batch-8*g) {
+						j.out[(b+k)*rows+r+i*lane] = sc.t8[i][k]
+					}
+				}
+				b += min(8, j.batch-8*g)
+			}
+			for g := 0; tiles && octs == 0 && g < len(a.quads); g++ {
 				n := min(4, j.batch-4*g)
 				if n < 2 {
 					break
@@ -388,6 +416,7 @@ type acts struct {
 	quads    []quad    // the batch by fours, when the kernel takes four at once
 	quadD    []float32 // the quads' interleaved scales
 	quadOffs []int32   // and offsets
+	octs     []octet   // the batch by eights, for the octet kernel
 }
 
 func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {

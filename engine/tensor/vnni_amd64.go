@@ -1,0 +1,73 @@
+//go:build amd64
+
+package tensor
+
+import "unsafe"
+
+// The AVX512-VNNI kernel for Q8_0 batches, in Go assembly (vnni_amd64.s):
+// simd/archsimd has no vpdpbusd. It takes four rows by eight vectors with the
+// activations laid out so that no sum needs a horizontal reduction: each
+// 32-bit lane is one vector, and each weight group of 4 bytes is broadcast to
+// all eight lanes, so after a block's 8 groups a lane holds that vector's whole
+// block sum. vpdpbusd multiplies unsigned by signed bytes: the activations are
+// stored offset by 128, and each row block's sum starts at −128·Σw to cancel
+// the offset.
+
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+func xgetbv0() uint32
+
+//go:noescape
+func rowCorr4AVX2(w *byte, stride, nb int, corr *int32)
+
+//go:noescape
+func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][8]float32)
+
+func init() {
+	if hasVNNI {
+		kern.q8_0t8 = dotQ8_0t8VNNI
+		kern.corr4 = rowCorr4VNNI
+	}
+}
+
+// hasVNNI is whether the CPU runs AVX512-VNNI on 256-bit registers (AVX512VL),
+// and the OS saves the AVX-512 state.
+var hasVNNI = func() bool {
+	if max, _, _, _ := cpuid(0, 0); max < 7 {
+		return false
+	}
+	_, _, c1, _ := cpuid(1, 0)
+	const osxsave = 1 << 27
+	if c1&osxsave == 0 {
+		return false
+	}
+	// XMM, YMM, opmask and both halves of the upper ZMM state.
+	const state = 1<<1 | 1<<2 | 1<<5 | 1<<6 | 1<<7
+	if xgetbv0()&state != state {
+		return false
+	}
+	_, b7, c7, _ := cpuid(7, 0)
+	const avx512f, avx512vl, vnni = 1 << 16, 1 << 31, 1 << 11
+	return b7&avx512f != 0 && b7&avx512vl != 0 && c7&vnni != 0
+}()
+
+// dotQ8_0t8VNNI is row r against vector k in out[r][k] for four rows, stride
+// apart from w, and the eight vectors of o; ws and corr are the rows' block
+// scales (as rowScales4 makes them) and corrections (as rowCorr4 makes them).
+func dotQ8_0t8VNNI(w []byte, stride int, ws []float32, corr []int32, o *octet, out *[4][8]float32) {
+	nb := len(o.d) / 8
+	if stride < nb*34 || len(w) < 3*stride+nb*34 || len(ws) < 4*nb || len(corr) < 4*nb || len(o.xu) < 256*nb {
+		panic("tensor: rows and activations disagree in length")
+	}
+	q8_0t8VNNI(unsafe.SliceData(w), stride, nb, unsafe.SliceData(ws), unsafe.SliceData(corr), unsafe.SliceData(o.xu), unsafe.SliceData(o.d), out)
+}
+
+// rowCorr4VNNI is rowCorr4 in assembly (AVX2, which every VNNI CPU has).
+func rowCorr4VNNI(w []byte, stride, nb int, corr []int32) {
+	if nb == 0 {
+		return
+	}
+	if stride < nb*34 || len(w) < 3*stride+nb*34 || len(corr) < 4*nb {
+		panic("tensor: rows and corrections disagree in length")
+	}
+	rowCorr4AVX2(unsafe.SliceData(w), stride, nb, unsafe.SliceData(corr))
+}

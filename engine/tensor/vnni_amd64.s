@@ -1,0 +1,162 @@
+#include "textflag.h"
+
+// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
+	RET
+
+// func xgetbv0() uint32
+TEXT ·xgetbv0(SB), NOSPLIT, $0-4
+	MOVL $0, CX
+	XGETBV
+	MOVL AX, ret+0(FP)
+	RET
+
+// Group j of a block for the four rows: its 4 weight bytes of each row are
+// broadcast against the 8 vectors' 4 offset activation bytes in X.
+#define GROUP(off, X, A0, A1, A2, A3) \
+	VPDPBUSD.BCST off(SI), X, A0 \
+	VPDPBUSD.BCST off(R12), X, A1 \
+	VPDPBUSD.BCST off(R13), X, A2 \
+	VPDPBUSD.BCST off(R14), X, A3
+
+// Row r's block: the two integer sums added, converted, times the row's block
+// scale, then times the vectors' block scales (Y20) into the row's sums.
+#define FINISH(A, B, r, ACC) \
+	VPADDD B, A, A \
+	VCVTDQ2PS A, A \
+	VMULPS.BCST (4*r)(R8), A, A \
+	VFMADD231PS Y20, A, ACC
+
+// func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][8]float32)
+TEXT ·q8_0t8VNNI(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), BX
+	MOVQ nb+16(FP), CX
+	MOVQ ws+24(FP), R8
+	MOVQ corr+32(FP), R9
+	MOVQ xu+40(FP), DI
+	MOVQ dx+48(FP), R10
+	MOVQ out+56(FP), R11
+	LEAQ (SI)(BX*1), R12
+	LEAQ (SI)(BX*2), R13
+	LEAQ (R12)(BX*2), R14
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JZ    done
+
+loop:
+	VMOVDQU 0(DI), Y8
+	VMOVDQU 32(DI), Y9
+	VMOVDQU 64(DI), Y10
+	VMOVDQU 96(DI), Y11
+	VMOVDQU 128(DI), Y12
+	VMOVDQU 160(DI), Y13
+	VMOVDQU 192(DI), Y14
+	VMOVDQU 224(DI), Y15
+	// One sum starts at the row's correction (-128·Σw), the other at zero.
+	VPBROADCASTD 0(R9), Y4
+	VPBROADCASTD 4(R9), Y5
+	VPBROADCASTD 8(R9), Y6
+	VPBROADCASTD 12(R9), Y7
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	GROUP(2, Y8, Y4, Y5, Y6, Y7)
+	GROUP(6, Y9, Y16, Y17, Y18, Y19)
+	GROUP(10, Y10, Y4, Y5, Y6, Y7)
+	GROUP(14, Y11, Y16, Y17, Y18, Y19)
+	GROUP(18, Y12, Y4, Y5, Y6, Y7)
+	GROUP(22, Y13, Y16, Y17, Y18, Y19)
+	GROUP(26, Y14, Y4, Y5, Y6, Y7)
+	GROUP(30, Y15, Y16, Y17, Y18, Y19)
+	VMOVUPS (R10), Y20
+	FINISH(Y4, Y16, 0, Y0)
+	FINISH(Y5, Y17, 1, Y1)
+	FINISH(Y6, Y18, 2, Y2)
+	FINISH(Y7, Y19, 3, Y3)
+	ADDQ $34, SI
+	ADDQ $34, R12
+	ADDQ $34, R13
+	ADDQ $34, R14
+	ADDQ $256, DI
+	ADDQ $16, R8
+	ADDQ $16, R9
+	ADDQ $32, R10
+	DECQ CX
+	JNZ  loop
+
+done:
+	VMOVUPS Y0, 0(R11)
+	VMOVUPS Y1, 32(R11)
+	VMOVUPS Y2, 64(R11)
+	VMOVUPS Y3, 96(R11)
+	VZEROUPPER
+	RET
+
+// func rowCorr4AVX2(w *byte, stride, nb int, corr *int32)
+// Each row block's bytes, offset to unsigned, are summed by vpsadbw into four
+// 16-bit partial sums, the four rows' shifted into one register's words and
+// reduced together: s = Σw + 4096, and −128·Σw = 524288 − 128·s.
+TEXT ·rowCorr4AVX2(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), BX
+	MOVQ nb+16(FP), CX
+	MOVQ corr+24(FP), DI
+	LEAQ (SI)(BX*1), R12
+	LEAQ (SI)(BX*2), R13
+	LEAQ (R12)(BX*2), R14
+	MOVL $0x80808080, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	VPXOR Y14, Y14, Y14
+	MOVL $524288, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, X13
+	TESTQ CX, CX
+	JZ    corrdone
+
+corrloop:
+	VPXOR   2(SI), Y15, Y0
+	VPSADBW Y14, Y0, Y0
+	VPXOR   2(R12), Y15, Y1
+	VPSADBW Y14, Y1, Y1
+	VPSLLQ  $16, Y1, Y1
+	VPOR    Y1, Y0, Y0
+	VPXOR   2(R13), Y15, Y2
+	VPSADBW Y14, Y2, Y2
+	VPSLLQ  $32, Y2, Y2
+	VPOR    Y2, Y0, Y0
+	VPXOR   2(R14), Y15, Y3
+	VPSADBW Y14, Y3, Y3
+	VPSLLQ  $48, Y3, Y3
+	VPOR    Y3, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDW  X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDW  X1, X0, X0
+	VPMOVZXWD X0, X0
+	VPSLLD  $7, X0, X0
+	VPSUBD  X0, X13, X0
+	VMOVDQU X0, (DI)
+	ADDQ $34, SI
+	ADDQ $34, R12
+	ADDQ $34, R13
+	ADDQ $34, R14
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  corrloop
+
+corrdone:
+	VZEROUPPER
+	RET
