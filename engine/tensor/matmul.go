@@ -233,32 +233,17 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 		}
 		// Q8_0 batches take the octet kernel where the CPU has one (then a.octs
 		// covers the whole batch).
-		octs := 0
-		if j.w.Type == Q8_0 {
-			octs = len(a.octs)
+		octets := j.w.Type == Q8_0 && len(a.octs) > 0
+		if octets {
+			j.octetRange(sc, lo, lane)
 		}
-		if octs > 0 {
-			sc.corr = grow(sc.corr, 4*(cols/QK))
-		}
-		for r := lo; r < lo+lane; r++ {
+		for r := lo; r < lo+lane && !octets; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			if scales {
 				kern.scales4(w, stride, cols/QK, j.w.Type.BytesPerBlock(), ws)
 			}
 			b := 0
-			if octs > 0 {
-				kern.corr4(w, stride, cols/QK, sc.corr)
-			}
-			for g := range octs {
-				kern.q8_0t8(w, stride, ws, sc.corr, &a.octs[g], &sc.t8)
-				for i := range 4 {
-					for k := range min(8, j.batch-8*g) {
-						j.out[(b+k)*rows+r+i*lane] = sc.t8[i][k]
-					}
-				}
-				b += min(8, j.batch-8*g)
-			}
-			for g := 0; tiles && octs == 0 && g < len(a.quads); g++ {
+			for g := 0; tiles && g < len(a.quads); g++ {
 				n := min(4, j.batch-4*g)
 				if n < 2 {
 					break

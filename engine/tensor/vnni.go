@@ -55,3 +55,35 @@ func (a *acts) octets(cols, batch int) {
 		a.octs[len(a.octs)-1].pack(a.qs, a.d, cols, nb, from, min(8, batch-from))
 	}
 }
+
+// octetRange is rowRange's four-row loop (rows lo to lo+lane, each with the
+// three lane apart) for a batch in octets. The scales and corrections of all
+// the rows come first; then each octet is taken against all the rows, so that
+// its activations stay in L1 and the results of consecutive calls fill the
+// same cache lines of out (octets outside, the rows inside, measured 0.2 of
+// the kernel's time in those stores).
+func (j *job) octetRange(sc *scratch, lo, lane int) {
+	a, rows, nb := j.acts, j.w.Rows, j.w.Cols/QK
+	stride := lane * j.rowBytes
+	sc.ws = grow(sc.ws, 4*nb*lane)
+	sc.corr = grow(sc.corr, 4*nb*lane)
+	for r := lo; r < lo+lane; r++ {
+		w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
+		q := 4 * nb * (r - lo)
+		kern.scales4(w, stride, nb, j.w.Type.BytesPerBlock(), sc.ws[q:q+4*nb])
+		kern.corr4(w, stride, nb, sc.corr[q:q+4*nb])
+	}
+	for g := range a.octs {
+		b, n := 8*g, min(8, j.batch-8*g)
+		for r := lo; r < lo+lane; r++ {
+			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
+			q := 4 * nb * (r - lo)
+			kern.q8_0t8(w, stride, sc.ws[q:q+4*nb], sc.corr[q:q+4*nb], &a.octs[g], &sc.t8)
+			for i := range 4 {
+				for k := range n {
+					j.out[(b+k)*rows+r+i*lane] = sc.t8[i][k]
+				}
+			}
+		}
+	}
+}
