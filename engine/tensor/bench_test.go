@@ -133,7 +133,7 @@ func BenchmarkKernelBatch8(b *testing.B) {
 			a.quantize(xs, cols, batch, block, sums)
 			a.group(cols, batch, block)
 			if typ == Q8_0 {
-				a.octets(cols, batch)
+				a.packGroups(cols, batch)
 			}
 			j := job{w: m, rowBytes: typ.RowBytes(cols), out: make([]float32, batch*rows), xs: xs, batch: batch, acts: &a}
 			b.SetBytes(int64(len(m.Data)))

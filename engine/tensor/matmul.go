@@ -124,9 +124,9 @@ func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 		p.acts.group(w.Cols, batch, actBlock(w.Type))
 	}
 	if w.Type == Q8_0 {
-		p.acts.octets(w.Cols, batch)
+		p.acts.packGroups(w.Cols, batch)
 	} else {
-		p.acts.octs = p.acts.octs[:0]
+		p.acts.vgroups = p.acts.vgroups[:0]
 	}
 }
 
@@ -175,9 +175,9 @@ func (j *job) partRange(sc *scratch, lo, hi int) {
 type scratch struct {
 	o    [4]float32
 	t    [4][4]float32
-	t8   [4][8]float32
+	tv   [4][16]float32
 	ws   []float32 // row scales for the tile kernels
-	corr []int32   // and corrections for the octet kernel
+	corr []int32   // and corrections for the VNNI kernels
 }
 
 func (j *job) rowRange(sc *scratch, lo, hi int) {
@@ -231,13 +231,13 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 			sc.ws = grow(sc.ws, 4*(cols/QK))
 			ws = sc.ws
 		}
-		// Q8_0 batches take the octet kernel where the CPU has one (then a.octs
-		// covers the whole batch).
-		octets := j.w.Type == Q8_0 && len(a.octs) > 0
-		if octets {
-			j.octetRange(sc, lo, lane)
+		// Q8_0 batches take the VNNI kernels where the CPU has them (then
+		// a.vgroups covers the whole batch).
+		vnni := j.w.Type == Q8_0 && len(a.vgroups) > 0
+		if vnni {
+			j.groupRange(sc, lo, lane)
 		}
-		for r := lo; r < lo+lane && !octets; r++ {
+		for r := lo; r < lo+lane && !vnni; r++ {
 			w := j.w.Data[r*j.rowBytes : (r+3*lane+1)*j.rowBytes]
 			if scales {
 				kern.scales4(w, stride, cols/QK, j.w.Type.BytesPerBlock(), ws)
@@ -401,7 +401,7 @@ type acts struct {
 	quads    []quad    // the batch by fours, when the kernel takes four at once
 	quadD    []float32 // the quads' interleaved scales
 	quadOffs []int32   // and offsets
-	octs     []octet   // the batch by eights, for the octet kernel
+	vgroups  []vgroup  // the batch by eights or sixteens, for the VNNI kernels
 }
 
 func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {

@@ -4,11 +4,12 @@ package tensor
 
 import "unsafe"
 
-// The AVX512-VNNI kernel for Q8_0 batches, in Go assembly (vnni_amd64.s):
-// simd/archsimd has no vpdpbusd. It takes four rows by eight vectors with the
-// activations laid out so that no sum needs a horizontal reduction: each
-// 32-bit lane is one vector, and each weight group of 4 bytes is broadcast to
-// all eight lanes, so after a block's 8 groups a lane holds that vector's whole
+// The AVX512-VNNI kernels for Q8_0 batches, in Go assembly (vnni_amd64.s):
+// simd/archsimd has no vpdpbusd. They take four rows by eight vectors (256-bit
+// registers) or sixteen (512-bit) with the activations laid out so that no sum
+// needs a horizontal reduction: each 32-bit lane is one vector, and each weight
+// group of 4 bytes is broadcast to all lanes, so after a block's 8 groups a
+// lane holds that vector's whole
 // block sum. vpdpbusd multiplies unsigned by signed bytes: the activations are
 // stored offset by 128, and each row block's sum starts at −128·Σw to cancel
 // the offset.
@@ -20,11 +21,14 @@ func xgetbv0() uint32
 func rowCorr4AVX2(w *byte, stride, nb int, corr *int32)
 
 //go:noescape
-func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][8]float32)
+func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
+
+//go:noescape
+func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
 
 func init() {
 	if hasVNNI {
-		kern.q8_0t8 = dotQ8_0t8VNNI
+		kern.q8_0tv = dotQ8_0tVNNI
 		kern.corr4 = rowCorr4VNNI
 	}
 }
@@ -50,15 +54,19 @@ var hasVNNI = func() bool {
 	return b7&avx512f != 0 && b7&avx512vl != 0 && c7&vnni != 0
 }()
 
-// dotQ8_0t8VNNI is row r against vector k in out[r][k] for four rows, stride
-// apart from w, and the eight vectors of o; ws and corr are the rows' block
+// dotQ8_0tVNNI is row r against vector k in out[r][k] for four rows, stride
+// apart from w, and the vectors of o; ws and corr are the rows' block
 // scales (as rowScales4 makes them) and corrections (as rowCorr4 makes them).
-func dotQ8_0t8VNNI(w []byte, stride int, ws []float32, corr []int32, o *octet, out *[4][8]float32) {
-	nb := len(o.d) / 8
-	if stride < nb*34 || len(w) < 3*stride+nb*34 || len(ws) < 4*nb || len(corr) < 4*nb || len(o.xu) < 256*nb {
+func dotQ8_0tVNNI(w []byte, stride int, ws []float32, corr []int32, o *vgroup, out *[4][16]float32) {
+	nb := len(o.d) / o.width
+	if stride < nb*34 || len(w) < 3*stride+nb*34 || len(ws) < 4*nb || len(corr) < 4*nb || len(o.xu) < 32*o.width*nb {
 		panic("tensor: rows and activations disagree in length")
 	}
-	q8_0t8VNNI(unsafe.SliceData(w), stride, nb, unsafe.SliceData(ws), unsafe.SliceData(corr), unsafe.SliceData(o.xu), unsafe.SliceData(o.d), out)
+	k := q8_0t8VNNI
+	if o.width == 16 {
+		k = q8_0t16VNNI
+	}
+	k(unsafe.SliceData(w), stride, nb, unsafe.SliceData(ws), unsafe.SliceData(corr), unsafe.SliceData(o.xu), unsafe.SliceData(o.d), out)
 }
 
 // rowCorr4VNNI is rowCorr4 in assembly (AVX2, which every VNNI CPU has).

@@ -34,7 +34,14 @@ TEXT ·xgetbv0(SB), NOSPLIT, $0-4
 	VMULPS.BCST (4*r)(R8), A, A \
 	VFMADD231PS Y20, A, ACC
 
-// func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][8]float32)
+// The same for sixteen vectors in 512-bit registers (Z20: their scales).
+#define FINISH16(A, B, r, ACC) \
+	VPADDD B, A, A \
+	VCVTDQ2PS A, A \
+	VMULPS.BCST (4*r)(R8), A, A \
+	VFMADD231PS Z20, A, ACC
+
+// func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
 TEXT ·q8_0t8VNNI(SB), NOSPLIT, $0-64
 	MOVQ w+0(FP), SI
 	MOVQ stride+8(FP), BX
@@ -98,11 +105,84 @@ loop:
 
 done:
 	VMOVUPS Y0, 0(R11)
-	VMOVUPS Y1, 32(R11)
-	VMOVUPS Y2, 64(R11)
-	VMOVUPS Y3, 96(R11)
+	VMOVUPS Y1, 64(R11)
+	VMOVUPS Y2, 128(R11)
+	VMOVUPS Y3, 192(R11)
 	VZEROUPPER
 	RET
+
+// q8_0t16VNNI is q8_0t8VNNI for sixteen vectors in 512-bit registers.
+//
+// func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
+TEXT ·q8_0t16VNNI(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), BX
+	MOVQ nb+16(FP), CX
+	MOVQ ws+24(FP), R8
+	MOVQ corr+32(FP), R9
+	MOVQ xu+40(FP), DI
+	MOVQ dx+48(FP), R10
+	MOVQ out+56(FP), R11
+	LEAQ (SI)(BX*1), R12
+	LEAQ (SI)(BX*2), R13
+	LEAQ (R12)(BX*2), R14
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ CX, CX
+	JZ    done16
+
+loop16:
+	VMOVDQU32 0(DI), Z8
+	VMOVDQU32 64(DI), Z9
+	VMOVDQU32 128(DI), Z10
+	VMOVDQU32 192(DI), Z11
+	VMOVDQU32 256(DI), Z12
+	VMOVDQU32 320(DI), Z13
+	VMOVDQU32 384(DI), Z14
+	VMOVDQU32 448(DI), Z15
+	// One sum starts at the row's correction (-128·Σw), the other at zero.
+	VPBROADCASTD 0(R9), Z4
+	VPBROADCASTD 4(R9), Z5
+	VPBROADCASTD 8(R9), Z6
+	VPBROADCASTD 12(R9), Z7
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	GROUP(2, Z8, Z4, Z5, Z6, Z7)
+	GROUP(6, Z9, Z16, Z17, Z18, Z19)
+	GROUP(10, Z10, Z4, Z5, Z6, Z7)
+	GROUP(14, Z11, Z16, Z17, Z18, Z19)
+	GROUP(18, Z12, Z4, Z5, Z6, Z7)
+	GROUP(22, Z13, Z16, Z17, Z18, Z19)
+	GROUP(26, Z14, Z4, Z5, Z6, Z7)
+	GROUP(30, Z15, Z16, Z17, Z18, Z19)
+	VMOVUPS (R10), Z20
+	FINISH16(Z4, Z16, 0, Z0)
+	FINISH16(Z5, Z17, 1, Z1)
+	FINISH16(Z6, Z18, 2, Z2)
+	FINISH16(Z7, Z19, 3, Z3)
+	ADDQ $34, SI
+	ADDQ $34, R12
+	ADDQ $34, R13
+	ADDQ $34, R14
+	ADDQ $512, DI
+	ADDQ $16, R8
+	ADDQ $16, R9
+	ADDQ $64, R10
+	DECQ CX
+	JNZ  loop16
+
+done16:
+	VMOVUPS Z0, 0(R11)
+	VMOVUPS Z1, 64(R11)
+	VMOVUPS Z2, 128(R11)
+	VMOVUPS Z3, 192(R11)
+	VZEROUPPER
+	RET
+
 
 // func rowCorr4AVX2(w *byte, stride, nb int, corr *int32)
 // Each row block's bytes, offset to unsigned, are summed by vpsadbw into four
