@@ -8,6 +8,13 @@ import (
 	"testing"
 )
 
+// quantize quantizes a whole batch on the calling thread, as Pool.quantize
+// does across its threads.
+func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {
+	a.resize(cols*batch, block, sumEvery)
+	a.quantizeBlocks(xs, 0, cols*batch/block, block, sumEvery)
+}
+
 // The kernels in use (SIMD where the build and CPU allow) must agree with the
 // portable ones: every block's integer sum is exact in both, so only the order
 // of float additions may differ.

@@ -112,14 +112,21 @@ func actBlock(t Type) int {
 
 // quantize prepares p.acts for products of w's type.
 func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
-	switch b := actBlock(w.Type); b {
+	block, sumEvery := actBlock(w.Type), 16
+	switch block {
 	case QK:
-		p.acts.quantize(xs, w.Cols, batch, QK, QK)
-	case QKK:
-		p.acts.quantize(xs, w.Cols, batch, QKK, 16)
-	default:
+		sumEvery = QK
+	case 0:
 		return
 	}
+	a := &p.acts
+	a.resize(w.Cols*batch, block, sumEvery)
+	// A batch's blocks are split among the threads as rows are; a vector or
+	// two stays on the caller, where waking the workers would cost more.
+	n := w.Cols * batch / block
+	p.job = job{fn: func(_, lo, hi int) { a.quantizeBlocks(xs, lo, hi, block, sumEvery) }}
+	p.parallel(n, max(8192/block, (n+4*p.threads-1)/(4*p.threads)))
+	p.job = job{}
 	if batch > 1 {
 		p.acts.group(w.Cols, batch, actBlock(w.Type))
 	}
@@ -404,12 +411,16 @@ type acts struct {
 	vgroups  []vgroup  // the batch by eights or sixteens, for the VNNI kernels
 }
 
-func (a *acts) quantize(xs []float32, cols, batch, block, sumEvery int) {
-	n := cols * batch
+// resize makes room for n values quantized in blocks.
+func (a *acts) resize(n, block, sumEvery int) {
 	a.qs = grow(a.qs, n)
 	a.d = grow(a.d, n/block)
 	a.sums = grow(a.sums, n/sumEvery)
-	for i := range n / block {
+}
+
+// quantizeBlocks quantizes blocks [lo, hi) of xs into room made by resize.
+func (a *acts) quantizeBlocks(xs []float32, lo, hi, block, sumEvery int) {
+	for i := lo; i < hi; i++ {
 		a.d[i] = quantizeBlock8(a.qs[i*block:(i+1)*block], a.sums[i*block/sumEvery:(i+1)*block/sumEvery], xs[i*block:(i+1)*block])
 	}
 }

@@ -46,10 +46,18 @@ func Quantize(t Type, dst []byte, src []float32) error {
 // nearest rounds half to even, as llama.cpp's nearest_int does.
 func nearest(f float32) int32 { return int32(math.RoundToEven(float64(f))) }
 
+// nearest127 is nearest for |f| below 2²², as x·127/max|x| is: adding 1.5·2²³
+// leaves f rounded half to even in the low mantissa bits. The conversion keeps
+// the compiler from fusing the caller's multiply into the addition.
+func nearest127(f float32) int32 {
+	return int32(math.Float32bits(float32(f)+0x1.8p23)&0x7fffff) - 0x400000
+}
+
 // absMax returns the largest magnitude in x and the value that has it.
 func absMax(x []float32) (amax, peak float32) {
 	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); a > amax {
+		// Clearing the sign bit is |v| without the round trip through float64.
+		if a := math.Float32frombits(math.Float32bits(v) &^ (1 << 31)); a > amax {
 			amax, peak = a, v
 		}
 	}
@@ -116,7 +124,7 @@ func quantizeBlock8(q []int8, sums []int16, x []float32) float32 {
 	for k := range sums {
 		s := int32(0)
 		for j := k * g; j < (k+1)*g; j++ {
-			v := min(127, max(-127, nearest(x[j]*id)))
+			v := min(127, max(-127, nearest127(x[j]*id)))
 			q[j] = int8(v)
 			s += v
 		}

@@ -170,3 +170,22 @@ func TestKQuantsBeatQ4_0(t *testing.T) {
 		t.Errorf("Q4_K error %.4f not below Q4_0's %.4f", e4k, e40)
 	}
 }
+
+// nearest127 must round as nearest over the range quantizeBlock8 gives it,
+// halves and neighbours of halves included.
+func TestNearest127(t *testing.T) {
+	for i := -127 * 4; i <= 127*4; i++ {
+		for _, f := range []float32{float32(i) / 4, math.Nextafter32(float32(i)/4, 200), math.Nextafter32(float32(i)/4, -200)} {
+			if got, want := nearest127(f), nearest(f); got != want {
+				t.Fatalf("nearest127(%v) = %d, want %d", f, got, want)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		f := (r.Float32()*2 - 1) * 128
+		if got, want := nearest127(f), nearest(f); got != want {
+			t.Fatalf("nearest127(%v) = %d, want %d", f, got, want)
+		}
+	}
+}
