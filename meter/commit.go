@@ -217,7 +217,7 @@ func (m *Meter) Sync(ctx context.Context) error {
 			// Keep the rest, ahead of what came since, for the next try.
 			m.jmu.Lock()
 			m.pending = append(batch[lo:len(batch):len(batch)], m.pending...)
-			m.journal.ended = append(ended, m.journal.ended...)
+			m.journal.keepEnded(ended)
 			m.jmu.Unlock()
 			return err
 		}

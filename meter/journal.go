@@ -182,6 +182,12 @@ func (j *journal) takeEnded() []string {
 	return ended
 }
 
+// keepEnded puts back segments that takeEnded returned and whose records
+// could not all be applied, ahead of those filled since.
+func (j *journal) keepEnded(ended []string) {
+	j.ended = append(ended, j.ended...)
+}
+
 // appendFrame adds payload to buf as one frame.
 func appendFrame(buf, payload []byte) []byte {
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))

@@ -96,14 +96,11 @@ type Meter struct {
 }
 
 // settlement is a usage transaction in the journal and not yet in the
-// ledger, with what the meter counted for it, to take back should the
-// ledger hold its key already (a settlement replayed).
+// ledger, with the tenant whose counts it changed: they are taken back
+// should the ledger hold its key already (a settlement replayed).
 type settlement struct {
-	tx         *aigrid.LedgerTx
-	tm         *tenantMeter
-	month, day time.Time
-	tokens     int64
-	charge     aigrid.Charge
+	tx *aigrid.LedgerTx
+	tm *tenantMeter
 }
 
 // tenantMeter is one tenant's live state; mu guards all of it.
@@ -579,7 +576,7 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 		Usage: &aigrid.UsageRecord{ID: h.CallID, TenantID: h.TenantID, KeyID: h.KeyID, At: h.At,
 			Service: s.Service, Provider: s.Provider, Model: s.Model, PromptTokens: in, CompletionTokens: out,
 			Charge: charge, Cost: Cost(s.Cost, m.set.Currency, in, out), Estimated: s.Estimated}}
-	st := &settlement{tx: tx, tm: tm, month: month, day: day, tokens: in + out, charge: charge}
+	st := &settlement{tx: tx, tm: tm}
 	if err := m.record(ctx, st); err != nil {
 		m.takeBack(st)
 		return err
@@ -590,11 +587,13 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 // takeBack undoes what Settle counted for a settlement that is not in the
 // ledger: not written, or written before.
 func (m *Meter) takeBack(st *settlement) {
+	u := st.tx.Usage
+	month, day := m.periods(st.tx.At)
 	tm := st.tm
 	tm.mu.Lock()
-	m.count(tm, st.month, st.day, -st.tokens, st.charge.Total)
-	if st.month.Equal(tm.month) {
-		Unround(&st.charge, tm.carry)
+	m.count(tm, month, day, -(u.PromptTokens + u.CompletionTokens), u.Charge.Total)
+	if month.Equal(tm.month) {
+		Unround(&u.Charge, tm.carry)
 	}
 	tm.mu.Unlock()
 }

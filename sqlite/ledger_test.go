@@ -15,15 +15,8 @@ import (
 // inside it and keys written before, is applied once per key.
 func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tenant := &aigrid.Tenant{Name: "clinic-a"}
-	if err := db.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	db, tenants := openWithTenants(t, "clinic-a")
+	tenant := tenants[0]
 	usageTx := func(i int) *aigrid.LedgerTx {
 		id := fmt.Sprintf("call-%d", i)
 		at := time.Date(2026, 11, 24, 12, 0, 0, i, time.UTC)
@@ -77,15 +70,8 @@ func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 // also as rows written before free calls got "[]".
 func TestUsageByBlockWithFreeCalls(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tenant := &aigrid.Tenant{Name: "clinic-a"}
-	if err := db.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	db, tenants := openWithTenants(t, "clinic-a")
+	tenant := tenants[0]
 	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	free := &aigrid.LedgerTx{Key: "usage:free", Kind: aigrid.TxUsage, TenantID: tenant.ID, At: at,
 		Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(tenant.ID), Amount: 0}, {Account: aigrid.AccountRevenue, Amount: 0}},
@@ -107,17 +93,8 @@ func TestUsageByBlockWithFreeCalls(t *testing.T) {
 // the check finds a usage row whose charge differs from what was posted.
 func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	a, b := &aigrid.Tenant{Name: "clinic-a"}, &aigrid.Tenant{Name: "school-b"}
-	for _, tn := range []*aigrid.Tenant{a, b} {
-		if err := db.CreateTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, tenants := openWithTenants(t, "clinic-a", "school-b")
+	a, b := tenants[0], tenants[1]
 	// Midnight of 1 December in Kathmandu (UTC+5:45) is 18:15 UTC on 30 November.
 	kathmandu := time.FixedZone("NPT", 5*3600+45*60)
 	midnight := time.Date(2026, 12, 1, 0, 0, 0, 0, kathmandu)
@@ -159,4 +136,24 @@ func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 1 || !strings.Contains(bad[0], "charged 13, and it posted 12") {
 		t.Fatalf("check after tampering: %q, %v", bad, err)
 	}
+}
+
+// openWithTenants opens a store in a temporary directory, closed when the
+// test ends, with the named tenants.
+func openWithTenants(t *testing.T, names ...string) (*DB, []*aigrid.Tenant) {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var tenants []*aigrid.Tenant
+	for _, name := range names {
+		tn := &aigrid.Tenant{Name: name}
+		if err := db.CreateTenant(context.Background(), tn); err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tn)
+	}
+	return db, tenants
 }

@@ -271,11 +271,7 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]flo
 		acc2 = row(w2, 2, acc2)
 		acc3 = row(w3, 3, acc3)
 	}
-	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
-	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
-	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
-	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
-	archsimd.ClearAVXUpperBits()
+	storeTile(out, acc0, acc1, acc2, acc3)
 }
 
 // q4_0Block is block i's product as eight float lanes, before the activation
@@ -381,11 +377,7 @@ func dotQ4_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]flo
 		acc2 = row(w2, 2, acc2)
 		acc3 = row(w3, 3, acc3)
 	}
-	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
-	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
-	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
-	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
-	archsimd.ClearAVXUpperBits()
+	storeTile(out, acc0, acc1, acc2, acc3)
 }
 
 // dotQ4_0r4AVX2 is dotQ8_0r4AVX2 for Q4_0 weights: the nibbles (0-15) multiply
@@ -667,11 +659,7 @@ func dotQ4_Kt4AVX2(w []byte, rowBytes int, _ []float32, q *quad, out *[4][4]floa
 		acc2 = row(w2, acc2)
 		acc3 = row(w3, acc3)
 	}
-	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
-	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
-	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
-	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
-	archsimd.ClearAVXUpperBits()
+	storeTile(out, acc0, acc1, acc2, acc3)
 }
 
 func dotQ6_KAVX2(w []byte, qs []int8, d []float32, sums []int16) float32 {
@@ -838,4 +826,14 @@ func dotF32AVX2(w []byte, x []float32) float32 {
 		s += math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:])) * x[i]
 	}
 	return s
+}
+
+// storeTile stores a tile's four row accumulators, each holding the row's
+// four vector sums in two halves, and leaves the AVX state clean.
+func storeTile(out *[4][4]float32, acc0, acc1, acc2, acc3 archsimd.Float32x8) {
+	acc0.GetLo().Add(acc0.GetHi()).Store(&out[0])
+	acc1.GetLo().Add(acc1.GetHi()).Store(&out[1])
+	acc2.GetLo().Add(acc2.GetHi()).Store(&out[2])
+	acc3.GetLo().Add(acc3.GetHi()).Store(&out[3])
+	archsimd.ClearAVXUpperBits()
 }
