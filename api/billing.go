@@ -23,22 +23,6 @@ func (s *Server) billingMeter(w http.ResponseWriter, r *http.Request) *meter.Met
 	return s.cfg.Meter
 }
 
-// ledgerMeter is billingMeter for a handler that reads the ledger: it first
-// applies the settlements waiting in the meter's journal, so that the read
-// sees every call settled before it.
-func (s *Server) ledgerMeter(w http.ResponseWriter, r *http.Request) *meter.Meter {
-	m := s.billingMeter(w, r)
-	if m == nil {
-		return nil
-	}
-	if err := m.Sync(r.Context()); err != nil {
-		logger(r).Error("apply the meter's journal", "error", err.Error())
-		writeError(w, r, aigrid.Errorf(aigrid.EUnavailable, "The ledger is catching up with recent calls and cannot be read just now. Try again shortly."))
-		return nil
-	}
-	return m
-}
-
 func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, call *aigrid.Call) {
 	s.writeBalance(w, r, call.Tenant)
 }
@@ -89,7 +73,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, call *aigrid.C
 }
 
 func (s *Server) writeUsage(w http.ResponseWriter, r *http.Request, t *aigrid.Tenant) {
-	m := s.ledgerMeter(w, r)
+	m := s.billingMeter(w, r)
 	if m == nil {
 		return
 	}
@@ -201,7 +185,7 @@ func (s *Server) getStatement(w http.ResponseWriter, r *http.Request, call *aigr
 }
 
 func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigrid.Tenant) {
-	m := s.ledgerMeter(w, r)
+	m := s.billingMeter(w, r)
 	if m == nil {
 		return
 	}

@@ -343,7 +343,7 @@ type revenueReport struct {
 // revenue reports, by provider, what tenants paid against what the offers
 // cost: the operator's margin. The period defaults to the current month.
 func (s *Server) revenue(w http.ResponseWriter, r *http.Request) {
-	m := s.ledgerMeter(w, r)
+	m := s.billingMeter(w, r)
 	if m == nil {
 		return
 	}
@@ -379,7 +379,7 @@ type unpaidAccount struct {
 }
 
 func (s *Server) unpaid(w http.ResponseWriter, r *http.Request) {
-	m := s.ledgerMeter(w, r)
+	m := s.billingMeter(w, r)
 	if m == nil {
 		return
 	}
@@ -422,9 +422,6 @@ type ledgerCheck struct {
 }
 
 func (s *Server) checkLedger(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Meter != nil && s.ledgerMeter(w, r) == nil {
-		return
-	}
 	bad, err := s.cfg.Store.CheckLedger(r.Context())
 	if err != nil {
 		writeError(w, r, err)

@@ -234,3 +234,31 @@ func TestJournalSegmentsDeletedOnceApplied(t *testing.T) {
 		t.Fatalf("%d usage rows, want 400", len(rows))
 	}
 }
+
+// Ledger reads through the synced store see a settlement the journal holds
+// and the ledger does not yet.
+func TestSyncedStoreReadsEverySettlement(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Tariff: "public"})
+	f.m.Close()
+	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: time.Hour, GroupWait: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h, err := m.Reserve(ctx, f.call("journaled"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Settle(ctx, h, served(10, 10)); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Now().Add(time.Hour)
+	if rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, far, 10); len(rows) != 0 {
+		t.Fatalf("%d rows in the ledger before any apply; the test wants none", len(rows))
+	}
+	rows, err := m.SyncedStore(f.db).ListUsage(ctx, f.tenant.ID, time.Time{}, far, 10)
+	if err != nil || len(rows) != 1 || rows[0].ID != "journaled" {
+		t.Fatalf("through the synced store: %v, %v", rows, err)
+	}
+}

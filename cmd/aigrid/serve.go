@@ -185,8 +185,14 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		meter = m.meter
 	}
 	pkgs, public := newPackages(m.store, m.dispatcher, meter)
+	// The API's ledger reads see every settled call; without a meter
+	// there is no journal to apply.
+	var store aigrid.Store = m.store
+	if m.meter != nil {
+		store = m.meter.SyncedStore(m.store)
+	}
 	m.api = api.New(api.Config{
-		Store: m.store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
+		Store: store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
 		Packages: pkgs, Public: public, Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
 		Registry: m.registry,
 	})
