@@ -41,14 +41,7 @@ func TestKernelsMatchPortable(t *testing.T) {
 			}
 			// Extreme quants: all weights and activations at the ends of their range.
 			for k := range 3 {
-				if k == 1 {
-					extremes(c.t, w.Data)
-				}
-				if k == 2 {
-					for i := range a.qs {
-						a.qs[i] = -127
-					}
-				}
+				extremeVariant(t, k, c.t, w.Data, nil, &a, 0)
 				got, want := c.got(w.Data, a.qs, a.d, a.sums), c.want(w.Data, a.qs, a.d, a.sums)
 				wf := make([]float32, n)
 				if err := Dequantize(c.t, wf, w.Data); err != nil {
@@ -114,22 +107,7 @@ func TestQuadKernels(t *testing.T) {
 				var a acts
 				a.quantize(randVec(r, batch*n), n, batch, bs, every)
 				for k := range 3 {
-					if k == 1 {
-						extremes(c.t, w.Data)
-						if err := Dequantize(c.t, wf, w.Data); err != nil {
-							t.Fatal(err)
-						}
-					}
-					if k == 2 {
-						for i := range a.qs {
-							a.qs[i] = -127
-						}
-						// The sums must follow, or the offsets and minimums
-						// are no longer those of the quants.
-						for i := range a.sums {
-							a.sums[i] = int16(-127 * every)
-						}
-					}
+					extremeVariant(t, k, c.t, w.Data, wf, &a, every)
 					a.group(n, batch, bs)
 					var got, portable [4]float32
 					c.got(w.Data, &a.quads[0], &got)
@@ -191,17 +169,7 @@ func TestRows(t *testing.T) {
 				a.quantize(randVec(r, n), n, 1, QK, QK)
 			}
 			for k := range 3 {
-				if k == 1 {
-					extremes(c.t, w.Data)
-					if err := Dequantize(c.t, wf, w.Data); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if k == 2 {
-					for i := range a.qs {
-						a.qs[i] = -127
-					}
-				}
+				extremeVariant(t, k, c.t, w.Data, wf, &a, 0)
 				var got, portable [4]float32
 				c.got(w.Data, rb, a.qs, a.d, a.sums, &got)
 				c.portable(w.Data, rb, a.qs, a.d, a.sums, &portable)
@@ -250,21 +218,7 @@ func TestTiles(t *testing.T) {
 				var a acts
 				a.quantize(randVec(r, batch*n), n, batch, bs, every)
 				for k := range 3 {
-					if k == 1 {
-						extremes(c.t, w.Data)
-						if err := Dequantize(c.t, wf, w.Data); err != nil {
-							t.Fatal(err)
-						}
-					}
-					if k == 2 {
-						for i := range a.qs {
-							a.qs[i] = -127
-						}
-						// The sums must follow (see TestQuadKernels).
-						for i := range a.sums {
-							a.sums[i] = int16(-127 * every)
-						}
-					}
+					extremeVariant(t, k, c.t, w.Data, wf, &a, every)
 					a.group(n, batch, bs)
 					var got, portable [4][4]float32
 					var ws []float32
@@ -304,6 +258,33 @@ func TestTiles(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// extremeVariant turns case k of a kernel test into its extremes: at k 1
+// every weight goes to the end of its range (and wf, when set, follows), at
+// k 2 every activation too. With every set, the activations' sums follow,
+// every quants to a sum, or the offsets and minimums are no longer those of
+// the quants.
+func extremeVariant(t *testing.T, k int, typ Type, w []byte, wf []float32, a *acts, every int) {
+	t.Helper()
+	switch k {
+	case 1:
+		extremes(typ, w)
+		if wf != nil {
+			if err := Dequantize(typ, wf, w); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case 2:
+		for i := range a.qs {
+			a.qs[i] = -127
+		}
+		if every > 0 {
+			for i := range a.sums {
+				a.sums[i] = int16(-127 * every)
 			}
 		}
 	}
