@@ -1,6 +1,7 @@
 package model
 
 import (
+	"os"
 	"testing"
 
 	"aigrid/engine/tensor"
@@ -43,4 +44,37 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
+}
+
+// BenchmarkPrefill measures a 128-token prompt of one sequence on the GGUF
+// named by AIGRID_BENCH_MODEL (for a profile of prefill alone), for instance
+//
+//	AIGRID_BENCH_MODEL=DIR/qwen2.5-0.5b-random-q8_0.gguf GOEXPERIMENT=simd \
+//	  go test -run - -bench Prefill -cpuprofile cpu.out ./engine/model
+func BenchmarkPrefill(b *testing.B) {
+	path := os.Getenv("AIGRID_BENCH_MODEL")
+	if path == "" {
+		b.Skip("set AIGRID_BENCH_MODEL to a GGUF file")
+	}
+	m, err := Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	pool := tensor.NewPool(2)
+	defer pool.Close()
+	w := m.NewWorker(pool)
+	toks := make([]int32, 128)
+	for i := range toks {
+		toks[i] = int32((300 + i*7919%20000) % m.Vocab)
+	}
+	seq := m.NewSeq()
+	b.ResetTimer()
+	for range b.N {
+		seq.Truncate(0)
+		if _, err := w.Forward([]Step{{Seq: seq, Tokens: toks}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(toks))/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -22,6 +22,7 @@ var kern = kernels{
 	q4_0t4:  dotQ4_0t4Generic,
 	q4_Kt4:  tiles4(dotQ4_Kx4Generic),
 	scales4: rowScales4Generic,
+	quant32: quant32Generic,
 	q4_Kx4:  dotQ4_Kx4Generic,
 	q6_Kx4:  dotQ6_Kx4Generic,
 	q4_0x4:  dotQ4_0x4Generic,
@@ -58,6 +59,9 @@ type kernels struct {
 	// The block scales of four rows for the tile kernels: ws[4i+r] is row
 	// r's block i, for the first nb blocks of blockBytes (a leading f16 scale).
 	scales4 func(w []byte, rowBytes, nb, blockBytes int, ws []float32)
+	// Activations quantized in blocks of 32 (Q8_0, Q4_0): len(d) blocks of
+	// xs into qs, their scales d and the sums of their quants.
+	quant32 func(xs []float32, qs []int8, d []float32, sums []int16)
 	// Float weights against float activations.
 	f16, bf16, f32 func(w []byte, x []float32) float32
 }

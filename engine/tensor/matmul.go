@@ -420,6 +420,10 @@ func (a *acts) resize(n, block, sumEvery int) {
 
 // quantizeBlocks quantizes blocks [lo, hi) of xs into room made by resize.
 func (a *acts) quantizeBlocks(xs []float32, lo, hi, block, sumEvery int) {
+	if block == QK && sumEvery == QK {
+		kern.quant32(xs[lo*QK:hi*QK], a.qs[lo*QK:hi*QK], a.d[lo:hi], a.sums[lo:hi])
+		return
+	}
 	for i := lo; i < hi; i++ {
 		a.d[i] = quantizeBlock8(a.qs[i*block:(i+1)*block], a.sums[i*block/sumEvery:(i+1)*block/sumEvery], xs[i*block:(i+1)*block])
 	}

@@ -355,3 +355,11 @@ func fitScale(x []float32, nmax int32, L []int8) float32 {
 	}
 	return bestScale
 }
+
+// quant32Generic quantizes len(d) blocks of 32 values of xs, each with one
+// sum: the portable kern.quant32.
+func quant32Generic(xs []float32, qs []int8, d []float32, sums []int16) {
+	for i := range d {
+		d[i] = quantizeBlock8(qs[i*QK:(i+1)*QK], sums[i:i+1], xs[i*QK:(i+1)*QK])
+	}
+}

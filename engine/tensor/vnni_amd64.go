@@ -33,9 +33,9 @@ func init() {
 	}
 }
 
-// hasVNNI is whether the CPU runs AVX512-VNNI on 256-bit registers (AVX512VL),
-// and the OS saves the AVX-512 state.
-var hasVNNI = func() bool {
+// hasAVX512 is whether the CPU runs AVX-512F and the OS saves the AVX-512
+// state.
+var hasAVX512 = func() bool {
 	if max, _, _, _ := cpuid(0, 0); max < 7 {
 		return false
 	}
@@ -49,9 +49,20 @@ var hasVNNI = func() bool {
 	if xgetbv0()&state != state {
 		return false
 	}
+	_, b7, _, _ := cpuid(7, 0)
+	const avx512f = 1 << 16
+	return b7&avx512f != 0
+}()
+
+// hasVNNI is whether the CPU also runs AVX512-VNNI on 256-bit registers
+// (AVX512VL).
+var hasVNNI = func() bool {
+	if !hasAVX512 {
+		return false
+	}
 	_, b7, c7, _ := cpuid(7, 0)
-	const avx512f, avx512vl, vnni = 1 << 16, 1 << 31, 1 << 11
-	return b7&avx512f != 0 && b7&avx512vl != 0 && c7&vnni != 0
+	const avx512vl, vnni = 1 << 31, 1 << 11
+	return b7&avx512vl != 0 && c7&vnni != 0
 }()
 
 // dotQ8_0tVNNI is row r against vector k in out[r][k] for four rows, stride
