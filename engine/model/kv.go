@@ -1,19 +1,39 @@
 package model
 
-import "slices"
+import "runtime"
 
 // Seq is the key/value cache of one sequence: for every layer, the keys and the
 // values of each cached position (KVDim float32 each), position after position.
 // It is not safe for concurrent use.
+//
+// The cache lives outside the Go heap (an anonymous mapping where there is
+// mmap): the collector lets its heap grow to twice what is live, so a cache in
+// it would cost up to twice its size, and each time it doubles the old copy
+// would stay resident until a collection. Free returns the mapping at once; a
+// Seq dropped without Free returns it when the collector finds it unreachable.
 type Seq struct {
-	m      *Model
-	k, v   [][]float32 // per layer
-	tokens []int32
+	m        *Model
+	k, v     [][]float32 // per layer, views of mem
+	tokens   []int32
+	capacity int // positions that mem holds per layer
+	mem      *kvMem
+}
+
+// kvMem is a Seq's mapping, apart from the Seq so that a cleanup can release it.
+type kvMem struct{ b []float32 }
+
+func (k *kvMem) release() {
+	if k.b != nil {
+		freeKV(k.b)
+		k.b = nil
+	}
 }
 
 // NewSeq returns an empty sequence. Its cache grows as tokens are added.
 func (m *Model) NewSeq() *Seq {
-	return &Seq{m: m, k: make([][]float32, m.Layers), v: make([][]float32, m.Layers)}
+	s := &Seq{m: m, k: make([][]float32, m.Layers), v: make([][]float32, m.Layers), mem: &kvMem{}}
+	runtime.AddCleanup(s, (*kvMem).release, s.mem)
+	return s
 }
 
 // Len is the number of cached positions.
@@ -34,32 +54,36 @@ func (s *Seq) Truncate(n int) {
 }
 
 // Bytes is the memory the cache holds now, counting spare capacity.
-func (s *Seq) Bytes() int {
-	n := 0
-	for l := range s.k {
-		n += 4 * (cap(s.k[l]) + cap(s.v[l]))
-	}
-	return n
-}
+func (s *Seq) Bytes() int { return 4 * len(s.mem.b) }
 
 // Free releases the cache's memory; the sequence is empty afterwards.
 func (s *Seq) Free() {
 	s.tokens = nil
 	clear(s.k)
 	clear(s.v)
+	s.capacity = 0
+	s.mem.release()
 }
 
 // reserve makes room for n more positions, doubling the capacity (up to the
-// context) so that decoding does not reallocate per token.
+// context) so that decoding does not reallocate per token. The layers' keys
+// and values are laid out one after the other in one mapping; growing maps a
+// new one, copies what is cached and unmaps the old.
 func (s *Seq) reserve(n int) {
-	kv := s.m.KVDim()
-	want := (len(s.tokens) + n) * kv
-	for l := range s.k {
-		if cap(s.k[l]) >= want {
-			continue
-		}
-		c := min(max(want, 2*cap(s.k[l]), 16*kv), s.m.Context*kv)
-		s.k[l] = slices.Grow(s.k[l], c-len(s.k[l]))
-		s.v[l] = slices.Grow(s.v[l], c-len(s.v[l]))
+	want := len(s.tokens) + n
+	if want <= s.capacity {
+		return
 	}
+	c := min(max(want, 2*s.capacity, 16), s.m.Context)
+	kv := s.m.KVDim()
+	per := c * kv
+	b := allocKV(2 * len(s.k) * per)
+	for l := range s.k {
+		k := b[2*l*per : (2*l+1)*per : (2*l+1)*per]
+		v := b[(2*l+1)*per : (2*l+2)*per : (2*l+2)*per]
+		s.k[l] = k[:copy(k, s.k[l])]
+		s.v[l] = v[:copy(v, s.v[l])]
+	}
+	s.mem.release()
+	s.mem.b, s.capacity = b, c
 }

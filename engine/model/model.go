@@ -9,10 +9,11 @@
 // the norm vectors and biases). A Model is read-only and safe for concurrent use.
 //
 // A Seq is one sequence's key/value cache: float32, one slice per layer, grown
-// (doubling) as tokens are added, up to Config.Context. Seq.Len is the number
-// of positions cached and Seq.Tokens their tokens; Seq.Truncate drops the tail
-// (to reuse a shared prefix, or to undo); Seq.Free returns the memory at once
-// (a client that went away). For admission control, KVBytesPerToken is the
+// (doubling) as tokens are added, up to Config.Context, in memory mapped
+// outside the Go heap (see Seq). Seq.Len is the number of positions cached
+// and Seq.Tokens their tokens; Seq.Truncate drops the tail (to reuse a shared
+// prefix, or to undo); Seq.Free returns the memory at once (a client that went
+// away; a Seq dropped without Free keeps it until the collector finds it). For admission control, KVBytesPerToken is the
 // memory of one cached token and Seq.Bytes what a sequence holds now. A Seq
 // is not safe for concurrent use; it may move between workers between calls.
 //
