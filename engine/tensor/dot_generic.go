@@ -50,11 +50,11 @@ type kernels struct {
 	// holds the rows' block scales as rowScales4 makes them.
 	// (Q4_K's take no ws.)
 	q8_0t4, q4_0t4, q4_Kt4 func(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]float32)
-	// Four rows against the eight or sixteen vectors of a vgroup (out[r][k],
-	// k < width), with the rows' block scales as scales4 makes them and
-	// corrections as corr4 makes them: nil unless the CPU has a kernel for it
-	// (vnni_amd64.go).
-	q8_0tv func(w []byte, rowBytes int, ws []float32, corr []int32, o *vgroup, out *[4][16]float32)
+	// Four rows against the first n of the eight or sixteen vectors of a
+	// vgroup, row r against vector k into out[k·rows+r·lane], with the rows'
+	// block scales as scales4 makes them and corrections as corr4 makes them:
+	// nil unless the CPU has a kernel for it (vnni_amd64.go).
+	q8_0tv func(w []byte, rowBytes int, ws []float32, corr []int32, o *vgroup, out []float32, rows, lane, n int)
 	corr4  func(w []byte, rowBytes, nb int, corr []int32)
 	// The block scales of four rows for the tile kernels: ws[4i+r] is row
 	// r's block i, for the first nb blocks of blockBytes (a leading f16 scale).

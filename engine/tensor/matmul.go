@@ -182,7 +182,6 @@ func (j *job) partRange(sc *scratch, lo, hi int) {
 type scratch struct {
 	o    [4]float32
 	t    [4][4]float32
-	tv   [4][16]float32
 	ws   []float32 // row scales for the tile kernels
 	corr []int32   // and corrections for the VNNI kernels
 }

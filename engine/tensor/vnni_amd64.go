@@ -2,7 +2,10 @@
 
 package tensor
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // The AVX512-VNNI kernels for Q8_0 batches, in Go assembly (vnni_amd64.s):
 // simd/archsimd has no vpdpbusd. They take four rows by eight vectors (256-bit
@@ -21,10 +24,10 @@ func xgetbv0() uint32
 func rowCorr4AVX2(w *byte, stride, nb int, corr *int32)
 
 //go:noescape
-func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
+func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *float32, rows, lane, n int)
 
 //go:noescape
-func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
+func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *float32, rows, lane, n int)
 
 func init() {
 	if hasVNNI {
@@ -65,19 +68,23 @@ var hasVNNI = func() bool {
 	return b7&avx512vl != 0 && c7&vnni != 0
 }()
 
-// dotQ8_0tVNNI is row r against vector k in out[r][k] for four rows, stride
-// apart from w, and the vectors of o; ws and corr are the rows' block
-// scales (as rowScales4 makes them) and corrections (as rowCorr4 makes them).
-func dotQ8_0tVNNI(w []byte, stride int, ws []float32, corr []int32, o *vgroup, out *[4][16]float32) {
+// dotQ8_0tVNNI is row r against vector k in out[k·rows+r·lane] for four rows,
+// stride apart from w, and the n first vectors of o; ws and corr are the
+// rows' block scales (as rowScales4 makes them) and corrections (as rowCorr4
+// makes them).
+func dotQ8_0tVNNI(w []byte, stride int, ws []float32, corr []int32, o *vgroup, out []float32, rows, lane, n int) {
 	nb := len(o.d) / o.width
 	if stride < nb*34 || len(w) < 3*stride+nb*34 || len(ws) < 4*nb || len(corr) < 4*nb || len(o.xu) < 32*o.width*nb {
 		panic("tensor: rows and activations disagree in length")
+	}
+	if n < 1 || n > o.width || rows < 0 || lane < 0 || (n-1)*rows+3*lane >= len(out) || (o.width-1)*rows > math.MaxInt32 {
+		panic("tensor: results outside the output")
 	}
 	k := q8_0t8VNNI
 	if o.width == 16 {
 		k = q8_0t16VNNI
 	}
-	k(unsafe.SliceData(w), stride, nb, unsafe.SliceData(ws), unsafe.SliceData(corr), unsafe.SliceData(o.xu), unsafe.SliceData(o.d), out)
+	k(unsafe.SliceData(w), stride, nb, unsafe.SliceData(ws), unsafe.SliceData(corr), unsafe.SliceData(o.xu), unsafe.SliceData(o.d), unsafe.SliceData(out), rows, lane, n)
 }
 
 // rowCorr4VNNI is rowCorr4 in assembly (AVX2, which every VNNI CPU has).

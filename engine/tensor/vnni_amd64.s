@@ -41,8 +41,48 @@ TEXT ·xgetbv0(SB), NOSPLIT, $0-4
 	VMULPS.BCST (4*r)(R8), A, A \
 	VFMADD231PS Z20, A, ACC
 
-// func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
-TEXT ·q8_0t8VNNI(SB), NOSPLIT, $0-64
+// From rows in AX, lane in DX and n in CX: the vectors' offsets k·rows in
+// Z21 (Y21 its lower half), lane·4 bytes in DX, and the mask of the n first
+// vectors in AX.
+#define SCATTER_SETUP \
+	VPBROADCASTD AX, Z21 \
+	VPMULLD iota16<>(SB), Z21, Z21 \
+	SHLQ $2, DX \
+	MOVL $1, AX \
+	SHLL CX, AX \
+	DECL AX
+
+// One row's results to out, then the next row's base (a scatter clears its
+// mask as it goes, so each takes a fresh one).
+#define SCATTER(ACC, IDX) \
+	KMOVW AX, K1 \
+	VSCATTERDPS ACC, K1, (R11)(IDX*4) \
+	ADDQ DX, R11
+
+DATA iota16<>+0(SB)/4, $0
+DATA iota16<>+4(SB)/4, $1
+DATA iota16<>+8(SB)/4, $2
+DATA iota16<>+12(SB)/4, $3
+DATA iota16<>+16(SB)/4, $4
+DATA iota16<>+20(SB)/4, $5
+DATA iota16<>+24(SB)/4, $6
+DATA iota16<>+28(SB)/4, $7
+DATA iota16<>+32(SB)/4, $8
+DATA iota16<>+36(SB)/4, $9
+DATA iota16<>+40(SB)/4, $10
+DATA iota16<>+44(SB)/4, $11
+DATA iota16<>+48(SB)/4, $12
+DATA iota16<>+52(SB)/4, $13
+DATA iota16<>+56(SB)/4, $14
+DATA iota16<>+60(SB)/4, $15
+GLOBL iota16<>(SB), RODATA|NOPTR, $64
+
+// The results are scattered straight into the product's output: row r's
+// vector k to out[k·rows + r·lane], for the n first vectors only (the rest are
+// padding).
+//
+// func q8_0t8VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *float32, rows, lane, n int)
+TEXT ·q8_0t8VNNI(SB), NOSPLIT, $0-88
 	MOVQ w+0(FP), SI
 	MOVQ stride+8(FP), BX
 	MOVQ nb+16(FP), CX
@@ -104,17 +144,21 @@ loop:
 	JNZ  loop
 
 done:
-	VMOVUPS Y0, 0(R11)
-	VMOVUPS Y1, 64(R11)
-	VMOVUPS Y2, 128(R11)
-	VMOVUPS Y3, 192(R11)
+	MOVQ rows+64(FP), AX
+	MOVQ lane+72(FP), DX
+	MOVQ n+80(FP), CX
+	SCATTER_SETUP
+	SCATTER(Y0, Y21)
+	SCATTER(Y1, Y21)
+	SCATTER(Y2, Y21)
+	SCATTER(Y3, Y21)
 	VZEROUPPER
 	RET
 
 // q8_0t16VNNI is q8_0t8VNNI for sixteen vectors in 512-bit registers.
 //
-// func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *[4][16]float32)
-TEXT ·q8_0t16VNNI(SB), NOSPLIT, $0-64
+// func q8_0t16VNNI(w *byte, stride, nb int, ws *float32, corr *int32, xu *byte, dx *float32, out *float32, rows, lane, n int)
+TEXT ·q8_0t16VNNI(SB), NOSPLIT, $0-88
 	MOVQ w+0(FP), SI
 	MOVQ stride+8(FP), BX
 	MOVQ nb+16(FP), CX
@@ -176,10 +220,14 @@ loop16:
 	JNZ  loop16
 
 done16:
-	VMOVUPS Z0, 0(R11)
-	VMOVUPS Z1, 64(R11)
-	VMOVUPS Z2, 128(R11)
-	VMOVUPS Z3, 192(R11)
+	MOVQ rows+64(FP), AX
+	MOVQ lane+72(FP), DX
+	MOVQ n+80(FP), CX
+	SCATTER_SETUP
+	SCATTER(Z0, Z21)
+	SCATTER(Z1, Z21)
+	SCATTER(Z2, Z21)
+	SCATTER(Z3, Z21)
 	VZEROUPPER
 	RET
 

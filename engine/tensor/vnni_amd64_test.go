@@ -47,8 +47,26 @@ func TestQ8_0tVNNI(t *testing.T) {
 				}
 				var o vgroup
 				o.pack(a.qs, a.d, cols, nb, 0, batch, width)
+				// Results land in a larger output at out[at+k·outRows+r·lane];
+				// everything else must stay untouched.
+				const at, outRows, lane = 3, 70, 17
+				out := make([]float32, at+16*outRows)
+				for i := range out {
+					out[i] = float32(math.NaN())
+				}
+				dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, out[at:], outRows, lane, batch)
 				var got [4][16]float32
-				dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, &got)
+				for i := range 4 {
+					for v := range batch {
+						got[i][v] = out[at+v*outRows+i*lane]
+						out[at+v*outRows+i*lane] = float32(math.NaN())
+					}
+				}
+				for i, x := range out {
+					if !math.IsNaN(float64(x)) {
+						t.Fatalf("cols %d batch %d case %d: out[%d] written", cols, batch, k, i)
+					}
+				}
 				for g := range a.quads {
 					var want [4][4]float32
 					dotQ8_0t4Generic(m.Data, stride, ws, &a.quads[g], &want)
@@ -58,13 +76,6 @@ func TestQ8_0tVNNI(t *testing.T) {
 							if math.Abs(x-y) > 1e-6*magnitude(m.Data[i*stride:], ws, i, a.qs[(4*g+v)*cols:][:cols], a.d[(4*g+v)*nb:][:nb]) {
 								t.Errorf("cols %d batch %d case %d: row %d vector %d: VNNI %v, portable %v", cols, batch, k, i, 4*g+v, x, y)
 							}
-						}
-					}
-				}
-				for i := range 4 {
-					for v := batch; v < 16; v++ {
-						if got[i][v] != 0 {
-							t.Errorf("cols %d batch %d: padding vector %d of row %d is %v", cols, batch, v, i, got[i][v])
 						}
 					}
 				}
@@ -130,10 +141,10 @@ func BenchmarkTileQ8_0(b *testing.B) {
 		}
 		var o vgroup
 		o.pack(a.qs, a.d, cols, nb, 0, 8, 8)
-		var out [4][16]float32
+		out := make([]float32, 64)
 		b.SetBytes(int64(4 * Q8_0.RowBytes(cols)))
 		for b.Loop() {
-			dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, &out)
+			dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, out, 1, 16, o.width)
 		}
 	})
 	// Twice the vectors: its bytes per second are comparable with the
@@ -147,10 +158,10 @@ func BenchmarkTileQ8_0(b *testing.B) {
 		a16.quantize(xs, cols, 16, QK, QK)
 		var o vgroup
 		o.pack(a16.qs, a16.d, cols, nb, 0, 16, 16)
-		var out [4][16]float32
+		out := make([]float32, 64)
 		b.SetBytes(int64(4 * Q8_0.RowBytes(cols)))
 		for b.Loop() {
-			dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, &out)
+			dotQ8_0tVNNI(m.Data, stride, ws, corr, &o, out, 1, 16, o.width)
 		}
 	})
 }
