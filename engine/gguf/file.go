@@ -1,8 +1,10 @@
 package gguf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"os"
 )
@@ -100,7 +102,8 @@ func (f *File) Close() error {
 // Keys lists the metadata keys in file order.
 func (f *File) Keys() []string { return f.keys }
 
-// Value returns the metadata value of key.
+// Value returns the metadata value of key. An array refers to the file's
+// bytes, which for a mapped file are invalid after Close.
 func (f *File) Value(key string) (Value, bool) {
 	v, ok := f.kv[key]
 	return v, ok
@@ -204,28 +207,69 @@ func (f *File) Float32(key string) (float32, error) {
 	return 0, typeError(key, v, "float32")
 }
 
-func arrayOf[T any](f *File, key string, elem ValueType) ([]T, error) {
+func (f *File) array(key string, elem ValueType) (rawArray, error) {
 	v, err := f.get(key, TypeArray)
 	if err == nil && v.elem != elem {
 		err = typeError(key, v, "array of "+elem.String())
 	}
 	if err != nil {
-		return nil, err
+		return rawArray{}, err
 	}
-	return v.x.([]T), nil
+	return v.x.(rawArray), nil
 }
 
-// Strings returns an array of strings. The slice is shared: do not modify it.
+func arrayOf[T any](f *File, key string, elem ValueType) ([]T, error) {
+	a, err := f.array(key, elem)
+	if err != nil {
+		return nil, err
+	}
+	return a.decode(elem).([]T), nil
+}
+
+// Strings returns an array of strings, decoded into a new slice at each call
+// (StringArray reads one without copying it).
 func (f *File) Strings(key string) ([]string, error) { return arrayOf[string](f, key, TypeString) }
 
-// Float32s returns an array of float32. The slice is shared: do not modify it.
+// Float32s returns an array of float32, decoded into a new slice at each call.
 func (f *File) Float32s(key string) ([]float32, error) { return arrayOf[float32](f, key, TypeFloat32) }
 
-// Int32s returns an array of int32. The slice is shared: do not modify it.
+// Int32s returns an array of int32, decoded into a new slice at each call.
 func (f *File) Int32s(key string) ([]int32, error) { return arrayOf[int32](f, key, TypeInt32) }
 
-// Uint32s returns an array of uint32. The slice is shared: do not modify it.
+// Uint32s returns an array of uint32, decoded into a new slice at each call.
 func (f *File) Uint32s(key string) ([]uint32, error) { return arrayOf[uint32](f, key, TypeUint32) }
+
+// StringArray is an array of strings as the file stores them, to be read
+// without a copy of each (a vocabulary's tokens and merges).
+type StringArray struct{ a rawArray }
+
+// StringArray returns an array of strings for reading in place.
+func (f *File) StringArray(key string) (StringArray, error) {
+	a, err := f.array(key, TypeString)
+	return StringArray{a}, err
+}
+
+// Len is the number of strings.
+func (s StringArray) Len() int { return s.a.n }
+
+// All yields each string's index and bytes. The bytes are the file's: do not
+// modify them, and copy what is kept (those of a mapped file are invalid
+// after Close).
+func (s StringArray) All() iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		if s.a.n == 0 {
+			return
+		}
+		b := s.a.b[8:] // past the count
+		for i := range s.a.n {
+			n := binary.LittleEndian.Uint64(b)
+			if !yield(i, b[8:8+n:8+n]) {
+				return
+			}
+			b = b[8+n:]
+		}
+	}
+}
 
 // Tensors lists the tensor infos in file order.
 func (f *File) Tensors() []TensorInfo { return f.tensors }

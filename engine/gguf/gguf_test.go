@@ -169,6 +169,27 @@ func TestAccessors(t *testing.T) {
 	if x, err := f.Strings("a.str"); len(x) != 3 || err != nil {
 		t.Errorf("Strings = %v, %v", x, err)
 	}
+	sa, err := f.StringArray("a.str")
+	var got []string
+	for i, b := range sa.All() {
+		if i != len(got) {
+			t.Errorf("StringArray index %d after %d strings", i, len(got))
+		}
+		got = append(got, string(b))
+	}
+	if err != nil || sa.Len() != 3 || !reflect.DeepEqual(got, []string{"a", "", "ß"}) {
+		t.Errorf("StringArray = %q (Len %d), %v", got, sa.Len(), err)
+	}
+	for range sa.All() {
+		break // stops when told
+	}
+	if sa, err := f.StringArray("a.empty"); err != nil || sa.Len() != 0 {
+		t.Errorf("empty StringArray: Len %d, %v", sa.Len(), err)
+	} else {
+		for range sa.All() {
+			t.Error("empty StringArray yields")
+		}
+	}
 	if x, err := f.Float32s("a.f32"); len(x) != 2 || err != nil {
 		t.Errorf("Float32s = %v, %v", x, err)
 	}
@@ -188,6 +209,8 @@ func TestAccessors(t *testing.T) {
 		{second(f.Uint32("u64")), `out of range`},
 		{second(f.Uint64("i8")), `negative`},
 		{second(f.Strings("a.i32")), `key "a.i32" is array of int32, not array of string`},
+		{second(f.StringArray("a.i32")), `key "a.i32" is array of int32, not array of string`},
+		{second(f.StringArray("str")), `key "str" is string, not array`},
 		{second(f.Float32s("f32")), `is float32, not array`},
 		{second(f.Bool("u8")), `is uint8, not bool`},
 		{second(f.String("nope")), `key "nope": not present`},
@@ -283,6 +306,8 @@ func TestHostile(t *testing.T) {
 		{"string array count", kv("k", TypeArray, le.AppendUint64(le.AppendUint32(nil, uint32(TypeString)), 1<<60)...), "array of"},
 		{"array elem type", kv("k", TypeArray, le.AppendUint64(le.AppendUint32(nil, 99), 0)...), "unknown array element type 99"},
 		{"bool", kv("k", TypeBool, 2), "neither 0 nor 1"},
+		{"bool array", kv("k", TypeArray, append(le.AppendUint64(le.AppendUint32(nil, uint32(TypeBool)), 2), 1, 3)...), "neither 0 nor 1"},
+		{"string in array", kv("k", TypeArray, le.AppendUint64(le.AppendUint64(le.AppendUint32(nil, uint32(TypeString)), 1), 1<<40)...), "string of"},
 		{"nesting", kv("k", TypeArray, bytes.Repeat(le.AppendUint64(le.AppendUint32(nil, uint32(TypeArray)), 1), 40)...), "nested deeper"},
 		{"duplicate key", append(append(appendStr(header(3, 0, 2), "k"), 0, 0, 0, 0, 1), append(appendStr(nil, "k"), 0, 0, 0, 0, 1)...), "duplicate metadata key"},
 		{"alignment type", kv("general.alignment", TypeUint64, le.AppendUint64(nil, 32)...), "general.alignment must be"},
@@ -373,6 +398,17 @@ func FuzzRead(f *testing.F) {
 			g.String(k)
 			g.Uint32(k)
 			g.Strings(k)
+			v, _ := g.Value(k)
+			v.Interface()
+			if a, err := g.StringArray(k); err == nil {
+				n := 0
+				for range a.All() {
+					n++
+				}
+				if n != a.Len() {
+					t.Fatalf("key %q: %d strings of %d", k, n, a.Len())
+				}
+			}
 		}
 	})
 }

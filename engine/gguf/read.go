@@ -219,7 +219,11 @@ func (r *reader) value(t ValueType, depth int) Value {
 			break
 		}
 		v.elem = ValueType(r.u32())
-		v.x = r.array(v.elem, depth)
+		start := r.off
+		n := r.skipArray(v.elem, depth)
+		if r.err == nil {
+			v.x = rawArray{n: n, b: r.b[start:r.off:r.off]}
+		}
 	default:
 		r.fail("unknown metadata value type %d", uint32(t))
 	}
@@ -240,6 +244,45 @@ func (r *reader) boolean() bool {
 		r.fail("bool value %d is neither 0 nor 1", b)
 		return false
 	}
+}
+
+// skipArray checks an array of elem (count and elements) and moves past it,
+// returning its length: arrays stay encoded until read, so that a vocabulary
+// of a hundred thousand strings costs no memory beside the file's own.
+func (r *reader) skipArray(elem ValueType, depth int) int {
+	if r.err != nil {
+		return 0
+	}
+	switch elem {
+	case TypeString:
+		n := r.count(8)
+		for range n {
+			r.take(r.u64(), "string")
+		}
+		return n
+	case TypeArray:
+		n := r.count(12)
+		for i := 0; i < n && r.err == nil; i++ {
+			r.value(TypeArray, depth+1)
+		}
+		return n
+	case TypeBool:
+		n := r.count(1)
+		for _, b := range r.take(uint64(n), "array") {
+			if b > 1 {
+				r.fail("bool value %d is neither 0 nor 1", b)
+			}
+		}
+		return n
+	}
+	size := elem.size()
+	if size == 0 {
+		r.fail("unknown array element type %d", uint32(elem))
+		return 0
+	}
+	n := r.count(size)
+	r.take(uint64(n)*uint64(size), "array")
+	return n
 }
 
 func readArray[T any](r *reader, size int, get func(p []byte) T) []T {

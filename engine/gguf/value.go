@@ -10,11 +10,24 @@ import (
 //
 // Scalars hold the Go type of the same name (uint8 .. float64, bool, string);
 // arrays hold a slice of it ([]uint32, []string, ...), and arrays of arrays hold
-// []Value.
+// []Value. Arrays read from a file stay encoded in it until asked for.
 type Value struct {
 	typ  ValueType
 	elem ValueType // element type, for arrays
-	x    any
+	x    any       // rawArray for an array read from a file
+}
+
+// rawArray is an array as the file encodes it, count first, already checked
+// by Parse.
+type rawArray struct {
+	n int
+	b []byte
+}
+
+// decode returns the array as ValueOf would hold it.
+func (a rawArray) decode(elem ValueType) any {
+	r := &reader{b: a.b}
+	return r.array(elem, 0)
 }
 
 // Type is the value's type.
@@ -23,8 +36,14 @@ func (v Value) Type() ValueType { return v.typ }
 // Elem is the element type of an array.
 func (v Value) Elem() ValueType { return v.elem }
 
-// Interface returns the Go value held.
-func (v Value) Interface() any { return v.x }
+// Interface returns the Go value held. An array read from a file is decoded
+// into a new slice at each call.
+func (v Value) Interface() any {
+	if a, ok := v.x.(rawArray); ok {
+		return a.decode(v.elem)
+	}
+	return v.x
+}
 
 // ValueOf wraps a Go value for the Writer: the fixed-size numeric types, bool,
 // string, slices of these, a Value, or []Value of arrays with one element type.
@@ -96,6 +115,8 @@ func array(elem ValueType, x any) Value { return Value{typ: TypeArray, elem: ele
 // Len is the number of elements of an array, 0 for a scalar.
 func (v Value) Len() int {
 	switch x := v.x.(type) {
+	case rawArray:
+		return x.n
 	case []uint8:
 		return len(x)
 	case []int8:

@@ -219,6 +219,9 @@ func (e *encoder) value(v Value) {
 		e.u64(uint64(x))
 	case float64:
 		e.u64(math.Float64bits(x))
+	case rawArray:
+		e.u32(uint32(v.elem))
+		e.raw(x.b)
 	default:
 		e.u32(uint32(v.elem))
 		e.u64(uint64(v.Len()))
@@ -276,9 +279,7 @@ func (e *encoder) array(x any) {
 		}
 	case []Value:
 		for _, y := range x {
-			e.u32(uint32(y.elem))
-			e.u64(uint64(y.Len()))
-			e.array(y.x)
+			e.value(y)
 		}
 	}
 }

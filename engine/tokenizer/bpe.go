@@ -1,9 +1,12 @@
 package tokenizer
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"aigrid/engine/gguf"
 )
 
 // byteRune is GPT-2's byte-to-unicode mapping: printable Latin-1 bytes stand for
@@ -62,36 +65,33 @@ func (t *Tokenizer) setPre(pre string) error {
 	return nil
 }
 
-func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
-
 // initBPE indexes the merges by the ids of their two parts.
-func (t *Tokenizer) initBPE(merges []string) {
+func (t *Tokenizer) initBPE(merges gguf.StringArray) {
 	var buf [4]byte
 	for b := range t.byteID {
 		n := utf8.EncodeRune(buf[:], byteRune[b])
-		id, ok := t.ids[string(buf[:n])]
+		id, ok := t.id(string(buf[:n]))
 		if !ok {
 			id = -1
 		}
 		t.byteID[b] = id
 	}
-	t.merges = make(map[uint64]merge, len(merges))
-	for rank, m := range merges {
+	t.merges = newMergeIndex(merges.Len())
+	var joined []byte
+	for rank, m := range merges.All() {
 		// The parts are split at the first space after the first character.
-		i := strings.IndexByte(m[min(1, len(m)):], ' ') + 1
+		i := bytes.IndexByte(m[min(1, len(m)):], ' ') + 1
 		if i <= 0 {
 			continue
 		}
-		left, okL := t.ids[m[:i]]
-		right, okR := t.ids[m[i+1:]]
-		id, ok := t.ids[m[:i]+m[i+1:]]
+		left, okL := t.id(string(m[:i]))
+		right, okR := t.id(string(m[i+1:]))
+		joined = append(append(joined[:0], m[:i]...), m[i+1:]...)
+		id, ok := t.id(string(joined))
 		if !okL || !okR || !ok {
 			continue
 		}
-		k := pairKey(left, right)
-		if _, dup := t.merges[k]; !dup {
-			t.merges[k] = merge{rank: int32(rank), id: id}
-		}
+		t.merges.add(pairKey(left, right), merge{rank: int32(rank), id: id})
 	}
 }
 
@@ -104,7 +104,8 @@ func (t *Tokenizer) encodeWord(w string, out []int32) []int32 {
 	out = t.mergeWord(w, out)
 	if t.cached.Load() < maxCached {
 		t.cached.Add(1)
-		t.cache.Store(w, append([]int32(nil), out[start:]...))
+		// A copy of the word: w would keep the whole text it came from.
+		t.cache.Store(strings.Clone(w), append([]int32(nil), out[start:]...))
 	}
 	return out
 }
@@ -124,7 +125,7 @@ func (t *Tokenizer) mergeWord(w string, out []int32) []int32 {
 		for i := 0; i < len(w); i++ {
 			mapped = utf8.AppendRune(mapped, byteRune[w[i]])
 		}
-		if id, ok := t.ids[string(mapped)]; ok {
+		if id, ok := t.id(string(mapped)); ok {
 			return append(out, id)
 		}
 	}
@@ -148,7 +149,7 @@ func (t *Tokenizer) mergeWord(w string, out []int32) []int32 {
 		if r < 0 || syms[l].id < 0 || syms[r].id < 0 {
 			return
 		}
-		if m, ok := t.merges[pairKey(syms[l].id, syms[r].id)]; ok {
+		if m, ok := t.merges.get(pairKey(syms[l].id, syms[r].id)); ok {
 			h.push(pairItem{rank: m.rank, left: l, right: r, leftID: syms[l].id, rightID: syms[r].id, id: m.id})
 		}
 	}

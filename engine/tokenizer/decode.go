@@ -8,9 +8,11 @@ import (
 
 // initPieces precomputes the bytes that each token decodes to.
 func (t *Tokenizer) initPieces() {
-	t.offs = make([]uint32, len(t.tokens)+1)
-	for i, s := range t.tokens {
-		switch typ := t.types[i]; {
+	t.offs = make([]uint32, t.Len()+1)
+	t.pieces = make([]byte, 0, len(t.text)) // a piece is never longer than its text
+	for i := range int32(t.Len()) {
+		s := t.Token(i)
+		switch typ := t.Type(i); {
 		case typ == Byte:
 			if b, ok := byteToken(s); ok {
 				t.pieces = append(t.pieces, b)
@@ -41,10 +43,10 @@ func byteToken(s string) (byte, bool) {
 // piece returns the bytes of token id; control and unknown tokens only when
 // special is set, as llama.cpp renders them.
 func (t *Tokenizer) piece(id int32, special bool) []byte {
-	if id < 0 || int(id) >= len(t.tokens) {
+	if id < 0 || int(id) >= t.Len() {
 		return nil
 	}
-	if !special && (t.types[id] == Control || t.types[id] == Unknown) {
+	if typ := t.Type(id); !special && (typ == Control || typ == Unknown) {
 		return nil
 	}
 	return t.pieces[t.offs[id]:t.offs[id+1]]

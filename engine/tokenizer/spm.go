@@ -51,7 +51,7 @@ func (t *Tokenizer) encodeSPM(text string, prefix bool, out []int32) []int32 {
 			return
 		}
 		r := syms[l].next
-		if id, ok := t.ids[s[syms[l].start:syms[r].end]]; ok {
+		if id, ok := t.id(s[syms[l].start:syms[r].end]); ok {
 			h.push(spmPair{score: t.score(id), left: l, right: r, size: syms[r].end - syms[l].start})
 		}
 	}
@@ -74,7 +74,7 @@ func (t *Tokenizer) encodeSPM(text string, prefix bool, out []int32) []int32 {
 	}
 	for i := int32(0); i >= 0; i = syms[i].next {
 		piece := s[syms[i].start:syms[i].end]
-		if id, ok := t.ids[piece]; ok {
+		if id, ok := t.id(piece); ok {
 			out = append(out, id)
 			continue
 		}

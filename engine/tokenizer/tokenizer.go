@@ -7,6 +7,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -30,11 +31,14 @@ const (
 
 // Tokenizer encodes and decodes text. It is safe for concurrent use.
 type Tokenizer struct {
-	spm    bool // SentencePiece ("llama") rather than byte-level BPE ("gpt2")
-	tokens []string
-	types  []TokenType
-	scores []float32
-	ids    map[string]int32 // token text as stored in the file → id
+	spm bool // SentencePiece ("llama") rather than byte-level BPE ("gpt2")
+	// text holds every token's text as stored in the file: token i is
+	// text[textOffs[i]:textOffs[i+1]].
+	text     string
+	textOffs []uint32
+	types    []uint8 // TokenType; 0 for a type outside 0..255
+	scores   []float32
+	ids      idIndex // token text → id
 
 	// pieces holds every token's decoded bytes: piece i is pieces[offs[i]:offs[i+1]].
 	pieces []byte
@@ -46,8 +50,8 @@ type Tokenizer struct {
 	specials       []int32 // control, user-defined and unknown tokens, longest first
 
 	// byte-level BPE
-	merges       map[uint64]merge // (left id, right id) → merge
-	byteID       [256]int32       // the token of each single byte, -1 if none
+	merges       mergeIndex // (left id, right id) → merge
+	byteID       [256]int32 // the token of each single byte, -1 if none
 	split        func(s string, words []string) []string
 	ignoreMerges bool     // a word that is a whole token is not merged (llama3)
 	cache        sync.Map // word → []int32
@@ -56,8 +60,6 @@ type Tokenizer struct {
 	// SentencePiece
 	addSpacePrefix bool
 }
-
-type merge struct{ rank, id int32 }
 
 // maxCached bounds the BPE word cache; words past it are merged every time.
 const maxCached = 1 << 16
@@ -69,12 +71,16 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		return nil, err
 	}
 	t := &Tokenizer{bos: -1, eos: -1, unk: -1}
-	if t.tokens, err = f.Strings("tokenizer.ggml.tokens"); err != nil {
+	tokens, err := f.StringArray("tokenizer.ggml.tokens")
+	if err != nil {
 		return nil, err
 	}
-	n := len(t.tokens)
+	n := tokens.Len()
 	if n == 0 || n > 1<<30 {
 		return nil, fmt.Errorf("tokenizer: %d tokens", n)
+	}
+	if err := t.setText(tokens); err != nil {
+		return nil, err
 	}
 	if t.scores, err = optional(f.Float32s("tokenizer.ggml.scores")); err != nil {
 		return nil, err
@@ -86,17 +92,17 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if (t.scores != nil && len(t.scores) != n) || (rawTypes != nil && len(rawTypes) != n) {
 		return nil, fmt.Errorf("tokenizer: %d tokens but %d scores and %d token types", n, len(t.scores), len(rawTypes))
 	}
-	t.types = make([]TokenType, n)
+	t.types = make([]uint8, n)
 	for i := range t.types {
-		t.types[i] = Normal
+		typ := int32(Normal)
 		if rawTypes != nil {
-			t.types[i] = TokenType(rawTypes[i])
+			typ = rawTypes[i]
+		}
+		if typ == int32(uint8(typ)) { // else 0, like any type unknown here
+			t.types[i] = uint8(typ)
 		}
 	}
-	t.ids = make(map[string]int32, n)
-	for i, s := range t.tokens {
-		t.ids[s] = int32(i)
-	}
+	t.indexIDs()
 
 	switch model {
 	case "llama":
@@ -145,34 +151,38 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		}
 	}
 
-	for i, typ := range t.types {
-		if eog, ok := controlLooking[t.tokens[i]]; ok {
-			typ, t.types[i] = Control, Control
+	for i := range int32(n) {
+		typ, s := t.Type(i), t.Token(i)
+		if eog, ok := controlLooking[s]; ok {
+			typ, t.types[i] = Control, uint8(Control)
 			if eog {
-				t.eog[int32(i)] = true
+				t.eog[i] = true
 			}
 		}
-		if (typ == Control || typ == UserDefined || typ == Unknown) && t.tokens[i] != "" {
-			t.specials = append(t.specials, int32(i))
+		if (typ == Control || typ == UserDefined || typ == Unknown) && s != "" {
+			t.specials = append(t.specials, i)
 		}
 	}
 	// Longest first, as llama.cpp partitions text on special tokens in that order.
 	sort.SliceStable(t.specials, func(a, b int) bool {
-		return len(t.tokens[t.specials[a]]) > len(t.tokens[t.specials[b]])
+		return len(t.Token(t.specials[a])) > len(t.Token(t.specials[b]))
 	})
 
 	if t.spm {
 		for b := range t.byteID {
-			id, ok := t.ids[fmt.Sprintf("<0x%02X>", b)]
+			id, ok := t.id(fmt.Sprintf("<0x%02X>", b))
 			if !ok {
 				id = t.unk
 			}
 			t.byteID[b] = id
 		}
 	} else {
-		merges, err := f.Strings("tokenizer.ggml.merges")
+		merges, err := f.StringArray("tokenizer.ggml.merges")
 		if err != nil {
 			return nil, err
+		}
+		if merges.Len() > 1<<30 {
+			return nil, fmt.Errorf("tokenizer: %d merges", merges.Len())
 		}
 		t.initBPE(merges)
 	}
@@ -217,14 +227,34 @@ func tokenID(f *gguf.File, key string, n int, id *int32) error {
 	return nil
 }
 
+// setText copies the tokens' texts out of the file into one string.
+func (t *Tokenizer) setText(tokens gguf.StringArray) error {
+	total := 0
+	for _, s := range tokens.All() {
+		total += len(s)
+	}
+	if uint64(total) > math.MaxUint32 {
+		return fmt.Errorf("tokenizer: %d bytes of token text", total)
+	}
+	var b strings.Builder
+	b.Grow(total)
+	t.textOffs = make([]uint32, tokens.Len()+1)
+	for i, s := range tokens.All() {
+		b.Write(s)
+		t.textOffs[i+1] = uint32(b.Len())
+	}
+	t.text = b.String()
+	return nil
+}
+
 // Len is the number of tokens in the vocabulary.
-func (t *Tokenizer) Len() int { return len(t.tokens) }
+func (t *Tokenizer) Len() int { return len(t.types) }
 
 // Token returns the text of token id as stored in the vocabulary.
-func (t *Tokenizer) Token(id int32) string { return t.tokens[id] }
+func (t *Tokenizer) Token(id int32) string { return t.text[t.textOffs[id]:t.textOffs[id+1]] }
 
 // Type returns the type of token id.
-func (t *Tokenizer) Type(id int32) TokenType { return t.types[id] }
+func (t *Tokenizer) Type(id int32) TokenType { return TokenType(t.types[id]) }
 
 // BOS is the beginning-of-sequence token, or -1.
 func (t *Tokenizer) BOS() int32 { return t.bos }
@@ -328,10 +358,10 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	frags := []fragment{{text: text, id: -1}}
 	var next []fragment
 	for _, id := range t.specials {
-		if !parseSpecial && t.types[id] != UserDefined {
+		if !parseSpecial && t.Type(id) != UserDefined {
 			continue
 		}
-		s := t.tokens[id]
+		s := t.Token(id)
 		if !strings.Contains(text, s) {
 			continue
 		}
