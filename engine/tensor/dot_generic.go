@@ -56,6 +56,11 @@ type kernels struct {
 	// nil unless the CPU has a kernel for it (vnni_amd64.go).
 	q8_0tv func(w []byte, rowBytes int, ws []float32, corr []int32, o *vgroup, out []float32, rows, lane, n int)
 	corr4  func(w []byte, rowBytes, nb int, corr []int32)
+	// m ≤ 16 rows, rowBytes apart from w, against a batch laid out by
+	// amxBatch: row r against vector v into out[v·rows+r]. Nil unless the
+	// CPU has AMX-INT8 and the OS lets the process use it
+	// (amx_linux_amd64.go).
+	q8_0amx func(w []byte, rowBytes, m int, b *amxBatch, out []float32, rows int, s *amxScratch)
 	// The block scales of four rows for the tile kernels: ws[4i+r] is row
 	// r's block i, for the first nb blocks of blockBytes (a leading f16 scale).
 	scales4 func(w []byte, rowBytes, nb, blockBytes int, ws []float32)

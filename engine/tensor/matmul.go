@@ -51,7 +51,7 @@ func (p *Pool) MatMul(out []float32, w Matrix, xs []float32, batch int) {
 	defer p.mu.Unlock()
 	p.quantize(w, xs, batch)
 	p.job = job{w: w, rowBytes: w.Type.RowBytes(w.Cols), out: out, xs: xs, batch: batch, acts: &p.acts}
-	p.parallel(w.Rows, p.grain(w))
+	p.parallel(w.Rows, p.tiles(p.grain(w)))
 	p.job = job{} // drop the references to the caller's memory
 }
 
@@ -93,7 +93,7 @@ func (p *Pool) MatMuls(xs []float32, batch int, ps ...Product) {
 	p.quantize(ps[0].W, xs, batch)
 	p.parts = append(p.parts[:0], ps...)
 	p.job = job{xs: xs, batch: batch, acts: &p.acts, parts: p.parts}
-	p.parallel(rows, p.grain(Matrix{Type: ps[0].W.Type, Rows: rows, Cols: ps[0].W.Cols}))
+	p.parallel(rows, p.tiles(p.grain(Matrix{Type: ps[0].W.Type, Rows: rows, Cols: ps[0].W.Cols})))
 	p.job = job{}
 	clear(p.parts)
 }
@@ -112,6 +112,7 @@ func actBlock(t Type) int {
 
 // quantize prepares p.acts for products of w's type.
 func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
+	p.acts.amx.nb = 0
 	block, sumEvery := actBlock(w.Type), 16
 	switch block {
 	case QK:
@@ -149,6 +150,15 @@ func (p *Pool) grain(w Matrix) int {
 	return max(g, (16<<10+rb-1)/rb)
 }
 
+// tiles rounds a grain up to whole tiles of 16 rows when the AMX kernel
+// runs the product, so that only a matrix's last tile can be short.
+func (p *Pool) tiles(grain int) int {
+	if p.acts.amx.nb > 0 {
+		return (grain + 15) / 16 * 16
+	}
+	return grain
+}
+
 // job is one product, split by rows among the threads.
 type job struct {
 	w           Matrix
@@ -184,6 +194,7 @@ type scratch struct {
 	t    [4][4]float32
 	ws   []float32 // row scales for the tile kernels
 	corr []int32   // and corrections for the VNNI kernels
+	amx  amxScratch
 }
 
 func (j *job) rowRange(sc *scratch, lo, hi int) {
@@ -216,6 +227,12 @@ func (j *job) rowRange(sc *scratch, lo, hi int) {
 		return
 	}
 	a := j.acts
+	if a.amx.nb > 0 && j.w.Type == Q8_0 {
+		for r := lo; r < hi; r += 16 {
+			kern.q8_0amx(j.w.Data[r*j.rowBytes:], j.rowBytes, min(16, hi-r), &a.amx, j.out[r:], rows, &sc.amx)
+		}
+		return
+	}
 	nd, ns := len(a.d)/j.batch, len(a.sums)/j.batch
 	if r4 := j.rowsKernel(); r4 != nil {
 		// Four rows a call: for Q8_0, Q4_0 and Q4_K by four vectors (a last group of two or
@@ -408,6 +425,7 @@ type acts struct {
 	quadD    []float32 // the quads' interleaved scales
 	quadOffs []int32   // and offsets
 	vgroups  []vgroup  // the batch by eights or sixteens, for the VNNI kernels
+	amx      amxBatch  // or by sixteens for the AMX kernel, if amx.nb > 0
 }
 
 // resize makes room for n values quantized in blocks.

@@ -62,7 +62,7 @@ func TestMatMul(t *testing.T) {
 			for _, shape := range [][2]int{{1, 256}, {37, 768}, {131, 512}, {300, 256}} {
 				rows, cols := shape[0], shape[1]
 				m, w := randMatrix(t, r, typ, rows, cols)
-				for _, batch := range []int{1, 2, 3, 8, 13, 16} {
+				for _, batch := range []int{1, 2, 3, 8, 13, 16, 40} {
 					t.Run(fmt.Sprintf("%v/%dx%d/t%d/b%d", typ, rows, cols, threads, batch), func(t *testing.T) {
 						xs := randVec(r, batch*cols)
 						out := make([]float32, batch*rows)

@@ -41,12 +41,21 @@ func (o *vgroup) pack(qs []int8, d []float32, cols, nb, from, n, width int) {
 	}
 }
 
-// packGroups lays out the batch for the VNNI tile kernel, if the CPU has one
-// (else it leaves none): by sixteens while twelve or more vectors remain (a
+// amxMin is the smallest batch that the AMX kernel takes, where the CPU has
+// one.
+const amxMin = 12
+
+// packGroups lays out the batch for the AMX kernel from amxMin vectors, or
+// for the VNNI tile kernel, if the CPU has them (else it leaves none): by sixteens while twelve or more vectors remain (a
 // sixteen-wide call measured 1.4× the time of an eight-wide one), then by
 // eights, the last group padded.
 func (a *acts) packGroups(cols, batch int) {
 	a.vgroups = a.vgroups[:0]
+	a.amx.nb = 0
+	if kern.q8_0amx != nil && batch >= amxMin {
+		a.amx.pack(a.qs, a.d, cols, batch)
+		return
+	}
 	if kern.q8_0tv == nil || batch < 2 {
 		return
 	}
