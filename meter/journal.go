@@ -3,7 +3,6 @@ package meter
 import (
 	"cmp"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -12,9 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"aigrid"
 )
 
 // journal is the meter's write-ahead log of settlements: segment files of
@@ -257,53 +253,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("meter: journal: sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// journalRecord is a settlement as the journal keeps it: the usage
-// transaction whole, with the fields the tenant-facing JSON of a usage
-// record leaves out.
-type journalRecord struct {
-	Key       string         `json:"key"`
-	TenantID  int64          `json:"tenant"`
-	At        int64          `json:"at"` // Unix nanoseconds
-	Entries   []aigrid.Entry `json:"entries"`
-	CallID    string         `json:"call"`
-	KeyID     string         `json:"api_key,omitempty"`
-	Service   string         `json:"service"`
-	Provider  string         `json:"provider"`
-	Model     string         `json:"model"`
-	In        int64          `json:"in"`
-	Out       int64          `json:"out"`
-	Charge    aigrid.Charge  `json:"charge"`
-	Cost      aigrid.Money   `json:"cost"`
-	Estimated bool           `json:"estimated,omitempty"`
-}
-
-// encodeSettlement appends a usage transaction's journal record to buf.
-func encodeSettlement(buf []byte, tx *aigrid.LedgerTx) []byte {
-	u := tx.Usage
-	rec := journalRecord{Key: tx.Key, TenantID: tx.TenantID, At: tx.At.UnixNano(), Entries: tx.Entries,
-		CallID: u.ID, KeyID: u.KeyID, Service: u.Service, Provider: u.Provider, Model: u.Model,
-		In: u.PromptTokens, Out: u.CompletionTokens, Charge: u.Charge, Cost: u.Cost, Estimated: u.Estimated}
-	// The record holds strings, integers and slices of them only: it cannot
-	// fail to encode.
-	b, _ := json.Marshal(&rec)
-	return append(buf, b...)
-}
-
-// decodeSettlement reads a record that encodeSettlement wrote.
-func decodeSettlement(b []byte) (*aigrid.LedgerTx, error) {
-	var rec journalRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("a record does not decode: %w", err)
-	}
-	at := time.Unix(0, rec.At)
-	tx := &aigrid.LedgerTx{Key: rec.Key, Kind: aigrid.TxUsage, TenantID: rec.TenantID, At: at, Entries: rec.Entries,
-		Usage: &aigrid.UsageRecord{ID: rec.CallID, TenantID: rec.TenantID, KeyID: rec.KeyID, At: at,
-			Service: rec.Service, Provider: rec.Provider, Model: rec.Model, PromptTokens: rec.In, CompletionTokens: rec.Out,
-			Charge: rec.Charge, Cost: rec.Cost, Estimated: rec.Estimated}}
-	if !tx.Balanced() {
-		return nil, fmt.Errorf("the settlement %s does not balance", rec.Key)
-	}
-	return tx, nil
 }

@@ -192,10 +192,10 @@ func TestSettleRefusedWhenTheJournalFails(t *testing.T) {
 	}
 }
 
-// The tests write segments of 64 KiB, so that a few hundred settlements
+// The tests write segments of 16 KiB, so that a few hundred settlements
 // fill several and the meter's deletion of applied segments is exercised.
 func TestMain(m *testing.M) {
-	segmentSize = 64 << 10
+	segmentSize = 16 << 10
 	os.Exit(m.Run())
 }
 

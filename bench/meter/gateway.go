@@ -129,8 +129,17 @@ type loadResult struct {
 	// ServerCPUus is the server process's CPU time (user and system) per
 	// request, when it runs in its own process.
 	ServerCPUus float64 `json:"server_cpu_us_per_request,omitempty"`
-	lat         []float64
-	cpu         time.Duration
+	// ClientCPUus is this process's CPU time (the clients and the mock
+	// upstream) per request.
+	ClientCPUus float64 `json:"client_cpu_us_per_request"`
+	// IdleShare is the share of the machine's CPU time left idle: above a
+	// few percent, the clients could not keep the machine busy, and the
+	// measurement is of latency rather than of throughput.
+	IdleShare float64 `json:"idle_share"`
+	lat       []float64
+	cpu       time.Duration
+	client    time.Duration
+	idle      cpuTimes
 }
 
 // add merges another round of the same setup.
@@ -140,6 +149,9 @@ func (r *loadResult) add(o loadResult) {
 	r.Errors += o.Errors
 	r.lat = append(r.lat, o.lat...)
 	r.cpu += o.cpu
+	r.client += o.client
+	r.idle.idle += o.idle.idle
+	r.idle.total += o.idle.total
 	r.summarize()
 }
 
@@ -149,6 +161,36 @@ func (r *loadResult) summarize() {
 	if r.cpu > 0 && r.Requests > 0 {
 		r.ServerCPUus = round(float64(r.cpu.Microseconds()) / float64(r.Requests))
 	}
+	if r.Requests > 0 {
+		r.ClientCPUus = round(float64(r.client.Microseconds()) / float64(r.Requests))
+	}
+	if r.idle.total > 0 {
+		r.IdleShare = round(float64(r.idle.idle) / float64(r.idle.total))
+	}
+}
+
+// cpuTimes is the machine's idle and total CPU time, in clock ticks, from
+// the first line of /proc/stat.
+type cpuTimes struct{ idle, total int64 }
+
+func machineCPU() cpuTimes {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal; guest is inside user
+			t.total += n
+		}
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += n
+		}
+	}
+	return t
 }
 
 // processCPU is the CPU time a process has used, from /proc/PID/stat, in
@@ -185,6 +227,7 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	if g.pid != 0 {
 		cpu0 = processCPU(g.pid)
 	}
+	client0, machine0 := processCPU(os.Getpid()), machineCPU()
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
@@ -212,6 +255,9 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	if g.pid != 0 {
 		r.cpu = processCPU(g.pid) - cpu0
 	}
+	r.client = processCPU(os.Getpid()) - client0
+	machine := machineCPU()
+	r.idle = cpuTimes{machine.idle - machine0.idle, machine.total - machine0.total}
 	r.summarize()
 	return r
 }
