@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,17 +193,39 @@ func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerT
 			fresh = append(fresh, i)
 		}
 	}
+	var blocks []byte
 	return db.insertRows(ctx, tx, &insertUsage, len(fresh),
 		func(j int, args []any) []any {
 			t := txs[fresh[j]]
 			u := t.Usage
-			blocks := []byte("[]") // a free call has no blocks
-			if len(u.Charge.Blocks) > 0 {
-				blocks, _ = json.Marshal(u.Charge.Blocks)
-			}
+			blocks = appendBlocksJSON(blocks[:0], u.Charge.Blocks)
 			return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
 				u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
 		}, nil)
+}
+
+// appendBlocksJSON appends a call's blocks as encoding/json writes them
+// (the statement's queries read them with json_extract), without its
+// reflection, for every call applied; a free call's list is empty.
+func appendBlocksJSON(buf []byte, blocks []aigrid.BlockCharge) []byte {
+	buf = append(buf, '[')
+	for i, b := range blocks {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"block":`...)
+		buf = strconv.AppendInt(buf, int64(b.Block), 10)
+		buf = append(buf, `,"input_tokens":`...)
+		buf = strconv.AppendInt(buf, b.Input, 10)
+		buf = append(buf, `,"output_tokens":`...)
+		buf = strconv.AppendInt(buf, b.Output, 10)
+		buf = append(buf, `,"amount":`...)
+		buf = strconv.AppendInt(buf, int64(b.Amount), 10)
+		buf = append(buf, `,"exact_micro":`...)
+		buf = strconv.AppendInt(buf, b.Exact, 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
 }
 
 type entryRow struct {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -140,7 +141,7 @@ func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 
 // openWithTenants opens a store in a temporary directory, closed when the
 // test ends, with the named tenants.
-func openWithTenants(t *testing.T, names ...string) (*DB, []*aigrid.Tenant) {
+func openWithTenants(t testing.TB, names ...string) (*DB, []*aigrid.Tenant) {
 	t.Helper()
 	db, err := Open(filepath.Join(t.TempDir(), "grid.db"))
 	if err != nil {
@@ -156,4 +157,18 @@ func openWithTenants(t *testing.T, names ...string) (*DB, []*aigrid.Tenant) {
 		tenants = append(tenants, tn)
 	}
 	return db, tenants
+}
+
+// The blocks written by hand are what encoding/json writes.
+func TestHandWrittenJSON(t *testing.T) {
+	blocks := [][]aigrid.BlockCharge{nil, {{Block: 1}}, {{Block: 2, Input: -1, Output: 1 << 40, Amount: 7, Exact: -9}, {Block: 3, Exact: 1}}}
+	for _, b := range blocks {
+		want, _ := json.Marshal(b)
+		if b == nil {
+			want = []byte("[]")
+		}
+		if got := appendBlocksJSON(nil, b); string(got) != string(want) {
+			t.Errorf("blocks %s, want %s", got, want)
+		}
+	}
 }
