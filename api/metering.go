@@ -30,27 +30,55 @@ func (s *Server) reserve(ctx context.Context, w http.ResponseWriter, call *aigri
 }
 
 // setRateHeaders writes OpenAI's x-ratelimit-* headers for the limits that
-// apply. The keys are written in canonical form, as Header.Set would store
-// them, without its canonicalizing each one again on every call.
+// apply. They are on every metered response, so the values are written into
+// one string and one slice shared by the six headers, and the keys in
+// canonical form, as Header.Set would store them, without its
+// canonicalizing each one again: two allocations, not a dozen.
 func setRateHeaders(h http.Header, st aigrid.RateState) {
+	var (
+		text [128]byte
+		ends [6]int
+		keys [6]string
+	)
+	b, n := text[:0], 0
+	add := func(key string) {
+		keys[n], ends[n] = key, len(b)
+		n++
+	}
 	if st.LimitRequests > 0 {
-		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(st.LimitRequests, 10)}
-		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(st.RemainingRequests, 10)}
-		h["X-Ratelimit-Reset-Requests"] = []string{resetString(st.ResetRequests)}
+		b = strconv.AppendInt(b, st.LimitRequests, 10)
+		add("X-Ratelimit-Limit-Requests")
+		b = strconv.AppendInt(b, st.RemainingRequests, 10)
+		add("X-Ratelimit-Remaining-Requests")
+		b = appendReset(b, st.ResetRequests)
+		add("X-Ratelimit-Reset-Requests")
 	}
 	if st.LimitTokens > 0 {
-		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(st.LimitTokens, 10)}
-		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(st.RemainingTokens, 10)}
-		h["X-Ratelimit-Reset-Tokens"] = []string{resetString(st.ResetTokens)}
+		b = strconv.AppendInt(b, st.LimitTokens, 10)
+		add("X-Ratelimit-Limit-Tokens")
+		b = strconv.AppendInt(b, st.RemainingTokens, 10)
+		add("X-Ratelimit-Remaining-Tokens")
+		b = appendReset(b, st.ResetTokens)
+		add("X-Ratelimit-Reset-Tokens")
+	}
+	if n == 0 {
+		return
+	}
+	all, values := string(b), make([]string, n)
+	start := 0
+	for i := range n {
+		values[i] = all[start:ends[i]]
+		start = ends[i]
+		h[keys[i]] = values[i : i+1 : i+1]
 	}
 }
 
-// resetString writes a duration as OpenAI does ("1s", "6m0s", "120ms").
-func resetString(d time.Duration) string {
+// appendReset writes a duration as OpenAI does ("1s", "6m0s", "120ms").
+func appendReset(b []byte, d time.Duration) []byte {
 	if d < time.Second {
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+		return append(strconv.AppendInt(b, d.Milliseconds(), 10), "ms"...)
 	}
-	return d.Round(time.Millisecond).String()
+	return append(b, d.Round(time.Millisecond).String()...)
 }
 
 // settle records what the call used. A call whose hold is nil (metering off)

@@ -47,4 +47,24 @@ func TestRateHeadersCanonical(t *testing.T) {
 			t.Errorf("%s: %q, want %q", key, got, want)
 		}
 	}
+	tokensOnly := http.Header{"Content-Type": {"application/json"}}
+	setRateHeaders(tokensOnly, aigrid.RateState{LimitTokens: 200_000, RemainingTokens: 199_000, ResetTokens: 3 * time.Second})
+	if len(tokensOnly) != 4 || tokensOnly.Get("x-ratelimit-limit-tokens") != "200000" ||
+		tokensOnly.Get("x-ratelimit-remaining-tokens") != "199000" || tokensOnly.Get("x-ratelimit-reset-tokens") != "3s" {
+		t.Errorf("tokens only: %v", tokensOnly)
+	}
+	none := http.Header{}
+	setRateHeaders(none, aigrid.RateState{})
+	if len(none) != 0 {
+		t.Errorf("no limits: %v", none)
+	}
+}
+
+func BenchmarkRateHeaders(b *testing.B) {
+	st := aigrid.RateState{LimitRequests: 600, RemainingRequests: 599, ResetRequests: 100 * time.Millisecond,
+		LimitTokens: 200_000, RemainingTokens: 123_456, ResetTokens: 1500 * time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		setRateHeaders(http.Header{}, st)
+	}
 }
