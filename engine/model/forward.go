@@ -234,10 +234,7 @@ func (w *Worker) attention(l, n int) {
 			sc := grow(w.scores[th], t.pos+1)
 			w.scores[th] = sc
 			tensor.DotsF32(sc, q, ks[kh:], kvd)
-			for p := range sc {
-				sc[p] *= scale
-			}
-			softmax(sc)
+			tensor.SoftmaxF32(sc, scale)
 			tensor.SumScaledF32(w.att[i*c.QDim()+h*hd:i*c.QDim()+(h+1)*hd], sc, vs[kh:], kvd)
 		}
 	})

@@ -84,21 +84,3 @@ func dot(a, b []float32) float32 { return tensor.DotF32(a, b) }
 
 // axpy adds a·x to y.
 func axpy(y []float32, a float32, x []float32) { tensor.AddScaledF32(y, a, x) }
-
-// softmax turns x into probabilities in place.
-func softmax(x []float32) {
-	mx := float32(math.Inf(-1))
-	for _, v := range x {
-		mx = max(mx, v)
-	}
-	sum := float32(0)
-	for i, v := range x {
-		e := tensor.Exp(v - mx)
-		x[i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
-}

@@ -45,3 +45,39 @@ func TestSwiGLU(t *testing.T) {
 		}
 	}
 }
+
+// SoftmaxF32 in use (SIMD where the build and CPU allow) against float64, over
+// lengths with and without a tail, scores far apart and all equal.
+func TestSoftmaxF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, n := range []int{1, 2, 7, 8, 9, 16, 31, 100, 1000} {
+		for k := range 3 {
+			x := randVec(r, n)
+			for i := range x {
+				switch k {
+				case 1:
+					x[i] *= 40
+				case 2:
+					x[i] = 3
+				}
+			}
+			const scale = 0.125
+			got := append([]float32(nil), x...)
+			SoftmaxF32(got, scale)
+			mx := math.Inf(-1)
+			for _, v := range x {
+				mx = max(mx, float64(v)*scale)
+			}
+			sum := 0.0
+			for _, v := range x {
+				sum += math.Exp(float64(v)*scale - mx)
+			}
+			for i, v := range x {
+				want := math.Exp(float64(v)*scale-mx) / sum
+				if math.Abs(float64(got[i])-want) > 2e-6*want+1e-12 {
+					t.Fatalf("n=%d case %d: p[%d] = %v, want %v", n, k, i, got[i], want)
+				}
+			}
+		}
+	}
+}

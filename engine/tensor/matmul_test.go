@@ -63,6 +63,9 @@ func TestMatMul(t *testing.T) {
 				rows, cols := shape[0], shape[1]
 				m, w := randMatrix(t, r, typ, rows, cols)
 				for _, batch := range []int{1, 2, 3, 8, 13, 16, 40} {
+					if batch == 40 && typ != Q8_0 {
+						continue // three groups of the AMX kernel: Q8_0 only
+					}
 					t.Run(fmt.Sprintf("%v/%dx%d/t%d/b%d", typ, rows, cols, threads, batch), func(t *testing.T) {
 						xs := randVec(r, batch*cols)
 						out := make([]float32, batch*rows)

@@ -1,5 +1,7 @@
 package tensor
 
+import "math"
+
 // DotF32 returns Σ a[i]·b[i] over the len(a) values of a (b must hold as
 // many), and AddScaledF32 adds s·x to y: the float32 vector operations of
 // attention, with SIMD kernels where the CPU has them.
@@ -31,13 +33,40 @@ func SumScaledF32(dst, w, v []float32, stride int) {
 	vec.sumScaled(dst, w, v[:(len(w)-1)*stride+len(dst)], stride)
 }
 
+// SoftmaxF32 turns the scores x, times scale, into probabilities in place:
+// e^(scale·x[i] − max) over their sum.
+func SoftmaxF32(x []float32, scale float32) {
+	if len(x) > 0 {
+		vec.softmax(x, scale)
+	}
+}
+
 var vec = struct {
 	dot       func(a, b []float32) float32
 	axpy      func(y []float32, s float32, x []float32)
 	dots      func(dst, q, k []float32, stride int)
 	sumScaled func(dst, w, v []float32, stride int)
 	swiglu    func(g, u []float32)
-}{dotGeneric, axpyGeneric, dotsGeneric, sumScaledGeneric, swigluGeneric}
+	softmax   func(x []float32, scale float32)
+}{dotGeneric, axpyGeneric, dotsGeneric, sumScaledGeneric, swigluGeneric, softmaxGeneric}
+
+func softmaxGeneric(x []float32, scale float32) {
+	mx := float32(math.Inf(-1))
+	for i, v := range x {
+		x[i] = v * scale
+		mx = max(mx, x[i])
+	}
+	sum := float32(0)
+	for i, v := range x {
+		e := Exp(v - mx)
+		x[i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for i := range x {
+		x[i] *= inv
+	}
+}
 
 func dotsGeneric(dst, q, k []float32, stride int) {
 	for p := range dst {

@@ -3,6 +3,7 @@
 package tensor
 
 import (
+	"math"
 	"simd/archsimd"
 	"unsafe"
 )
@@ -14,6 +15,7 @@ func init() {
 		vec.dots = dotsAVX2
 		vec.sumScaled = sumScaledAVX2
 		vec.swiglu = swigluAVX2
+		vec.softmax = softmaxAVX2
 	}
 }
 
@@ -152,4 +154,69 @@ func swigluAVX2(g, u []float32) {
 	}
 	archsimd.ClearAVXUpperBits()
 	swigluGeneric(g[i:], u[i:n])
+}
+
+// softmaxAVX2 is softmaxGeneric eight scores at a time, e^x as swigluAVX2
+// computes it (the differences from the largest score are at most 0, and
+// clamped at −87, below which e^x is under float32's precision next to 1).
+func softmaxAVX2(x []float32, scale float32) {
+	n := len(x)
+	xp := base(x)
+	sc := archsimd.BroadcastFloat32x8(scale)
+	mx := float32(math.Inf(-1))
+	i := 0
+	if n >= 8 {
+		m := archsimd.BroadcastFloat32x8(mx)
+		for ; i+8 <= n; i += 8 {
+			v := f32x8(xp, 4*i).Mul(sc)
+			v.Store((*[8]float32)(unsafe.Add(xp, 4*i)))
+			m = m.Max(v)
+		}
+		var a [8]float32
+		m.Store(&a)
+		archsimd.ClearAVXUpperBits()
+		for _, v := range a {
+			mx = max(mx, v)
+		}
+	}
+	for j := i; j < n; j++ {
+		x[j] *= scale
+		mx = max(mx, x[j])
+	}
+	lo := archsimd.BroadcastFloat32x8(-87)
+	one, half := archsimd.BroadcastFloat32x8(1), archsimd.BroadcastFloat32x8(0.5)
+	l2e := archsimd.BroadcastFloat32x8(log2e)
+	nl2hi, nl2lo := archsimd.BroadcastFloat32x8(-ln2hi), archsimd.BroadcastFloat32x8(-ln2lo)
+	bias := archsimd.BroadcastInt32x8(127)
+	m := archsimd.BroadcastFloat32x8(mx)
+	var sum archsimd.Float32x8
+	i = 0
+	for ; i+8 <= n; i += 8 {
+		v := f32x8(xp, 4*i).Sub(m).Max(lo)
+		k := v.MulAdd(l2e, half).Floor()
+		r := k.MulAdd(nl2lo, k.MulAdd(nl2hi, v))
+		p := archsimd.BroadcastFloat32x8(1.0/720).MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
+		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
+		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
+		p = p.MulAdd(r, half)
+		p = p.MulAdd(r, one)
+		p = p.MulAdd(r, one)
+		e := p.Mul(k.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8())
+		e.Store((*[8]float32)(unsafe.Add(xp, 4*i)))
+		sum = sum.Add(e)
+	}
+	total := hsum(sum)
+	for j := i; j < n; j++ {
+		x[j] = Exp(x[j] - mx)
+		total += x[j]
+	}
+	inv := archsimd.BroadcastFloat32x8(1 / total)
+	i = 0
+	for ; i+8 <= n; i += 8 {
+		f32x8(xp, 4*i).Mul(inv).Store((*[8]float32)(unsafe.Add(xp, 4*i)))
+	}
+	archsimd.ClearAVXUpperBits()
+	for j := i; j < n; j++ {
+		x[j] /= total
+	}
 }
