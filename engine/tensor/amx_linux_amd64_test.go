@@ -102,3 +102,30 @@ func BenchmarkQ8_0AMX(b *testing.B) {
 	}
 	b.ReportMetric(float64(16*batch*cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
+
+// Where AMX runs the batches, the VNNI and archsimd tiles that replace it on
+// other CPUs must still give the float64 product.
+func TestMatMulWithoutAMX(t *testing.T) {
+	if !hasAMX {
+		t.Skip("AMX not in use: TestMatMul covers the other kernels")
+	}
+	defer func(k func([]byte, int, int, *amxBatch, []float32, int, *amxScratch)) { kern.q8_0amx = k }(kern.q8_0amx)
+	kern.q8_0amx = nil
+	r := rand.New(rand.NewPCG(15, 16))
+	p := NewPool(2)
+	defer p.Close()
+	for _, shape := range [][2]int{{37, 768}, {300, 256}} {
+		rows, cols := shape[0], shape[1]
+		m, w := randMatrix(t, r, Q8_0, rows, cols)
+		for _, batch := range []int{2, 8, 13, 16, 40} {
+			xs := randVec(r, batch*cols)
+			out := make([]float32, batch*rows)
+			p.MatMul(out, m, xs, batch)
+			if p.acts.amx.nb != 0 {
+				t.Fatal("AMX used with its kernel off")
+			}
+			checkProduct(t, Q8_0, out, w, xs, rows, cols, batch)
+			checkAlone(t, p, m, w, xs, out, batch)
+		}
+	}
+}
