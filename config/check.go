@@ -107,6 +107,7 @@ func (f *File) check(filename string, root *yaml.Node) Errors {
 		}
 	}
 	f.checkBilling(add, at)
+	f.checkPackages(add, at, tenants)
 	return errs
 }
 

@@ -38,6 +38,7 @@ type File struct {
 	Providers     []Provider     `yaml:"providers"`
 	ServiceModels []ServiceModel `yaml:"service_models"`
 	Tenants       []Tenant       `yaml:"tenants"`
+	Packages      Packages       `yaml:"packages"`
 }
 
 // Dispatch tunes how calls are dispatched to offers; zero values take the defaults.
@@ -431,5 +432,6 @@ func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 	if err := f.applyBilling(ctx, store, tenants, &res); err != nil {
 		return res, err
 	}
+	res.Warnings = append(res.Warnings, f.packageWarnings()...)
 	return res, nil
 }

@@ -52,6 +52,25 @@ func TestParseFull(t *testing.T) {
 	if !f.Tenants[1].Disabled {
 		t.Error("school-b not disabled")
 	}
+	mq := f.Packages.Anomaly.MQTT
+	if len(mq) != 2 || mq[0].Broker != "mqtts://grid:s3cret@broker.example:8883" || mq[0].Tenant != "clinic-a" || mq[0].Prefix != "sensors/plant-1" ||
+		mq[0].Results != "results/plant-1" || mq[0].ClientID != "aigrid-plant-1" {
+		t.Fatalf("mqtt: %+v", mq)
+	}
+	// The second has a default client id of its own, and its password from the environment.
+	if id := mq[1].ClientID; !strings.HasPrefix(id, "aigrid-clinic-a-") || len(id) != len("aigrid-clinic-a-")+8 || id != defaultClientID("clinic-a", "sensors/plant-2") {
+		t.Errorf("default client id %q", id)
+	}
+	if defaultClientID("clinic-a", "sensors/plant-1") == mq[1].ClientID {
+		t.Error("two prefixes of one tenant share a default client id")
+	}
+	t.Setenv("AIGRID_TEST_MQTT_PASSWORD", "p@ss/word")
+	if u := mq[1].BrokerURL(); u != "mqtt://grid:p%40ss%2Fword@10.0.0.7" {
+		t.Errorf("broker URL with the password from the environment: %s", u)
+	}
+	if u := mq[0].BrokerURL(); u != mq[0].Broker {
+		t.Errorf("broker URL %s", u)
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -87,6 +106,53 @@ func TestErrors(t *testing.T) {
 				t.Errorf("got\n  %v\nwant it to contain\n  %s", err, c.want)
 			}
 		})
+	}
+}
+
+func TestMQTTErrors(t *testing.T) {
+	const head = "tenants: [{name: water-utility}, {name: clinic}]\npackages:\n  anomaly:\n    mqtt:\n"
+	cases := []struct{ name, entries, want string }{
+		{"no broker", "      - {tenant: clinic, prefix: s}\n", `grid.yaml:5: packages.anomaly.mqtt[0].broker: the broker URL is required`},
+		{"bad scheme", "      - {broker: http://b.example, tenant: clinic, prefix: s}\n", `grid.yaml:5: packages.anomaly.mqtt[0].broker: "http://b.example": the scheme must be mqtt or mqtts (TLS), not "http"`},
+		{"password redacted", "      - {broker: \"ws://u:hunter2@b.example\", tenant: clinic, prefix: s}\n", `"ws://u:xxxxx@b.example": the scheme`},
+		{"no host", "      - {broker: \"mqtt://:1883\", tenant: clinic, prefix: s}\n", `names no host`},
+		{"bad port", "      - {broker: \"mqtt://b.example:99999\", tenant: clinic, prefix: s}\n", `port "99999" is not a number from 1 to 65535`},
+		{"path", "      - {broker: mqtt://b.example/sensors, tenant: clinic, prefix: s}\n", `a broker URL has no path or query`},
+		{"not a url", "      - {broker: \"mqtt://b.example:port\", tenant: clinic, prefix: s}\n", `is not a URL`},
+		{"unknown tenant", "      - broker: mqtt://b.example\n        tenant: water\n        prefix: s\n", `grid.yaml:6: packages.anomaly.mqtt[0].tenant: no tenant "water" in this file`},
+		{"no tenant", "      - {broker: mqtt://b.example, prefix: s}\n", `packages.anomaly.mqtt[0].tenant: the tenant whose series the readings feed is required`},
+		{"empty prefix", "      - {broker: mqtt://b.example, tenant: clinic, prefix: \"\"}\n", `packages.anomaly.mqtt[0].prefix: the topic prefix is required`},
+		{"wildcard prefix", "      - {broker: mqtt://b.example, tenant: clinic, prefix: \"s/#\"}\n", `prefix: "s/#" holds a wildcard`},
+		{"trailing slash", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s/}\n", `prefix: "s/" ends with /`},
+		{"system topic", "      - {broker: mqtt://b.example, tenant: clinic, prefix: $SYS/x}\n", `starts with $`},
+		{"results wildcard", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s, results: \"r/+\"}\n", `results: "r/+" holds a wildcard`},
+		{"results under prefix", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s, results: s/out}\n", `results: "s/out" is under the prefix "s"`},
+		{"bad client id", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s, client_id: \"a b\"}\n", `client_id: "a b" may hold only printable ASCII`},
+		{"duplicate client id", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s, client_id: grid}\n      - {broker: \"mqtt://B.example:1883\", tenant: water-utility, prefix: t, client_id: grid}\n",
+			`grid.yaml:6: packages.anomaly.mqtt[1].client_id: client id "grid" is also used by packages.anomaly.mqtt[0] on the same broker`},
+		{"same subscription twice", "      - {broker: mqtts://b.example, tenant: clinic, prefix: s}\n      - {broker: \"mqtts://b.example:8883\", tenant: clinic, prefix: s}\n", `is also used by packages.anomaly.mqtt[0]`},
+		{"password twice", "      - {broker: \"mqtt://u:p@b.example\", password_env: P, tenant: clinic, prefix: s}\n", `has a password and password_env names another`},
+		{"password without user", "      - {broker: mqtt://b.example, password_env: P, tenant: clinic, prefix: s}\n", `password_env P needs a user name in the broker URL`},
+		{"unknown key", "      - {broker: mqtt://b.example, tenant: clinic, prefix: s, qos: 2}\n", `grid.yaml:5: unknown key "qos"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("grid.yaml", []byte(head+c.entries))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got\n  %v\nwant it to contain\n  %s", err, c.want)
+			}
+		})
+	}
+	// The same client id on two brokers, and two subscriptions of one
+	// tenant with default ids, are fine.
+	ok := head + "      - {broker: mqtt://a.example, tenant: clinic, prefix: s, client_id: grid}\n" +
+		"      - {broker: mqtt://b.example, tenant: clinic, prefix: s, client_id: grid}\n" +
+		"      - {broker: mqtt://b.example, tenant: clinic, prefix: t}\n      - {broker: mqtt://b.example, tenant: clinic, prefix: u}\n"
+	if _, err := Parse("grid.yaml", []byte(ok)); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -128,7 +194,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if res.Providers != 2 || res.ServiceModels != 1 || res.Tenants != 2 || res.Keys != 2 || res.AdminKeys != 1 {
 		t.Errorf("result %+v", res)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "AIGRID_TEST_UP1_KEY") {
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "AIGRID_TEST_UP1_KEY") || !strings.Contains(res.Warnings[1], "packages.anomaly.mqtt[1]: the environment variable AIGRID_TEST_MQTT_PASSWORD") {
 		t.Errorf("warnings %v", res.Warnings)
 	}
 	if _, err := f.Apply(ctx, store); err != nil {

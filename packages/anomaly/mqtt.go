@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -38,14 +39,26 @@ type Listener struct {
 	// a trailing slash; the listener subscribes to Prefix/#.
 	Prefix  string
 	Results string
-	// Scored, if set, is told of every pack scored, for the meter.
-	Scored    func(tenant int64, series string, points int)
+	// Admit, if set, is asked before each pack is scored, as the grid's meter
+	// is before a POST: an error refuses the pack (it is logged, acknowledged
+	// and dropped), except a rate limit (aigrid.ERateLimited), after which the
+	// listener waits the error's RetryAfter and asks again, holding the
+	// messages behind it (as a client of the HTTP API would wait). Otherwise done is called with the points scored,
+	// 0 when the pack was refused.
+	Admit     func(ctx context.Context, series string) (done func(points int), err error)
 	KeepAlive time.Duration // 60 s if zero
-	Logger    *slog.Logger
+	// Backoff is the wait before the first reconnection (1 s if zero); it
+	// doubles after each failure up to MaxBackoff (1 min if zero), and each
+	// wait is drawn between half and all of it, so that listeners cut off
+	// together do not all come back at once.
+	Backoff, MaxBackoff time.Duration
+	Logger              *slog.Logger
 
 	wmu  sync.Mutex // one writer at a time on the connection
 	conn net.Conn
 	ids  uint16
+
+	refused throttle // refused packs, logged at most once a minute
 }
 
 // MQTT control packet types (MQTT 3.1.1, section 2.2.1).
@@ -65,7 +78,10 @@ const (
 const maxPacket = maxBody
 
 // Run connects, subscribes and scores until ctx ends, reconnecting after a
-// failure with a backoff of 1 s doubling to 1 min.
+// failure with a capped exponential backoff. The first failure of an outage
+// is a warning, the next ones debug lines with a warning every tenth, and
+// the reconnection says how long the outage lasted. Run returns once every
+// goroutine it started has ended.
 func (l *Listener) Run(ctx context.Context) error {
 	if l.Logger == nil {
 		l.Logger = slog.Default()
@@ -73,24 +89,91 @@ func (l *Listener) Run(ctx context.Context) error {
 	if l.Package == nil || l.Prefix == "" || strings.ContainsAny(l.Prefix, "#+") || strings.HasSuffix(l.Prefix, "/") {
 		return errors.New("anomaly: an MQTT listener needs the package and a topic prefix without wildcards or a trailing slash")
 	}
-	backoff := time.Second
+	first, most := l.Backoff, l.MaxBackoff
+	if first <= 0 {
+		first = time.Second
+	}
+	if most <= 0 {
+		most = time.Minute
+	}
+	most = max(most, first)
+	log := l.Logger.With("broker", redact(l.Broker), "client_id", l.ClientID)
+	var failures int
+	var down time.Time
 	for {
 		start := time.Now()
-		err := l.session(ctx)
+		err := l.session(ctx, func() {
+			if failures > 0 {
+				log.Info("anomaly: MQTT connected again", "topics", l.Prefix+"/#", "attempts", failures, "down_for", time.Since(down).Round(time.Second).String())
+			} else {
+				log.Info("anomaly: MQTT connected", "topics", l.Prefix+"/#")
+			}
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
+		// A session that lasted is not part of an outage.
+		if time.Since(start) > most {
+			failures = 0
 		}
-		l.Logger.Warn("anomaly: MQTT session ended; reconnecting", "broker", redact(l.Broker), "error", err, "in", backoff)
+		if failures == 0 {
+			down = time.Now()
+		}
+		failures++
+		wait := retryDelay(failures, first, most, rand.Int64N)
+		switch {
+		case failures == 1:
+			log.Warn("anomaly: MQTT session ended; reconnecting", "error", err.Error(), "in", wait.Round(time.Millisecond).String())
+		case failures%10 == 0:
+			log.Warn("anomaly: MQTT broker still unreachable; retrying", "error", err.Error(), "attempts", failures, "down_for", time.Since(down).Round(time.Second).String())
+		default:
+			log.Debug("anomaly: MQTT reconnection failed", "error", err.Error(), "attempts", failures, "in", wait.Round(time.Millisecond).String())
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(backoff):
+		case <-t.C:
 		}
-		backoff = min(2*backoff, time.Minute)
 	}
+}
+
+// retryDelay is the wait before reconnection attempt n (from 1): first
+// doubled n-1 times, capped at most, then drawn uniformly between half of it
+// and all of it by randN (rand.Int64N).
+func retryDelay(n int, first, most time.Duration, randN func(int64) int64) time.Duration {
+	d := first
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	d = min(d, most)
+	return d/2 + time.Duration(randN(int64(d/2)+1))
+}
+
+// throttle logs a recurring problem at most once a minute, with how many
+// times it happened since the last line.
+type throttle struct {
+	mu     sync.Mutex
+	last   time.Time
+	missed int
+}
+
+func (t *throttle) warn(log *slog.Logger, msg string, args ...any) {
+	t.mu.Lock()
+	now := time.Now()
+	if now.Sub(t.last) < time.Minute {
+		t.missed++
+		t.mu.Unlock()
+		return
+	}
+	missed := t.missed
+	t.last, t.missed = now, 0
+	t.mu.Unlock()
+	if missed > 0 {
+		args = append(args, "not_logged_since", missed)
+	}
+	log.Warn(msg, args...)
 }
 
 // redact drops the password from a broker URL for the log.
@@ -128,8 +211,10 @@ func (l *Listener) dial(ctx context.Context) (net.Conn, *url.URL, error) {
 	return nil, nil, fmt.Errorf("broker URL: scheme %q is not mqtt or mqtts", u.Scheme)
 }
 
-// session runs one connection until it fails or ctx ends.
-func (l *Listener) session(ctx context.Context) error {
+// session runs one connection until it fails or ctx ends; up is called once
+// the broker has granted the subscription. The goroutines it starts have
+// ended when it returns.
+func (l *Listener) session(ctx context.Context, up func()) error {
 	conn, u, err := l.dial(ctx)
 	if err != nil {
 		return err
@@ -138,11 +223,19 @@ func (l *Listener) session(ctx context.Context) error {
 	l.wmu.Lock()
 	l.conn = conn
 	l.wmu.Unlock()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
 	stop := context.AfterFunc(ctx, func() {
+		defer wg.Done()
 		l.write(mqttDisconnect<<4, nil)
 		conn.Close()
 	})
-	defer stop()
+	defer func() {
+		if stop() {
+			wg.Done()
+		}
+	}()
 	keep := l.KeepAlive
 	if keep <= 0 {
 		keep = time.Minute
@@ -169,7 +262,7 @@ func (l *Listener) session(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
+	wg.Go(func() {
 		pinger := time.NewTicker(keep / 2)
 		defer pinger.Stop()
 		for {
@@ -182,8 +275,7 @@ func (l *Listener) session(ctx context.Context) error {
 				}
 			}
 		}
-	}()
-	l.Logger.Info("anomaly: MQTT connected", "broker", redact(l.Broker), "topics", l.Prefix+"/#")
+	})
 	for {
 		deadline()
 		typ, flags, body, err := readPacket(r)
@@ -195,6 +287,7 @@ func (l *Listener) session(ctx context.Context) error {
 			if len(body) < 3 || body[2] == 0x80 {
 				return fmt.Errorf("the broker refused the subscription to %s/#", l.Prefix)
 			}
+			up()
 		case mqttPublish:
 			if err := l.publish(ctx, flags, body); err != nil {
 				return err
@@ -229,7 +322,14 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	id, ok := strings.CutPrefix(topic, l.Prefix+"/")
 	id = strings.ReplaceAll(id, "/", ".")
 	if !ok || !validID(id) {
-		l.Logger.Warn("anomaly: MQTT topic names no valid series", "topic", topic)
+		l.refused.warn(l.Logger, "anomaly: MQTT topic names no valid series", "topic", topic)
+		return
+	}
+	done, err := l.admit(ctx, id)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.refused.warn(l.Logger, "anomaly: MQTT pack not admitted; its readings are dropped", "topic", topic, "tenant", l.Tenant, "error", aigrid.ErrorMessage(err))
+		}
 		return
 	}
 	now := l.Package.now()
@@ -239,12 +339,11 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 		res, err = l.Package.Score(ctx, l.Tenant, id, pack, nil, now)
 	}
 	if err != nil {
-		l.Logger.Warn("anomaly: MQTT pack refused", "topic", topic, "tenant", l.Tenant, "error", aigrid.ErrorMessage(err))
+		done(0)
+		l.refused.warn(l.Logger, "anomaly: MQTT pack refused", "topic", topic, "tenant", l.Tenant, "error", aigrid.ErrorMessage(err))
 		return
 	}
-	if l.Scored != nil {
-		l.Scored(l.Tenant, id, len(pack.Points))
-	}
+	done(len(pack.Points))
 	if res.Flagged > 0 {
 		l.Logger.Info("anomaly: flagged", "tenant", l.Tenant, "series", id, "points", res.Flagged)
 	}
@@ -259,6 +358,33 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	// QoS 0: a lost result is a lost notification, never a lost reading.
 	if err := l.write(mqttPublish<<4, append(appendString(nil, l.Results+"/"+id), b...)); err != nil {
 		l.Logger.Warn("anomaly: MQTT result not published", "error", err)
+	}
+}
+
+// maxRateWait bounds one wait for a rate limit, so that a limit reset
+// later than announced is asked again.
+const maxRateWait = time.Minute
+
+// admit asks Admit, waiting out rate limits, until the pack is admitted or
+// refused, or ctx ends.
+func (l *Listener) admit(ctx context.Context, series string) (func(int), error) {
+	if l.Admit == nil {
+		return func(int) {}, nil
+	}
+	for {
+		done, err := l.Admit(ctx, series)
+		var e *aigrid.Error
+		// A limit with no time to wait is one the pack can never meet.
+		if err == nil || !errors.As(err, &e) || e.Code != aigrid.ERateLimited || e.RetryAfter <= 0 {
+			return done, err
+		}
+		t := time.NewTimer(min(e.RetryAfter, maxRateWait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 

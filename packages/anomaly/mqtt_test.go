@@ -4,115 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"aigrid"
+	"aigrid/internal/mqtttest"
 )
-
-// broker is a fake MQTT broker for one client at a time: it checks the
-// client's CONNECT and SUBSCRIBE and lets the test publish and read.
-type broker struct {
-	t       *testing.T
-	ln      net.Listener
-	conns   chan *brokerConn
-	filters chan string
-}
-
-type brokerConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func newBroker(t *testing.T) *broker {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &broker{t: t, ln: ln, conns: make(chan *brokerConn, 4), filters: make(chan string, 4)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			bc := &brokerConn{c, bufio.NewReader(c)}
-			if err := b.handshake(bc); err != nil {
-				t.Errorf("broker: %v", err)
-				c.Close()
-				continue
-			}
-			b.conns <- bc
-		}
-	}()
-	return b
-}
-
-func (b *broker) handshake(c *brokerConn) error {
-	typ, _, body, err := readPacket(c.r)
-	if err != nil || typ != mqttConnect {
-		return fmt.Errorf("CONNECT: type %d, %v", typ, err)
-	}
-	proto, rest, _ := readString(body)
-	if proto != "MQTT" || len(rest) < 4 || rest[0] != 4 || rest[1] != 0xc2 {
-		return fmt.Errorf("CONNECT header % x", body)
-	}
-	id, rest, _ := readString(rest[4:])
-	user, rest, _ := readString(rest)
-	pass, _, _ := readString(rest)
-	if id != "grid-1" || user != "sensors" || pass != "s3cret" {
-		return fmt.Errorf("CONNECT as %q %q %q", id, user, pass)
-	}
-	c.Write([]byte{mqttConnack << 4, 2, 0, 0})
-	typ, flags, body, err := readPacket(c.r)
-	if err != nil || typ != mqttSubscribe || flags != 2 {
-		return fmt.Errorf("SUBSCRIBE: type %d flags %d, %v", typ, flags, err)
-	}
-	filter, rest, _ := readString(body[2:])
-	if len(rest) != 1 || rest[0] != 1 {
-		return fmt.Errorf("SUBSCRIBE options % x", rest)
-	}
-	b.filters <- filter
-	c.Write([]byte{mqttSuback << 4, 3, body[0], body[1], 1})
-	return nil
-}
-
-// publish sends a QoS 1 PUBLISH.
-func (c *brokerConn) publish(id uint16, topic string, payload []byte) {
-	body := binary.BigEndian.AppendUint16(appendString(nil, topic), id)
-	c.Write(append(appendLength([]byte{mqttPublish<<4 | 2}, len(body)+len(payload)), append(body, payload...)...))
-}
-
-// next reads the client's next packet other than PINGREQ, which it answers.
-func (c *brokerConn) next(t *testing.T) (byte, []byte) {
-	t.Helper()
-	for {
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		typ, _, body, err := readPacket(c.r)
-		if err != nil {
-			t.Fatalf("broker read: %v", err)
-		}
-		if typ != mqttPingreq {
-			return typ, body
-		}
-		c.Write([]byte{mqttPingresp << 4, 0})
-	}
-}
-
-func (c *brokerConn) wantAck(t *testing.T, id uint16) {
-	t.Helper()
-	typ, body := c.next(t)
-	if typ != mqttPuback || !bytes.Equal(body, binary.BigEndian.AppendUint16(nil, id)) {
-		t.Fatalf("want PUBACK %d, got type %d % x", id, typ, body)
-	}
-}
 
 // senmlMinutes is a SenML pack of values one minute apart from t0.
 func senmlMinutes(t0 time.Time, values []float64) []byte {
@@ -125,76 +28,124 @@ func senmlMinutes(t0 time.Time, values []float64) []byte {
 	return []byte(b.String())
 }
 
+// admissions records what a listener's Admit was asked and told.
+type admissions struct {
+	mu     sync.Mutex
+	asked  int
+	points []int // what each done was told
+	refuse error // refuses every pack while set
+}
+
+func (a *admissions) admit(_ context.Context, series string) (func(int), error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked++
+	if a.refuse != nil {
+		return nil, a.refuse
+	}
+	return func(n int) {
+		a.mu.Lock()
+		a.points = append(a.points, n)
+		a.mu.Unlock()
+	}, nil
+}
+
+func (a *admissions) told() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]int(nil), a.points...)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// runListener runs l until the test ends and checks that Run returns.
+func runListener(t *testing.T, l *Listener) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	return cancel
+}
+
 func TestMQTTListener(t *testing.T) {
 	docs := newMemDocs()
 	p := NewPackage(docs)
-	b := newBroker(t)
-	var mu sync.Mutex
-	scored := map[string]int{}
+	b := mqtttest.New(t)
+	adm := &admissions{}
 	l := &Listener{
-		Package: p, Broker: "mqtt://sensors:s3cret@" + b.ln.Addr().String(), ClientID: "grid-1",
+		Package: p, Broker: "mqtt://sensors:s3cret@" + b.Addr(), ClientID: "grid-1",
 		Tenant: tenantA.ID, Prefix: "waterworks/sensors", Results: "waterworks/anomaly", KeepAlive: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Scored: func(tenant int64, series string, n int) {
-			mu.Lock()
-			scored[fmt.Sprint(tenant, series)] += n
-			mu.Unlock()
-		},
+		Logger: quiet(), Admit: adm.admit, Backoff: 10 * time.Millisecond,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- l.Run(ctx) }()
+	cancel := runListener(t, l)
 
-	c := <-b.conns
-	if f := <-b.filters; f != "waterworks/sensors/#" {
-		t.Fatalf("subscribed to %q", f)
+	c := b.Accept(t)
+	if c.ClientID != "grid-1" || c.User != "sensors" || c.Password != "s3cret" || !c.CleanSession || c.KeepAlive != time.Second {
+		t.Errorf("CONNECT %+v", c)
+	}
+	if c.Filter != "waterworks/sensors/#" || c.QoS != 1 {
+		t.Fatalf("subscribed to %q at QoS %d", c.Filter, c.QoS)
 	}
 	xs := noise(300, 31)
 	xs[299] += 10
 	pack := senmlMinutes(start, xs)
-	c.publish(10, "waterworks/sensors/plant-1/pump-7", pack)
+	c.Publish(t, 10, "waterworks/sensors/plant-1/pump-7", pack)
 	// The result comes before the acknowledgement: it is published while
 	// the pack is handled.
-	typ, body := c.next(t)
-	topic, payload, _ := readString(body)
-	var res Scores
-	if typ != mqttPublish || topic != "waterworks/anomaly/plant-1.pump-7" || json.Unmarshal(payload, &res) != nil {
-		t.Fatalf("want the result on waterworks/anomaly/plant-1.pump-7, got type %d topic %q", typ, topic)
+	res := c.Next(t)
+	var scores Scores
+	if res.Type != mqtttest.Publish || res.Topic != "waterworks/anomaly/plant-1.pump-7" || json.Unmarshal(res.Payload, &scores) != nil {
+		t.Fatalf("want the result on waterworks/anomaly/plant-1.pump-7, got type %d topic %q", res.Type, res.Topic)
 	}
-	if len(res.Points) != 300 || !res.Points[299].Flag || res.Flagged != 1 {
-		t.Errorf("result: %d points, flagged %d", len(res.Points), res.Flagged)
+	if res.Flags != 0 {
+		t.Errorf("result published with flags %04b, want QoS 0", res.Flags)
 	}
-	c.wantAck(t, 10)
-	// A bad pack and a redelivered one are acknowledged and change nothing.
-	c.publish(11, "waterworks/sensors/plant-1/pump-7", []byte(`[{"n":"pressure","v":"high"}]`))
-	c.wantAck(t, 11)
-	c.publish(10, "waterworks/sensors/plant-1/pump-7", pack)
-	c.wantAck(t, 10)
-	c.publish(12, "waterworks/sensors/bad id", pack)
-	c.wantAck(t, 12)
-	// Keep-alive: the client pings within a second; next answers it.
-	c.publish(13, "waterworks/sensors/plant-1/pump-7", senmlMinutes(start.Add(300*time.Minute), []float64{10}))
+	if len(scores.Points) != 300 || !scores.Points[299].Flag || scores.Flagged != 1 {
+		t.Errorf("result: %d points, flagged %d", len(scores.Points), scores.Flagged)
+	}
+	c.WantAck(t, 10)
+	// A bad pack and a redelivered one are acknowledged and change nothing;
+	// a topic that names no series is not even admitted.
+	c.Publish(t, 11, "waterworks/sensors/plant-1/pump-7", []byte(`[{"n":"pressure","v":"high"}]`))
+	c.WantAck(t, 11)
+	c.Publish(t, 10, "waterworks/sensors/plant-1/pump-7", pack)
+	c.WantAck(t, 10)
+	c.Publish(t, 12, "waterworks/sensors/bad id", pack)
+	c.WantAck(t, 12)
+	// Keep-alive: the client pings every half second; Next answers the
+	// pings that came before the result.
 	time.Sleep(1100 * time.Millisecond)
-	if typ, _ := c.next(t); typ != mqttPublish {
-		t.Fatalf("want a result, got type %d", typ)
+	c.Publish(t, 13, "waterworks/sensors/plant-1/pump-7", senmlMinutes(start.Add(300*time.Minute), []float64{10}))
+	if p := c.Next(t); p.Type != mqtttest.Publish {
+		t.Fatalf("want a result, got type %d", p.Type)
 	}
-	c.wantAck(t, 13)
+	c.WantAck(t, 13)
+	if c.Pings() == 0 {
+		t.Error("no PINGREQ within a keep-alive period")
+	}
 
 	// The broker drops the connection; the listener comes back.
 	c.Close()
-	c = <-b.conns
-	<-b.filters
-	c.publish(1, "waterworks/sensors/plant-1/pump-7", senmlMinutes(start.Add(301*time.Minute), []float64{10.5}))
-	c.next(t)
-	c.wantAck(t, 1)
+	c = b.Accept(t)
+	c.Publish(t, 1, "waterworks/sensors/plant-1/pump-7", senmlMinutes(start.Add(301*time.Minute), []float64{10.5}))
+	c.Next(t)
+	c.WantAck(t, 1)
 
 	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run: %v", err)
+	if p := c.Next(t); p.Type != mqtttest.Disconnect {
+		t.Errorf("on shutdown: packet type %d, want DISCONNECT", p.Type)
 	}
-	if typ, _ := c.next(t); typ != mqttDisconnect {
-		t.Errorf("on shutdown: packet type %d, want DISCONNECT", typ)
-	}
+	c.WantClosed(t, 5*time.Second)
 	d, err := docs.GetDoc(context.Background(), Name, tenantA.ID, docPrefix+"plant-1.pump-7")
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +154,116 @@ func TestMQTTListener(t *testing.T) {
 	if err := json.Unmarshal(d.Body, &s); err != nil || s.Detector.Points() != 302 {
 		t.Errorf("series after MQTT: %v points, %v", s.Detector.Points(), err)
 	}
+	if got := fmt.Sprint(adm.told()); got != "[300 0 0 1 1]" {
+		t.Errorf("done told %s, want [300 0 0 1 1]", got)
+	}
+}
+
+// A pack the grid does not admit is acknowledged and dropped; a rate limit
+// is waited out and the pack scored after it.
+func TestMQTTAdmission(t *testing.T) {
+	docs := newMemDocs()
+	b := mqtttest.New(t)
+	var mu sync.Mutex
+	var calls []string
+	answers := []error{
+		aigrid.Errorf(aigrid.EQuotaExhausted, "The balance is spent."),
+		&aigrid.Error{Code: aigrid.ERateLimited, Message: "Rate limit reached.", RetryAfter: 50 * time.Millisecond},
+		nil,
+	}
+	var told []int
+	l := &Listener{Package: NewPackage(docs), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
+		Prefix: "w", Logger: quiet(), Admit: func(ctx context.Context, series string) (func(int), error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, fmt.Sprintf("%s@%d", series, len(calls)))
+			err := answers[0]
+			if len(answers) > 1 {
+				answers = answers[1:]
+			}
+			if err != nil {
+				return nil, err
+			}
+			return func(n int) {
+				mu.Lock()
+				told = append(told, n)
+				mu.Unlock()
+			}, nil
+		}}
+	runListener(t, l)
+	c := b.Accept(t)
+	c.Publish(t, 1, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
+	c.WantAck(t, 1)
+	if _, err := docs.GetDoc(context.Background(), Name, tenantA.ID, docPrefix+"pump-7"); aigrid.ErrorCode(err) != aigrid.ENotFound {
+		t.Fatalf("a refused pack was saved: %v", err)
+	}
+	began := time.Now()
+	c.Publish(t, 2, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
+	c.WantAck(t, 2)
+	if waited := time.Since(began); waited < 50*time.Millisecond {
+		t.Errorf("acknowledged after %s, before the rate limit's 50ms", waited)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := scored[fmt.Sprint(tenantA.ID, "plant-1.pump-7")]; n != 302 {
-		t.Errorf("Scored told of %d points, want 302", n)
+	if fmt.Sprint(calls) != "[pump-7@0 pump-7@1 pump-7@2]" || fmt.Sprint(told) != "[3]" {
+		t.Errorf("Admit asked %v, done told %v", calls, told)
+	}
+}
+
+// The listener keeps trying while the broker is down, with a growing wait,
+// comes back when it is up, after a drop and after an outage, and logs one
+// warning for each outage rather than one for each attempt.
+func TestMQTTReconnect(t *testing.T) {
+	b := mqtttest.New(t)
+	b.Stop()
+	var logs safeBuffer
+	l := &Listener{Package: NewPackage(newMemDocs()), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
+		Prefix: "w", Backoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	runListener(t, l)
+	// Down at start: about 5+10+20+40+40+... ms of waits, halved at worst by the jitter.
+	time.Sleep(300 * time.Millisecond)
+	b.Start(t)
+	c := b.Accept(t)
+	c.Publish(t, 6, "w/pump-7", senmlMinutes(start.Add(-time.Minute), []float64{0}))
+	c.WantAck(t, 6) // the listener has read the SUBACK, and logged
+	warnings, debugs := strings.Count(logs.String(), "level=WARN"), strings.Count(logs.String(), "reconnection failed")
+	if attempts := warnings + debugs; attempts < 3 || attempts > 40 || warnings > 1+attempts/10 {
+		t.Errorf("%d warnings and %d debug lines in 300ms of outage with a backoff from 5ms to 40ms:\n%s", warnings, debugs, logs.String())
+	}
+	if !strings.Contains(logs.String(), "MQTT connected again") {
+		t.Errorf("the reconnection is not logged:\n%s", logs.String())
+	}
+	// Dropped: back at once.
+	c.Close()
+	c = b.Accept(t)
+	c.Publish(t, 7, "w/pump-7", senmlMinutes(start, []float64{1}))
+	c.WantAck(t, 7)
+	// Down again, then up.
+	b.Stop()
+	time.Sleep(100 * time.Millisecond)
+	b.Start(t)
+	c = b.Accept(t)
+	c.Publish(t, 8, "w/pump-7", senmlMinutes(start.Add(time.Minute), []float64{2}))
+	c.WantAck(t, 8)
+}
+
+func TestRetryDelay(t *testing.T) {
+	least := func(n int64) int64 { return 0 }
+	most := func(n int64) int64 { return n - 1 }
+	for _, c := range []struct {
+		n         int
+		low, high time.Duration
+	}{
+		{1, 500 * time.Millisecond, time.Second},
+		{2, time.Second, 2 * time.Second},
+		{4, 4 * time.Second, 8 * time.Second},
+		{7, 30 * time.Second, time.Minute},
+		{1000, 30 * time.Second, time.Minute},
+	} {
+		if lo, hi := retryDelay(c.n, time.Second, time.Minute, least), retryDelay(c.n, time.Second, time.Minute, most); lo != c.low || hi != c.high {
+			t.Errorf("attempt %d: waits from %s to %s, want %s to %s", c.n, lo, hi, c.low, c.high)
+		}
 	}
 }
 
@@ -217,6 +274,24 @@ func TestListenerConfig(t *testing.T) {
 			t.Errorf("prefix %q accepted", prefix)
 		}
 	}
+}
+
+// safeBuffer is a bytes.Buffer for a logger's concurrent writes.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // FuzzReadPacket: any bytes from a broker are a packet or an error.
