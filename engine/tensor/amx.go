@@ -14,30 +14,37 @@ type amxBatch struct {
 	nb, n int
 }
 
-// pack lays out a batch of quants qs (cols each) and scales d (nb each).
-func (b *amxBatch) pack(qs []int8, d []float32, cols, batch int) {
+// resize makes room for a batch of vectors of cols values and returns the
+// number of (group, block) units that packBlocks lays out.
+func (b *amxBatch) resize(cols, batch int) int {
 	nb := cols / QK
 	groups := (batch + 15) / 16
 	b.nb, b.n = nb, batch-16*(groups-1)
 	b.xs = grow(b.xs, groups*nb*512)
 	b.d = grow(b.d, groups*nb*16)
-	for g := range groups {
+	return groups * nb
+}
+
+// packBlocks lays out units [lo, hi) (unit u is block u mod nb of group u/nb)
+// of a batch of quants qs (cols each) and scales d (nb each).
+func (b *amxBatch) packBlocks(qs []int8, d []float32, cols, batch, lo, hi int) {
+	nb := b.nb
+	for u := lo; u < hi; u++ {
+		g, i := u/nb, u%nb
 		for k := range 16 {
 			v := 16*g + k
-			for i := range nb {
-				blk := b.xs[512*(g*nb+i)+4*k:]
-				if v >= batch {
-					b.d[16*(g*nb+i)+k] = 0
-					for j := range 8 {
-						clear(blk[64*j : 64*j+4])
-					}
-					continue
-				}
-				b.d[16*(g*nb+i)+k] = d[v*nb+i]
-				x := qs[v*cols+32*i:][:32]
+			blk := b.xs[512*u+4*k:]
+			if v >= batch {
+				b.d[16*u+k] = 0
 				for j := range 8 {
-					blk[64*j], blk[64*j+1], blk[64*j+2], blk[64*j+3] = x[4*j], x[4*j+1], x[4*j+2], x[4*j+3]
+					clear(blk[64*j : 64*j+4])
 				}
+				continue
+			}
+			b.d[16*u+k] = d[v*nb+i]
+			x := qs[v*cols+32*i:][:32]
+			for j := range 8 {
+				blk[64*j], blk[64*j+1], blk[64*j+2], blk[64*j+3] = x[4*j], x[4*j+1], x[4*j+2], x[4*j+3]
 			}
 		}
 	}

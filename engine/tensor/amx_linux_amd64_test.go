@@ -37,7 +37,7 @@ func TestQ8_0AMX(t *testing.T) {
 				}
 				a.group(cols, batch, QK)
 				var b amxBatch
-				b.pack(a.qs, a.d, cols, batch)
+				b.packBlocks(a.qs, a.d, cols, batch, 0, b.resize(cols, batch))
 				const at = 2
 				out := make([]float32, at+batch*rows)
 				for i := range out {
@@ -94,7 +94,7 @@ func BenchmarkQ8_0AMX(b *testing.B) {
 	var a acts
 	a.quantize(randVec(r, batch*cols), cols, batch, QK, QK)
 	var ab amxBatch
-	ab.pack(a.qs, a.d, cols, batch)
+	ab.packBlocks(a.qs, a.d, cols, batch, 0, ab.resize(cols, batch))
 	out := make([]float32, 16*batch)
 	var s amxScratch
 	for b.Loop() {

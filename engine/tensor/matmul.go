@@ -128,13 +128,22 @@ func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 	p.job = job{fn: func(_, lo, hi int) { a.quantizeBlocks(xs, lo, hi, block, sumEvery) }}
 	p.parallel(n, max(8192/block, (n+4*p.threads-1)/(4*p.threads)))
 	p.job = job{}
+	p.acts.vgroups = p.acts.vgroups[:0]
+	if w.Type == Q8_0 && kern.q8_0amx != nil && batch > 1 {
+		// The AMX kernel takes the whole batch, laid out by the threads a
+		// block of a group each (two groups or more, else on the caller).
+		b := &a.amx
+		units := b.resize(w.Cols, batch)
+		p.job = job{fn: func(_, lo, hi int) { b.packBlocks(a.qs, a.d, w.Cols, batch, lo, hi) }}
+		p.parallel(units, max(2*b.nb, (units+4*p.threads-1)/(4*p.threads)))
+		p.job = job{}
+		return
+	}
 	if batch > 1 {
-		p.acts.group(w.Cols, batch, actBlock(w.Type))
+		a.group(w.Cols, batch, actBlock(w.Type))
 	}
 	if w.Type == Q8_0 {
-		p.acts.packGroups(w.Cols, batch)
-	} else {
-		p.acts.vgroups = p.acts.vgroups[:0]
+		a.packGroups(w.Cols, batch)
 	}
 }
 

@@ -41,20 +41,12 @@ func (o *vgroup) pack(qs []int8, d []float32, cols, nb, from, n, width int) {
 	}
 }
 
-// packGroups lays out the batch for the AMX kernel, or else for the VNNI tile
-// kernel, if the CPU has one (else it leaves none). AMX takes any batch of two
-// or more, padded to sixteens: 8 streams decoding together measured 150 ->
-// 190 tok/s against the VNNI tile, 4 streams 80 -> 104, 2 streams 42 -> 55.
-// The VNNI tile goes by sixteens while twelve or more vectors remain (a
+// packGroups lays out the batch for the VNNI tile kernel, if the CPU has one
+// (else it leaves none): by sixteens while twelve or more vectors remain (a
 // sixteen-wide call measured 1.4× the time of an eight-wide one), then by
 // eights, the last group padded.
 func (a *acts) packGroups(cols, batch int) {
 	a.vgroups = a.vgroups[:0]
-	a.amx.nb = 0
-	if kern.q8_0amx != nil && batch >= 2 {
-		a.amx.pack(a.qs, a.d, cols, batch)
-		return
-	}
 	if kern.q8_0tv == nil || batch < 2 {
 		return
 	}
