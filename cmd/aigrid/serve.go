@@ -65,6 +65,7 @@ type Main struct {
 	listener   net.Listener
 	cancelBase context.CancelFunc
 	served     chan error
+	listeners  *packageListeners
 }
 
 // NewMain returns a Main with the defaults of aigrid serve.
@@ -184,7 +185,14 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 	if m.meter != nil {
 		meter = m.meter
 	}
-	pkgs, public := newPackages(m.store, m.dispatcher, meter)
+	pkgs, public, listeners, err := newPackages(ctx, m.store, m.dispatcher, meter, file, m.Logger)
+	if err != nil {
+		m.dispatcher.Close()
+		m.closeMeter()
+		m.store.Close()
+		return err
+	}
+	m.listeners = listeners
 	// The API's ledger reads see every settled call; without a meter
 	// there is no journal to apply.
 	var store aigrid.Store = m.store
@@ -220,6 +228,7 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 			m.served <- err
 		}
 	}()
+	m.listeners.start()
 	return nil
 }
 
@@ -333,6 +342,7 @@ func (m *Main) Close() error {
 		err = m.http.Close()
 	}
 	m.cancelBase()
+	m.listeners.stop()
 	m.dispatcher.Close()
 	m.closeMeter()
 	if cerr := m.store.Close(); err == nil {

@@ -52,7 +52,9 @@ type Listener struct {
 	// wait is drawn between half and all of it, so that listeners cut off
 	// together do not all come back at once.
 	Backoff, MaxBackoff time.Duration
-	Logger              *slog.Logger
+	// Logger (slog.Default() if nil) should name the tenant: the listener's
+	// lines name only the broker, client id, topic and series.
+	Logger *slog.Logger
 
 	wmu  sync.Mutex // one writer at a time on the connection
 	conn net.Conn
@@ -328,7 +330,7 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	done, err := l.admit(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {
-			l.refused.warn(l.Logger, "anomaly: MQTT pack not admitted; its readings are dropped", "topic", topic, "tenant", l.Tenant, "error", aigrid.ErrorMessage(err))
+			l.refused.warn(l.Logger, "anomaly: MQTT pack not admitted; its readings are dropped", "topic", topic, "error", aigrid.ErrorMessage(err))
 		}
 		return
 	}
@@ -340,12 +342,12 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	}
 	if err != nil {
 		done(0)
-		l.refused.warn(l.Logger, "anomaly: MQTT pack refused", "topic", topic, "tenant", l.Tenant, "error", aigrid.ErrorMessage(err))
+		l.refused.warn(l.Logger, "anomaly: MQTT pack refused", "topic", topic, "error", aigrid.ErrorMessage(err))
 		return
 	}
 	done(len(pack.Points))
 	if res.Flagged > 0 {
-		l.Logger.Info("anomaly: flagged", "tenant", l.Tenant, "series", id, "points", res.Flagged)
+		l.Logger.Info("anomaly: flagged", "series", id, "points", res.Flagged)
 	}
 	if l.Results == "" {
 		return
