@@ -309,3 +309,23 @@ func TestBillingConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// The full example of docs/configuration.md is a file aigrid accepts.
+func TestDocumentedExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## A full example\n\n```yaml\n")
+	example, _, closed := strings.Cut(rest, "```\n")
+	if !ok || !closed {
+		t.Fatal("no full example in docs/configuration.md")
+	}
+	f, err := Parse("configuration.md", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Packages.Anomaly.MQTT) != 1 {
+		t.Errorf("the example's MQTT subscriptions: %+v", f.Packages.Anomaly.MQTT)
+	}
+}

@@ -168,6 +168,9 @@ func TestMQTTThroughTheGrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.main.http = nil // closed already
+	if left := mqtttest.Goroutines("anomaly.(*Listener)"); left != "" {
+		t.Errorf("listeners left running after Close:\n%s", left)
+	}
 	for _, c := range []*mqtttest.Conn{water, broke, closed} {
 		if p := c.Next(t); p.Type != mqtttest.Disconnect {
 			t.Errorf("%s at shutdown: packet type %d, want DISCONNECT", c.ClientID, p.Type)

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -369,4 +371,18 @@ func field(b []byte) ([]byte, []byte, bool) {
 
 func appendField(b []byte, s string) []byte {
 	return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...)
+}
+
+// Goroutines returns the stacks of the goroutines whose stack mentions fn
+// (such as "anomaly.(*Listener)"), to check that a client's goroutines have
+// ended when it says it has stopped.
+func Goroutines(fn string) string {
+	buf := make([]byte, 1<<20)
+	var found []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, fn) {
+			found = append(found, g)
+		}
+	}
+	return strings.Join(found, "\n\n")
 }

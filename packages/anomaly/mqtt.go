@@ -41,10 +41,11 @@ type Listener struct {
 	Results string
 	// Admit, if set, is asked before each pack is scored, as the grid's meter
 	// is before a POST: an error refuses the pack (it is logged, acknowledged
-	// and dropped), except a rate limit (aigrid.ERateLimited), after which the
-	// listener waits the error's RetryAfter and asks again, holding the
-	// messages behind it (as a client of the HTTP API would wait). Otherwise done is called with the points scored,
-	// 0 when the pack was refused.
+	// and dropped), except a rate limit (aigrid.ERateLimited) that passes
+	// within a minute, which the listener waits out before asking again,
+	// holding the messages behind it, as a client of the HTTP API would.
+	// Otherwise done is called with the points scored, 0 when the pack was
+	// refused.
 	Admit     func(ctx context.Context, series string) (done func(points int), err error)
 	KeepAlive time.Duration // 60 s if zero
 	// Backoff is the wait before the first reconnection (1 s if zero); it
@@ -363,12 +364,12 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	}
 }
 
-// maxRateWait bounds one wait for a rate limit, so that a limit reset
-// later than announced is asked again.
+// maxRateWait is the longest rate limit waited out: a request rate's. A
+// used-up daily or monthly quota, which renews later, refuses the pack.
 const maxRateWait = time.Minute
 
-// admit asks Admit, waiting out rate limits, until the pack is admitted or
-// refused, or ctx ends.
+// admit asks Admit, waiting out short rate limits, until the pack is
+// admitted or refused, or ctx ends.
 func (l *Listener) admit(ctx context.Context, series string) (func(int), error) {
 	if l.Admit == nil {
 		return func(int) {}, nil
@@ -377,10 +378,10 @@ func (l *Listener) admit(ctx context.Context, series string) (func(int), error) 
 		done, err := l.Admit(ctx, series)
 		var e *aigrid.Error
 		// A limit with no time to wait is one the pack can never meet.
-		if err == nil || !errors.As(err, &e) || e.Code != aigrid.ERateLimited || e.RetryAfter <= 0 {
+		if err == nil || !errors.As(err, &e) || e.Code != aigrid.ERateLimited || e.RetryAfter <= 0 || e.RetryAfter > maxRateWait {
 			return done, err
 		}
-		t := time.NewTimer(min(e.RetryAfter, maxRateWait))
+		t := time.NewTimer(e.RetryAfter)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -70,6 +70,9 @@ func runListener(t *testing.T, l *Listener) context.CancelFunc {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
+			if left := mqtttest.Goroutines("anomaly.(*Listener)"); left != "" {
+				t.Errorf("goroutines of the listener left after Run returned:\n%s", left)
+			}
 		case <-time.After(10 * time.Second):
 			t.Error("Run did not return after its context ended")
 		}
@@ -159,8 +162,9 @@ func TestMQTTListener(t *testing.T) {
 	}
 }
 
-// A pack the grid does not admit is acknowledged and dropped; a rate limit
-// is waited out and the pack scored after it.
+// A pack the grid does not admit is acknowledged and dropped, also for a
+// quota that renews in hours; a rate limit of a moment is waited out and
+// the pack scored after it.
 func TestMQTTAdmission(t *testing.T) {
 	docs := newMemDocs()
 	b := mqtttest.New(t)
@@ -168,6 +172,7 @@ func TestMQTTAdmission(t *testing.T) {
 	var calls []string
 	answers := []error{
 		aigrid.Errorf(aigrid.EQuotaExhausted, "The balance is spent."),
+		&aigrid.Error{Code: aigrid.ERateLimited, Message: "The day's quota is used.", RetryAfter: 5 * time.Hour},
 		&aigrid.Error{Code: aigrid.ERateLimited, Message: "Rate limit reached.", RetryAfter: 50 * time.Millisecond},
 		nil,
 	}
@@ -194,18 +199,20 @@ func TestMQTTAdmission(t *testing.T) {
 	c := b.Accept(t)
 	c.Publish(t, 1, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
 	c.WantAck(t, 1)
+	c.Publish(t, 2, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
+	c.WantAck(t, 2)
 	if _, err := docs.GetDoc(context.Background(), Name, tenantA.ID, docPrefix+"pump-7"); aigrid.ErrorCode(err) != aigrid.ENotFound {
 		t.Fatalf("a refused pack was saved: %v", err)
 	}
 	began := time.Now()
-	c.Publish(t, 2, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
-	c.WantAck(t, 2)
+	c.Publish(t, 3, "w/pump-7", senmlMinutes(start, []float64{1, 2, 3}))
+	c.WantAck(t, 3)
 	if waited := time.Since(began); waited < 50*time.Millisecond {
 		t.Errorf("acknowledged after %s, before the rate limit's 50ms", waited)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if fmt.Sprint(calls) != "[pump-7@0 pump-7@1 pump-7@2]" || fmt.Sprint(told) != "[3]" {
+	if fmt.Sprint(calls) != "[pump-7@0 pump-7@1 pump-7@2 pump-7@3]" || fmt.Sprint(told) != "[3]" {
 		t.Errorf("Admit asked %v, done told %v", calls, told)
 	}
 }
