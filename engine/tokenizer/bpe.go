@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"aigrid/engine/gguf"
@@ -97,16 +96,12 @@ func (t *Tokenizer) initBPE(merges gguf.StringArray) {
 
 // encodeWord appends the tokens of one pre-tokenized word.
 func (t *Tokenizer) encodeWord(w string, out []int32) []int32 {
-	if v, ok := t.cache.Load(w); ok {
-		return append(out, v.([]int32)...)
+	if out, ok := t.cache.get(w, out); ok {
+		return out
 	}
 	start := len(out)
 	out = t.mergeWord(w, out)
-	if t.cached.Load() < maxCached {
-		t.cached.Add(1)
-		// A copy of the word: w would keep the whole text it came from.
-		t.cache.Store(strings.Clone(w), append([]int32(nil), out[start:]...))
-	}
+	t.cache.put(w, out[start:])
 	return out
 }
 

@@ -10,8 +10,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"aigrid/engine/gguf"
 )
@@ -53,16 +51,12 @@ type Tokenizer struct {
 	merges       mergeIndex // (left id, right id) → merge
 	byteID       [256]int32 // the token of each single byte, -1 if none
 	split        func(s string, words []string) []string
-	ignoreMerges bool     // a word that is a whole token is not merged (llama3)
-	cache        sync.Map // word → []int32
-	cached       atomic.Int32
+	ignoreMerges bool // a word that is a whole token is not merged (llama3)
+	cache        *wordCache
 
 	// SentencePiece
 	addSpacePrefix bool
 }
-
-// maxCached bounds the BPE word cache; words past it are merged every time.
-const maxCached = 1 << 16
 
 // FromGGUF builds the tokenizer that f's metadata describes.
 func FromGGUF(f *gguf.File) (*Tokenizer, error) {
@@ -185,6 +179,7 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer: %d merges", merges.Len())
 		}
 		t.initBPE(merges)
+		t.cache = newWordCache()
 	}
 	t.initPieces()
 	return t, nil
