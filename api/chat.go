@@ -158,6 +158,7 @@ type sseWriter struct {
 	created      int64
 	includeUsage bool
 	started      bool
+	flushed      bool // the headers went out
 	buf          *[]byte
 	// usage is the provider's count, when a chunk carried it; outputChunks
 	// counts the chunks that carried output, the grid's own estimate of the
@@ -206,7 +207,7 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 		return err
 	}
 	*sw.buf = append(b, '\n', '\n')
-	if c.More {
+	if c.More && sw.flushed {
 		// The next chunk is already at hand: let them leave in one write.
 		if _, err := sw.w.Write(*sw.buf); err != nil {
 			return errClientGone
@@ -218,6 +219,18 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 
 func (sw *sseWriter) flush() error {
 	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if !sw.flushed {
+		// The first flush writes the headers, through a 2.8 KiB frame of
+		// net/http's: it runs on a goroutine of its own (see offStack).
+		sw.flushed = true
+		var err error
+		offStack(func() { err = sw.write() })
+		return err
+	}
+	return sw.write()
+}
+
+func (sw *sseWriter) write() error {
 	if _, err := sw.w.Write(*sw.buf); err != nil {
 		return errClientGone
 	}

@@ -76,8 +76,15 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
-// decodeChatRequest reads and checks a chat completion request body.
-func decodeChatRequest(body []byte) (*aigrid.ChatRequest, error) {
+// decodeChatRequest reads and checks a chat completion request body, on a
+// goroutine of its own (see offStack): encoding/json recurses through about a
+// KiB of stack for each level of nesting (message, content part, tool call).
+func decodeChatRequest(body []byte) (req *aigrid.ChatRequest, err error) {
+	offStack(func() { req, err = checkChatRequest(body) })
+	return req, err
+}
+
+func checkChatRequest(body []byte) (*aigrid.ChatRequest, error) {
 	var req aigrid.ChatRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err

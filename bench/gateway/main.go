@@ -121,7 +121,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() {
 		runtimeMemory(grid.URL)
 		if heapProfile != "" {
-			if err := saveProfile(grid.URL, heapProfile, "heap"); err != nil {
+			if err := saveProfile(grid.URL, heapProfile, "heap?gc=1"); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 			}
 		}

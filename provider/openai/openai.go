@@ -250,7 +250,9 @@ func (p *Provider) authorize(req *http.Request) {
 // is not offered that, since a decompressor's window (32 KiB) would be held
 // for its whole life.
 func (p *Provider) post(ctx context.Context, path string, body any, whole bool) (*http.Response, error) {
-	b, err := json.Marshal(body)
+	var b []byte
+	var err error
+	offStack(func() { b, err = json.Marshal(body) })
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
 	}
@@ -264,7 +266,7 @@ func (p *Provider) post(ctx context.Context, path string, body any, whole bool) 
 		req.Header.Set("Accept-Encoding", "gzip")
 	}
 	p.authorize(req)
-	resp, err := p.client.Do(req)
+	resp, err := p.do(req)
 	if err != nil {
 		return nil, p.transportError(ctx, err)
 	}
@@ -285,6 +287,37 @@ func (p *Provider) post(ctx context.Context, path string, body any, whole bool) 
 		return nil, p.statusError(resp)
 	}
 	return resp, nil
+}
+
+// do sends req. On the grid's own transport it runs in the caller's
+// goroutine, which it keeps shallow (see offStack); a redirect, and every
+// request through net/http's transport, goes through the client on a
+// goroutine of its own.
+func (p *Provider) do(req *http.Request) (*http.Response, error) {
+	if t, ok := p.client.Transport.(*transport); ok {
+		resp, err := t.RoundTrip(req)
+		if err != nil || !redirect(resp) {
+			return resp, err
+		}
+		// The upstream did not act on it: the client sends it again and follows.
+		resp.Body.Close()
+		if req, err = again(req); err != nil {
+			return nil, err
+		}
+	}
+	var resp *http.Response
+	var err error
+	offStack(func() { resp, err = p.client.Do(req) })
+	return resp, err
+}
+
+// redirect reports whether http.Client would follow the response.
+func redirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
 }
 
 // gzipBody is a compressed response body, read through its decompressor.

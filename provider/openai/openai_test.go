@@ -345,3 +345,47 @@ func TestCompressed(t *testing.T) {
 		t.Error("a stream was offered compression")
 	}
 }
+
+// TestRedirect checks that a completion the upstream redirects (within its own
+// origin, which the grid's transport serves without net/http's client) is sent
+// to where it was moved, body and all.
+func TestRedirect(t *testing.T) {
+	var moved atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/chat/completions" {
+			http.Redirect(w, r, "/v2/chat/completions", http.StatusTemporaryRedirect)
+			return
+		}
+		raw, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(raw, []byte(`"model":"m"`)) {
+			http.Error(w, `{"error":{"message":"no model"}}`, http.StatusBadRequest)
+			return
+		}
+		moved.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	p, err := New(&aigrid.ProviderConfig{Name: "up1", BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	chunks, _, err := collect(t, p, "m", chatReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) != 1 || *chunks[0].Choices[0].Delta.Content != "hi" || moved.Load() != 1 {
+		t.Errorf("%d chunks, %d requests where it moved", len(chunks), moved.Load())
+	}
+}
+
+func TestOffStackPanic(t *testing.T) {
+	defer func() {
+		if v := recover(); v != "deep" {
+			t.Errorf("recovered %v, want the panic of the function run", v)
+		}
+	}()
+	offStack(func() { panic("deep") })
+	t.Error("offStack returned after a panic")
+}

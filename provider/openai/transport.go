@@ -166,15 +166,24 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if retried || !retryable(req, pc, wrote, err) {
 			return nil, err
 		}
-		if req.GetBody != nil {
-			// A copy with the body anew: the caller's request is not changed.
-			again := *req
-			if again.Body, err = req.GetBody(); err != nil {
-				return nil, err
-			}
-			req = &again
+		if req, err = again(req); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// again returns req to be sent once more: a copy with its body anew, as the
+// caller's request is not changed.
+func again(req *http.Request) (*http.Request, error) {
+	if req.GetBody == nil {
+		return req, nil
+	}
+	cp := *req
+	var err error
+	if cp.Body, err = req.GetBody(); err != nil {
+		return nil, err
+	}
+	return &cp, nil
 }
 
 // retryable says whether a request that failed on pc may be sent again on a
@@ -224,10 +233,12 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	pc.read = 0
 	w := writerPool.Get().(*requestWriter)
 	w.conn, w.n = pc.conn, 0
-	err := req.Write(w.bw)
-	if err == nil {
-		err = w.bw.Flush()
-	}
+	var err error
+	offStack(func() {
+		if err = req.Write(w.bw); err == nil {
+			err = w.bw.Flush()
+		}
+	})
 	wrote := w.n
 	w.bw.Reset(w)
 	w.conn = nil
@@ -241,8 +252,12 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	// body too large) and then stop reading: its answer counts, not the
 	// write it broke.
 	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	// The wait for the answer, which may last as long as the upstream takes
+	// to start, is spent here, shallow; reading the headers goes deep.
+	pc.waitReadable()
 	pc.limit = maxHeaderBytes
-	resp, err := readResponse(pc.br, req)
+	var resp *http.Response
+	offStack(func() { resp, err = readResponse(pc.br, req) })
 	pc.limit = 0
 	if err != nil {
 		var ne net.Error
@@ -312,8 +327,14 @@ func (b *body) Read(p []byte) (int, error) {
 // that tells whether a read would wait: a plain TCP connection with nothing
 // buffered. (TLS keeps records of its own.) It reports whether it waited.
 func (b *body) idleWait() bool {
-	pc := b.pc
-	if b.done.Load() || pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
+	return !b.done.Load() && b.pc.waitReadable()
+}
+
+// waitReadable blocks until the connection has something to read, when that
+// tells whether a read would wait: a plain TCP connection with nothing
+// buffered. It reports whether it waited. A read deadline ends the wait.
+func (pc *pconn) waitReadable() bool {
+	if pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
 		return false
 	}
 	return waitReadable(pc.sys)
@@ -358,7 +379,10 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 		n := len(t.idle)
 		if n == 0 {
 			t.mu.Unlock()
-			return t.dial(ctx)
+			var pc *pconn
+			var err error
+			offStack(func() { pc, err = t.dial(ctx) })
+			return pc, err
 		}
 		pc := t.idle[n-1]
 		t.idle[n-1] = nil
