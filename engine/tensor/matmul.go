@@ -129,7 +129,7 @@ func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 	p.parallel(n, max(8192/block, (n+4*p.threads-1)/(4*p.threads)))
 	p.job = job{}
 	p.acts.vgroups = p.acts.vgroups[:0]
-	if w.Type == Q8_0 && kern.q8_0amx != nil && batch > 1 {
+	if w.Type == Q8_0 && kern.q8_0amx != nil && batch > 1 && w.Cols > 0 {
 		// The AMX kernel takes the whole batch, laid out by the threads a
 		// block of a group each (two groups or more, else on the caller).
 		b := &a.amx

@@ -195,4 +195,13 @@ func TestMatVecEmpty(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	p.MatVec(nil, Matrix{Type: Q8_0, Rows: 0, Cols: 32}, make([]float32, 32))
+	// Batches of no rows, or of rows of no columns (zero products).
+	p.MatMul(nil, Matrix{Type: Q8_0, Rows: 0, Cols: 32}, make([]float32, 16*32), 16)
+	out := []float32{1, 2, 3, 4, 5, 6}
+	p.MatMul(out, Matrix{Type: Q8_0, Rows: 3, Cols: 0}, nil, 2)
+	for i, v := range out {
+		if v != 0 {
+			t.Errorf("out[%d] = %v, want 0", i, v)
+		}
+	}
 }
