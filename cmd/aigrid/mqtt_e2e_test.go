@@ -168,7 +168,7 @@ func TestMQTTThroughTheGrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.main.http = nil // closed already
-	if left := mqtttest.Goroutines("anomaly.(*Listener)"); left != "" {
+	if left := mqtttest.Goroutines("anomaly.(*Listener)", time.Second); left != "" {
 		t.Errorf("listeners left running after Close:\n%s", left)
 	}
 	for _, c := range []*mqtttest.Conn{water, broke, closed} {

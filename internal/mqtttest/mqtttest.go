@@ -142,6 +142,11 @@ func (b *Broker) serve(ln net.Listener) {
 				return
 			}
 			b.mu.Lock()
+			if b.ln != ln { // stopped since Accept returned
+				b.mu.Unlock()
+				c.Close()
+				return
+			}
 			b.conns[c] = true
 			b.mu.Unlock()
 			b.loops.Go(func() {
@@ -374,15 +379,21 @@ func appendField(b []byte, s string) []byte {
 }
 
 // Goroutines returns the stacks of the goroutines whose stack mentions fn
-// (such as "anomaly.(*Listener)"), to check that a client's goroutines have
-// ended when it says it has stopped.
-func Goroutines(fn string) string {
+// (such as "anomaly.(*Listener)") that are still there after d, to check
+// that a client's goroutines end when it says it has stopped. (A goroutine
+// that has told a WaitGroup it is done may still be on its way out for a
+// moment; one that is stuck stays.)
+func Goroutines(fn string, d time.Duration) string {
 	buf := make([]byte, 1<<20)
-	var found []string
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, fn) {
-			found = append(found, g)
+	for deadline := time.Now().Add(d); ; time.Sleep(time.Millisecond) {
+		var found []string
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, fn) {
+				found = append(found, g)
+			}
+		}
+		if len(found) == 0 || time.Now().After(deadline) {
+			return strings.Join(found, "\n\n")
 		}
 	}
-	return strings.Join(found, "\n\n")
 }

@@ -70,7 +70,7 @@ func runListener(t *testing.T, l *Listener) context.CancelFunc {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-			if left := mqtttest.Goroutines("anomaly.(*Listener)"); left != "" {
+			if left := mqtttest.Goroutines("anomaly.(*Listener)", time.Second); left != "" {
 				t.Errorf("goroutines of the listener left after Run returned:\n%s", left)
 			}
 		case <-time.After(10 * time.Second):
@@ -87,13 +87,13 @@ func TestMQTTListener(t *testing.T) {
 	adm := &admissions{}
 	l := &Listener{
 		Package: p, Broker: "mqtt://sensors:s3cret@" + b.Addr(), ClientID: "grid-1",
-		Tenant: tenantA.ID, Prefix: "waterworks/sensors", Results: "waterworks/anomaly", KeepAlive: time.Second,
+		Tenant: tenantA.ID, Prefix: "waterworks/sensors", Results: "waterworks/anomaly", KeepAlive: 2 * time.Second,
 		Logger: quiet(), Admit: adm.admit, Backoff: 10 * time.Millisecond,
 	}
 	cancel := runListener(t, l)
 
 	c := b.Accept(t)
-	if c.ClientID != "grid-1" || c.User != "sensors" || c.Password != "s3cret" || !c.CleanSession || c.KeepAlive != time.Second {
+	if c.ClientID != "grid-1" || c.User != "sensors" || c.Password != "s3cret" || !c.CleanSession || c.KeepAlive != 2*time.Second {
 		t.Errorf("CONNECT %+v", c)
 	}
 	if c.Filter != "waterworks/sensors/#" || c.QoS != 1 {
@@ -125,8 +125,8 @@ func TestMQTTListener(t *testing.T) {
 	c.WantAck(t, 10)
 	c.Publish(t, 12, "waterworks/sensors/bad id", pack)
 	c.WantAck(t, 12)
-	// Keep-alive: the client pings every half second; Next answers the
-	// pings that came before the result.
+	// Keep-alive: the client pings every second; Next answers the pings
+	// that came before the result.
 	time.Sleep(1100 * time.Millisecond)
 	c.Publish(t, 13, "waterworks/sensors/plant-1/pump-7", senmlMinutes(start.Add(300*time.Minute), []float64{10}))
 	if p := c.Next(t); p.Type != mqtttest.Publish {
