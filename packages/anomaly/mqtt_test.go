@@ -255,6 +255,23 @@ func TestMQTTReconnect(t *testing.T) {
 	c.WantAck(t, 8)
 }
 
+// A sensor that keeps sending bad packs gets one log line a minute, not one a pack.
+func TestRefusalsLoggedOnce(t *testing.T) {
+	b := mqtttest.New(t)
+	var logs safeBuffer
+	l := &Listener{Package: NewPackage(newMemDocs()), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
+		Prefix: "w", Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	runListener(t, l)
+	c := b.Accept(t)
+	for id := range uint16(5) {
+		c.Publish(t, id+1, "w/pump-7", []byte(`[{"n":"pressure","v":"high"}]`))
+		c.WantAck(t, id+1)
+	}
+	if n := strings.Count(logs.String(), "MQTT pack refused"); n != 1 {
+		t.Errorf("%d lines for 5 bad packs in a minute:\n%s", n, logs.String())
+	}
+}
+
 func TestRetryDelay(t *testing.T) {
 	least := func(n int64) int64 { return 0 }
 	most := func(n int64) int64 { return n - 1 }
