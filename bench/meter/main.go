@@ -8,12 +8,15 @@
 //  2. The gateway: a real `aigrid serve` with metering on beside one with
 //     --unmetered, the same mock upstream and the same clients, non-streaming
 //     and streaming; the ratio of their requests per second (target ≥ 0.9).
+//     Throughput is measured with enough clients to keep the machine busy
+//     (128; each line reports the machine's idle share), and again with
+//     fewer (32), where each call's wait for its settlement's sync shows.
 //
 // After each part it checks the ledger: every settlement is in it once, every
 // transaction balances, balances and revenue add up. It prints one JSON line
 // per measurement and a summary line with both ratios.
 //
-//	go run ./bench/meter [-gateway=false] [-ledger-duration 5s] [-workers 64] [-duration 3s] [-rounds 3] [-concurrency 32] [-cpuprofile FILE]
+//	go run ./bench/meter [-gateway=false] [-ledger-duration 5s] [-workers 64] [-duration 3s] [-rounds 3] [-concurrency 128] [-light-concurrency 32] [-cpuprofile FILE]
 package main
 
 import (
@@ -40,7 +43,8 @@ func main() {
 	flag.DurationVar(&o.commitDuration, "commit-duration", 2*time.Second, "how long each raw CommitTxs batch size runs")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each gateway round runs, per setup")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds of metered and unmetered per mode")
-	flag.IntVar(&o.concurrency, "concurrency", 32, "closed-loop clients against each gateway")
+	flag.IntVar(&o.concurrency, "concurrency", 128, "closed-loop clients against each gateway for the throughput ratio")
+	flag.IntVar(&o.lightConcurrency, "light-concurrency", 32, "closed-loop clients for a second comparison under lighter load (0: none)")
 	flag.BoolVar(&o.gateway, "gateway", true, "run the gateway comparison after the ledger benchmarks")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the settlement benchmark to this file")
 	flag.Parse()
@@ -57,6 +61,7 @@ func main() {
 type options struct {
 	ledgerDuration, commitDuration, duration time.Duration
 	workers, tenants, rounds, concurrency    int
+	lightConcurrency                         int
 	cpuProfile                               string
 	gateway                                  bool
 }
@@ -66,6 +71,9 @@ func (o *options) check() error {
 		if n < 1 {
 			return fmt.Errorf("-%s must be at least 1, got %d", name, n)
 		}
+	}
+	if o.lightConcurrency < 0 || o.lightConcurrency == o.concurrency {
+		return fmt.Errorf("-light-concurrency must be 0 (none) or another number of clients than -concurrency, got %d", o.lightConcurrency)
 	}
 	for name, d := range map[string]time.Duration{"ledger-duration": o.ledgerDuration, "commit-duration": o.commitDuration, "duration": o.duration} {
 		if d <= 0 {
@@ -120,11 +128,13 @@ func run(o options) error {
 		emit(r)
 	}
 
-	ratios := map[string]float64{}
+	var ratios, light map[string]float64
 	if o.gateway {
-		if ratios, err = benchGateway(ctx, work, o); err != nil {
+		byClients, err := benchGateway(ctx, work, o)
+		if err != nil {
 			return err
 		}
+		ratios, light = byClients[o.concurrency], byClients[o.lightConcurrency]
 	}
 	emit(map[string]any{
 		"summary":                       "meter",
@@ -138,6 +148,9 @@ func run(o options) error {
 		"gateway_target_met":            o.gateway && ratios["non_streaming"] >= gatewayTarget && ratios["streaming"] >= gatewayTarget,
 		"group_commits_mean_batch":      settle.MeanBatch,
 		"gateway_concurrency":           o.concurrency,
+		"light_ratio_non_streaming":     light["non_streaming"],
+		"light_ratio_streaming":         light["streaming"],
+		"light_concurrency":             o.lightConcurrency,
 		"settlement_benchmark_workers":  o.workers,
 		"settlement_benchmark_duration": o.ledgerDuration.String(),
 	})
@@ -146,7 +159,8 @@ func run(o options) error {
 
 // benchGateway compares a metered and an unmetered aigrid, then checks that
 // every response a client received from the metered one is in its ledger once.
-func benchGateway(ctx context.Context, work string, o options) (map[string]float64, error) {
+// The ratios are by concurrency, then by mode.
+func benchGateway(ctx context.Context, work string, o options) (map[int]map[string]float64, error) {
 	bin, err := serveproc.Build(work)
 	if err != nil {
 		return nil, err
@@ -171,13 +185,19 @@ func benchGateway(ctx context.Context, work string, o options) (map[string]float
 	metered := &gateway{name: "metered", url: mp.URL, key: benchKey, pid: mp.PID()}
 	unmetered := &gateway{name: "unmetered", url: up.URL, key: benchKey, pid: up.PID()}
 
-	ratios := map[string]float64{}
-	for _, stream := range []bool{false, true} {
-		m, u, ratio := compare(metered, unmetered, stream, o.concurrency, o.rounds, 0, o.duration)
-		emit(u)
-		emit(m)
-		ratios[m.Mode] = ratio
-		emit(map[string]any{"bench": "gateway_ratio", "mode": m.Mode, "ratio": ratio, "target": gatewayTarget})
+	ratios := map[int]map[string]float64{}
+	for _, clients := range []int{o.concurrency, o.lightConcurrency} {
+		if clients == 0 {
+			continue
+		}
+		ratios[clients] = map[string]float64{}
+		for _, stream := range []bool{false, true} {
+			m, u, ratio := compare(metered, unmetered, stream, clients, o.rounds, 0, o.duration)
+			emit(u)
+			emit(m)
+			ratios[clients][m.Mode] = ratio
+			emit(map[string]any{"bench": "gateway_ratio", "mode": m.Mode, "concurrency": clients, "ratio": ratio, "target": gatewayTarget})
+		}
 	}
 
 	// Read both ledgers once the servers have shut down cleanly.
