@@ -44,3 +44,21 @@ func CallFrom(ctx context.Context) *Call {
 func (c *Call) CanManage() bool {
 	return c.Key != nil && (c.Key.Admin || c.Key.TenantAdmin)
 }
+
+// A package call is metered as a call of the service model "package:NAME":
+// it reserves one unit before the work (enough to refuse a tenant with
+// nothing left, and to apply the request-rate limits), and settles its units
+// as input tokens at the tenant's tariff, served by the provider "package".
+// The API's package routes and the MQTT listeners meter alike through these.
+
+// PackageService is the service model a package's calls are metered under.
+func PackageService(name string) string { return "package:" + name }
+
+// PackageEstimate is what a package call reserves before its work.
+var PackageEstimate = Estimate{PromptTokens: 1, NoOutput: true}
+
+// PackageProvider is the provider a package call is recorded as served by.
+const PackageProvider = "package"
+
+// PackageUsage is the usage a package call of units settles.
+func PackageUsage(units int) Usage { return Usage{PromptTokens: units, TotalTokens: units} }

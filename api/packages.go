@@ -46,10 +46,8 @@ func (s *Server) packageRoutes(mux *http.ServeMux) {
 // counted, as input tokens of the service "package:NAME" at the tenant's tariff.
 func (s *Server) servePackage(w http.ResponseWriter, r *http.Request, call *aigrid.Call, p aigrid.Package, prefix string) {
 	name := p.Info().Name
-	call.Service = "package:" + name
-	// One unit is held: enough to refuse a tenant with nothing left, and the
-	// request-rate limits apply as to any call.
-	hold, err := s.reserve(r.Context(), w, call, aigrid.Estimate{PromptTokens: 1, NoOutput: true})
+	call.Service = aigrid.PackageService(name)
+	hold, err := s.reserve(r.Context(), w, call, aigrid.PackageEstimate)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -66,10 +64,10 @@ func (s *Server) servePackage(w http.ResponseWriter, r *http.Request, call *aigr
 		s.release(hold)
 		return
 	}
-	call.Provider = "package"
+	call.Provider = aigrid.PackageProvider
 	// The answer is written: a settlement that fails is logged, and the
 	// hold goes back.
-	if err := s.settle(r, call, hold, aigrid.Usage{PromptTokens: int(call.Units), TotalTokens: int(call.Units)}, false); err != nil {
+	if err := s.settle(r, call, hold, aigrid.PackageUsage(int(call.Units)), false); err != nil {
 		logger(r).Error("package usage not recorded", "package", name, "units", call.Units)
 	}
 }

@@ -39,7 +39,7 @@ func newPackages(ctx context.Context, store aigrid.Store, d *dispatch.Dispatcher
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("packages.anomaly.mqtt: tenant %s: %w", c.Tenant, err)
 		}
-		adm := &admission{store: store, meter: meter, logger: logger, tenant: t.ID, service: "package:" + anomaly.Name, ids: aigrid.NewID("mqtt_")}
+		adm := &admission{store: store, meter: meter, logger: logger, tenant: t.ID, service: aigrid.PackageService(anomaly.Name), ids: aigrid.NewID("mqtt_")}
 		ls.anomaly = append(ls.anomaly, &anomaly.Listener{Package: an, Broker: c.BrokerURL(), ClientID: c.ClientID, Tenant: t.ID,
 			Prefix: c.Prefix, Results: c.Results, Admit: adm.admit,
 			Logger: logger.With("package", anomaly.Name, "tenant", c.Tenant)})
@@ -105,7 +105,7 @@ func (a *admission) admit(ctx context.Context, _ string) (func(units int), error
 		return func(int) {}, nil
 	}
 	call := &aigrid.Call{ID: fmt.Sprintf("%s_%d", a.ids, a.n.Add(1)), Tenant: t, Service: a.service}
-	hold, err := a.meter.Reserve(ctx, call, aigrid.Estimate{PromptTokens: 1, NoOutput: true})
+	hold, err := a.meter.Reserve(ctx, call, aigrid.PackageEstimate)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +114,8 @@ func (a *admission) admit(ctx context.Context, _ string) (func(units int), error
 			a.meter.Release(hold)
 			return
 		}
-		call.Provider = "package"
-		if err := a.meter.Settle(ctx, hold, aigrid.ServedBy(call, aigrid.Usage{PromptTokens: units, TotalTokens: units}, false)); err != nil {
+		call.Provider = aigrid.PackageProvider
+		if err := a.meter.Settle(ctx, hold, aigrid.ServedBy(call, aigrid.PackageUsage(units), false)); err != nil {
 			a.logger.Error("package usage not recorded", "call", call.ID, "service", a.service, "units", units, "error", err.Error())
 		}
 	}, nil
