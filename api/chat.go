@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/offstack"
 	"aigrid/internal/openaierr"
 )
 
@@ -46,7 +47,6 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 	if req.Stream {
 		sw := &sseWriter{w: w, rc: http.NewResponseController(w), call: call, id: id, created: created,
 			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-		defer sw.release()
 		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, func(c *aigrid.ChatChunk) error {
 			if !sw.started {
 				s.metrics.ttft.WithLabelValues(call.Service, call.Provider).Observe(time.Since(start).Seconds())
@@ -145,7 +145,9 @@ func setOffer(w http.ResponseWriter, call *aigrid.Call) {
 	w.Header().Set("X-Aigrid-Offer", v)
 }
 
-// bufPool holds the streams' event buffers; a pointer keeps Put free of allocation.
+// bufPool holds the streams' event buffers, each taken for one event: a
+// stream waiting for its next one holds none. A pointer keeps Put free of
+// allocation.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // sseWriter writes chunks to the client as server-sent events, with the
@@ -176,7 +178,6 @@ func (sw *sseWriter) begin() {
 	h.Set("X-Accel-Buffering", "no")
 	setOffer(sw.w, sw.call)
 	sw.w.WriteHeader(http.StatusOK)
-	sw.buf = bufPool.Get().(*[]byte)
 }
 
 func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
@@ -202,6 +203,8 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	if c.Choices == nil {
 		c.Choices = []aigrid.ChunkChoice{}
 	}
+	sw.take()
+	defer sw.release()
 	b, err := appendChunk(append((*sw.buf)[:0], "data: "...), c)
 	if err != nil {
 		return err
@@ -221,10 +224,10 @@ func (sw *sseWriter) flush() error {
 	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	if !sw.flushed {
 		// The first flush writes the headers, through a 2.8 KiB frame of
-		// net/http's: it runs on a goroutine of its own (see offStack).
+		// net/http's: off the handler's stack (see decodeChatRequest).
 		sw.flushed = true
 		var err error
-		offStack(func() { err = sw.write() })
+		offstack.Run(func() { err = sw.write() })
 		return err
 	}
 	return sw.write()
@@ -244,6 +247,8 @@ func (sw *sseWriter) done() {
 	if !sw.started {
 		sw.begin()
 	}
+	sw.take()
+	defer sw.release()
 	*sw.buf = append((*sw.buf)[:0], "data: [DONE]\n\n"...)
 	sw.flush()
 }
@@ -258,16 +263,20 @@ func (sw *sseWriter) fail(r *http.Request, err error) {
 		logger(r).Error("stream failed", "error", err.Error())
 	}
 	body, _ := json.Marshal(openaierr.Detailed(e, typ))
+	sw.take()
+	defer sw.release()
 	*sw.buf = append(append(append((*sw.buf)[:0], "data: "...), body...), '\n', '\n')
 	sw.flush()
 }
 
+func (sw *sseWriter) take() { sw.buf = bufPool.Get().(*[]byte) }
+
 func (sw *sseWriter) release() {
 	// A buffer grown by one huge chunk is left to the collector.
-	if sw.buf != nil && cap(*sw.buf) <= 64<<10 {
+	if cap(*sw.buf) <= 64<<10 {
 		bufPool.Put(sw.buf)
-		sw.buf = nil
 	}
+	sw.buf = nil
 }
 
 // errClientGone stops a stream whose client went away.

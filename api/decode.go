@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"aigrid"
+	"aigrid/internal/offstack"
 )
 
 // readBody reads a JSON request body up to limit bytes.
@@ -76,11 +77,13 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
-// decodeChatRequest reads and checks a chat completion request body, on a
-// goroutine of its own (see offStack): encoding/json recurses through about a
-// KiB of stack for each level of nesting (message, content part, tool call).
+// decodeChatRequest reads and checks a chat completion request body. It runs
+// off the handler's stack (see package offstack): encoding/json recurses
+// through about a KiB of stack for each level of nesting (message, content
+// part, tool call), which on a stream's handler would double its stack to
+// 16 KiB for the stream's whole life, where 8 KiB hold it.
 func decodeChatRequest(body []byte) (req *aigrid.ChatRequest, err error) {
-	offStack(func() { req, err = checkChatRequest(body) })
+	offstack.Run(func() { req, err = checkChatRequest(body) })
 	return req, err
 }
 

@@ -4,14 +4,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"aigrid/internal/offstack"
 )
 
 // A panic in work moved off the handler's stack still reaches withRecover,
 // which answers 500, instead of ending the process.
-func TestOffStackPanic(t *testing.T) {
+func TestPanicOffStack(t *testing.T) {
 	s := &Server{cfg: Config{}}
 	h := s.withRecover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		offStack(func() { panic("deep") })
+		offstack.Run(func() { panic("deep") })
 		w.WriteHeader(http.StatusOK)
 	}))
 	rec := httptest.NewRecorder()

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,28 +194,6 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// offStack runs f on a goroutine of its own and waits for it; a panic in f is
-// raised again in the caller, where withRecover answers it.
-//
-// A stream's handler goroutine keeps its stack for the stream's whole life,
-// and the runtime halves a stack only when under a quarter of it is in use:
-// one deep call (decoding the request, writing the response headers) on top
-// of the handler's frames would double it to 16 KiB for good, where 8 KiB
-// hold the stream. On a goroutine of its own such a call costs a short-lived
-// stack instead.
-func offStack(f func()) {
-	var panicked any
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer func() { panicked = recover() }()
-		f()
-	})
-	wg.Wait()
-	if panicked != nil {
-		panic(panicked)
-	}
 }
 
 func validRequestID(id string) bool {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/offstack"
 )
 
 var (
@@ -249,10 +250,18 @@ func (p *Provider) authorize(req *http.Request) {
 // maps to. A response read whole (not a stream) may come compressed; a stream
 // is not offered that, since a decompressor's window (32 KiB) would be held
 // for its whole life.
+//
+// A stream's handler keeps its goroutine's stack for the stream's whole life
+// (see package offstack). Under the handler, dispatch and provider frames
+// (about 5 KiB) the exchange's deep steps (encoding the request, dialing and
+// the TLS handshake, writing the request, reading the response headers: 2-4
+// KiB each) would double it from 8 to 16 KiB, so they run off its stack; the
+// wait for the upstream's answer, which lasts as long as the upstream takes
+// to start, stays on it.
 func (p *Provider) post(ctx context.Context, path string, body any, whole bool) (*http.Response, error) {
 	var b []byte
 	var err error
-	offStack(func() { b, err = json.Marshal(body) })
+	offstack.Run(func() { b, err = json.Marshal(body) })
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
 	}
@@ -290,9 +299,9 @@ func (p *Provider) post(ctx context.Context, path string, body any, whole bool) 
 }
 
 // do sends req. On the grid's own transport it runs in the caller's
-// goroutine, which it keeps shallow (see offStack); a redirect, and every
-// request through net/http's transport, goes through the client on a
-// goroutine of its own.
+// goroutine, which the transport keeps shallow; a redirect, and every
+// request through net/http's transport, goes through the client off the
+// caller's stack.
 func (p *Provider) do(req *http.Request) (*http.Response, error) {
 	if t, ok := p.client.Transport.(*transport); ok {
 		resp, err := t.RoundTrip(req)
@@ -307,7 +316,7 @@ func (p *Provider) do(req *http.Request) (*http.Response, error) {
 	}
 	var resp *http.Response
 	var err error
-	offStack(func() { resp, err = p.client.Do(req) })
+	offstack.Run(func() { resp, err = p.client.Do(req) })
 	return resp, err
 }
 

@@ -379,13 +379,3 @@ func TestRedirect(t *testing.T) {
 		t.Errorf("%d chunks, %d requests where it moved", len(chunks), moved.Load())
 	}
 }
-
-func TestOffStackPanic(t *testing.T) {
-	defer func() {
-		if v := recover(); v != "deep" {
-			t.Errorf("recovered %v, want the panic of the function run", v)
-		}
-	}()
-	offStack(func() { panic("deep") })
-	t.Error("offStack returned after a panic")
-}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"aigrid/internal/offstack"
 )
 
 // transport is an HTTP/1.1 client of one upstream origin that does each
@@ -234,7 +236,7 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	w := writerPool.Get().(*requestWriter)
 	w.conn, w.n = pc.conn, 0
 	var err error
-	offStack(func() {
+	offstack.Run(func() {
 		if err = req.Write(w.bw); err == nil {
 			err = w.bw.Flush()
 		}
@@ -252,12 +254,16 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	// body too large) and then stop reading: its answer counts, not the
 	// write it broke.
 	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
-	// The wait for the answer, which may last as long as the upstream takes
-	// to start, is spent here, shallow; reading the headers goes deep.
-	pc.waitReadable()
 	pc.limit = maxHeaderBytes
+	if pc.conn == pc.raw {
+		// The wait for the answer, as long as the upstream takes to start,
+		// is spent here, in the caller; parsing the headers goes deep (and
+		// so does a TLS read: then it all runs off the caller's stack). An
+		// error is met again by the next read.
+		pc.br.Peek(1)
+	}
 	var resp *http.Response
-	offStack(func() { resp, err = readResponse(pc.br, req) })
+	offstack.Run(func() { resp, err = readResponse(pc.br, req) })
 	pc.limit = 0
 	if err != nil {
 		var ne net.Error
@@ -327,14 +333,8 @@ func (b *body) Read(p []byte) (int, error) {
 // that tells whether a read would wait: a plain TCP connection with nothing
 // buffered. (TLS keeps records of its own.) It reports whether it waited.
 func (b *body) idleWait() bool {
-	return !b.done.Load() && b.pc.waitReadable()
-}
-
-// waitReadable blocks until the connection has something to read, when that
-// tells whether a read would wait: a plain TCP connection with nothing
-// buffered. It reports whether it waited. A read deadline ends the wait.
-func (pc *pconn) waitReadable() bool {
-	if pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
+	pc := b.pc
+	if b.done.Load() || pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
 		return false
 	}
 	return waitReadable(pc.sys)
@@ -381,7 +381,7 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 			t.mu.Unlock()
 			var pc *pconn
 			var err error
-			offStack(func() { pc, err = t.dial(ctx) })
+			offstack.Run(func() { pc, err = t.dial(ctx) })
 			return pc, err
 		}
 		pc := t.idle[n-1]
