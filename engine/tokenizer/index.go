@@ -5,9 +5,10 @@ import (
 	"math/bits"
 )
 
-// The vocabulary and the merges are held in flat tables rather than Go maps:
-// a vocabulary of 150,000 tokens costs a fifth of what a map[string]int32 of
-// strings and a map of merges cost, and lookups stay as fast.
+// The vocabulary and the merges are held in flat tables rather than Go maps
+// of strings: with the texts in one string, Qwen's tokenizer (151,643 tokens,
+// 151,387 merges) holds 9 MiB where maps and strings held 22, and lookups
+// stay as fast.
 
 // tableBits sizes an open-addressing table for n entries, at most 5/8 full.
 func tableBits(n int) int { return max(4, bits.Len(uint(n+n*3/5))) }
