@@ -159,13 +159,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	loggerKey
+	requestKey ctxKey = iota
 	adminKeyIDKey
 )
 
+// requestInfo is what withRequestID puts in a request's context. The logger
+// that carries the id is made when the request first logs: a stream would
+// otherwise hold one (a few hundred bytes) for its whole life, mostly unused.
+type requestInfo struct {
+	id   string
+	base *slog.Logger
+	log  *slog.Logger
+}
+
 // withRequestID keeps a client's X-Request-Id (when it is sane) or makes one,
-// echoes it in the response and puts a logger that carries it in the context.
+// echoes it in the response and puts it in the context, for the logger.
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -173,8 +181,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		ctx = context.WithValue(ctx, loggerKey, s.cfg.Logger.With("request_id", id))
+		ctx := context.WithValue(r.Context(), requestKey, &requestInfo{id: id, base: s.cfg.Logger})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -220,13 +227,21 @@ func newRequestID() string {
 }
 
 func requestID(r *http.Request) string {
-	id, _ := r.Context().Value(requestIDKey).(string)
-	return id
+	if info, ok := r.Context().Value(requestKey).(*requestInfo); ok {
+		return info.id
+	}
+	return ""
 }
 
+// logger returns the request's logger, which carries its id. Only the
+// request's own goroutine calls it.
 func logger(r *http.Request) *slog.Logger {
-	if l, ok := r.Context().Value(loggerKey).(*slog.Logger); ok {
-		return l
+	info, ok := r.Context().Value(requestKey).(*requestInfo)
+	if !ok {
+		return slog.Default()
 	}
-	return slog.Default()
+	if info.log == nil {
+		info.log = info.base.With("request_id", info.id)
+	}
+	return info.log
 }
