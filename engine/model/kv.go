@@ -1,6 +1,9 @@
 package model
 
-import "runtime"
+import (
+	"runtime"
+	"sync/atomic"
+)
 
 // Seq is the key/value cache of one sequence: for every layer, the keys and the
 // values of each cached position (KVDim float32 each), position after position.
@@ -25,7 +28,31 @@ type kvMem struct{ b []float32 }
 func (k *kvMem) release() {
 	if k.b != nil {
 		freeKV(k.b)
+		kvPace(-4 * int64(len(k.b)))
 		k.b = nil
+	}
+}
+
+// The collector does not see the mappings, so a program that drops its
+// sequences without Free would keep them until some collection that the heap
+// alone may take long to call for. As the collector paces the heap, a
+// collection starts whenever the mappings of all sequences reach twice what
+// they were at their last low (and at least kvMinGC): dropped sequences then
+// hold about as much as the live ones, at most.
+var kvMapped, kvNextGC atomic.Int64
+
+const kvMinGC = 64 << 20
+
+// kvPace counts n more bytes mapped (fewer when negative).
+func kvPace(n int64) {
+	total := kvMapped.Add(n)
+	next := max(2*total, kvMinGC)
+	switch {
+	case n < 0 && next < kvNextGC.Load():
+		kvNextGC.Store(next)
+	case n > 0 && total > max(kvNextGC.Load(), kvMinGC):
+		kvNextGC.Store(next)
+		go runtime.GC()
 	}
 }
 
@@ -78,6 +105,7 @@ func (s *Seq) reserve(n int) {
 	kv := s.m.KVDim()
 	per := c * kv
 	b := allocKV(2 * len(s.k) * per)
+	kvPace(4 * int64(len(b)))
 	for l := range s.k {
 		k := b[2*l*per : (2*l+1)*per : (2*l+1)*per]
 		v := b[(2*l+1)*per : (2*l+2)*per : (2*l+2)*per]

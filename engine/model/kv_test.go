@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Growing the cache keeps every layer's keys and values in place, doubles
 // the capacity up to the context, and Free leaves a sequence that grows again.
@@ -55,4 +58,25 @@ func TestSeqGrows(t *testing.T) {
 	check(16)
 	s.Free()
 	s.Free()
+}
+
+// Sequences dropped without Free are collected as their mappings pile up,
+// though the heap alone would not call for a collection.
+func TestSeqPacing(t *testing.T) {
+	spec := tiny
+	spec.Context = 1 << 16
+	m := tinyModel(t, spec)
+	const seqs = 40
+	per := int64(1<<15) * int64(m.KVBytesPerToken()) // mapped, never touched
+	for range seqs {
+		m.NewSeq().reserve(1 << 15)
+	}
+	limit := 2*kvMinGC + 2*per
+	for range 500 {
+		if kvMapped.Load() <= limit {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d MiB still mapped after dropping %d sequences of %d MiB", kvMapped.Load()>>20, seqs, per>>20)
 }
