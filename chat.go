@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // ChatRequest is the canonical chat completion request. Its JSON form is the
@@ -122,7 +124,43 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	if c.Parts != nil {
 		return json.Marshal(c.Parts)
 	}
+	// Most text needs no escaping: it is quoted as it is, without a second
+	// encoder run inside the one that called this (every message of every
+	// upstream request goes through here).
+	if plainJSONString(c.Text) {
+		b := make([]byte, 0, len(c.Text)+2)
+		b = append(b, '"')
+		b = append(b, c.Text...)
+		return append(b, '"'), nil
+	}
 	return json.Marshal(c.Text)
+}
+
+// unescapedJSON reports whether b, between quotes, is a JSON string that
+// means its own bytes: valid UTF-8 with no escape, quote or control character.
+func unescapedJSON(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}
+
+// plainJSONString reports whether encoding/json writes s between quotes
+// unchanged: valid UTF-8 with no quote, backslash, control character, or
+// character it escapes for HTML (<, >, &) or JavaScript (U+2028, U+2029).
+func plainJSONString(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s) && !strings.ContainsRune(s, '\u2028') && !strings.ContainsRune(s, '\u2029')
 }
 
 func (c *Content) UnmarshalJSON(b []byte) error {
@@ -136,6 +174,12 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 			parts = []ContentPart{}
 		}
 		*c = Content{Parts: parts}
+		return nil
+	}
+	// A string without escapes, as most are, is its bytes between the
+	// quotes: no second decoder run inside the one that called this.
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && unescapedJSON(b[1:n-1]) {
+		*c = Content{Text: string(b[1 : n-1])}
 		return nil
 	}
 	var s string
