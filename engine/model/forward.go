@@ -96,6 +96,7 @@ func (w *Worker) check(steps []Step) error {
 func (w *Worker) Embed(tokens []int32) ([]float32, error) {
 	sum := make([]float32, w.m.Dim)
 	seq := w.m.NewSeq()
+	defer seq.Free() // its KV mapping goes back at once, not at a later collection
 	const chunk = 256
 	for i := 0; i < len(tokens) || i == 0; i += chunk {
 		step := []Step{{Seq: seq, Tokens: tokens[i:min(i+chunk, len(tokens))], Logits: None}}
