@@ -124,6 +124,22 @@ func sumScaledAVX2(dst, w, v []float32, stride int) {
 	archsimd.ClearAVXUpperBits()
 }
 
+// exp8 is e^x for eight x in [−87, 88], where 2^k is a normal float32:
+// x = k·ln 2 + r with k rounded (ln 2 split in two for precision), e^r by
+// its Taylor polynomial to the 6th power, 2^k built in the exponent bits.
+func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
+	one, half := archsimd.BroadcastFloat32x8(1), archsimd.BroadcastFloat32x8(0.5)
+	k := x.MulAdd(archsimd.BroadcastFloat32x8(log2e), half).Floor()
+	r := k.MulAdd(archsimd.BroadcastFloat32x8(-ln2lo), k.MulAdd(archsimd.BroadcastFloat32x8(-ln2hi), x))
+	p := archsimd.BroadcastFloat32x8(1.0/720).MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
+	p = p.MulAdd(r, half)
+	p = p.MulAdd(r, one)
+	p = p.MulAdd(r, one)
+	return p.Mul(k.ConvertToInt32().Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
+}
+
 // swigluAVX2 is swigluGeneric eight values at a time, with Exp's steps as
 // vector operations (multiply-adds where Exp rounds twice, so the two differ
 // by an ulp or so). Exponents are clamped to Exp's finite range: beyond it
@@ -133,23 +149,11 @@ func swigluAVX2(g, u []float32) {
 	checkRow(len(u) >= n)
 	gp, up := base(g), base(u)
 	lo, hi := archsimd.BroadcastFloat32x8(-87), archsimd.BroadcastFloat32x8(88)
-	one, half := archsimd.BroadcastFloat32x8(1), archsimd.BroadcastFloat32x8(0.5)
-	l2e := archsimd.BroadcastFloat32x8(log2e)
-	nl2hi, nl2lo := archsimd.BroadcastFloat32x8(-ln2hi), archsimd.BroadcastFloat32x8(-ln2lo)
-	bias := archsimd.BroadcastInt32x8(127)
+	one := archsimd.BroadcastFloat32x8(1)
 	i := 0
 	for ; i+8 <= n; i += 8 {
 		v := f32x8(gp, 4*i)
-		x := v.Mul(archsimd.BroadcastFloat32x8(-1)).Max(lo).Min(hi)
-		k := x.MulAdd(l2e, half).Floor()
-		r := k.MulAdd(nl2lo, k.MulAdd(nl2hi, x))
-		p := archsimd.BroadcastFloat32x8(1.0/720).MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
-		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
-		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
-		p = p.MulAdd(r, half)
-		p = p.MulAdd(r, one)
-		p = p.MulAdd(r, one)
-		e := p.Mul(k.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8())
+		e := exp8(v.Mul(archsimd.BroadcastFloat32x8(-1)).Max(lo).Min(hi))
 		v.Div(e.Add(one)).Mul(f32x8(up, 4*i)).Store((*[8]float32)(unsafe.Add(gp, 4*i)))
 	}
 	archsimd.ClearAVXUpperBits()
@@ -184,24 +188,11 @@ func softmaxAVX2(x []float32, scale float32) {
 		mx = max(mx, x[j])
 	}
 	lo := archsimd.BroadcastFloat32x8(-87)
-	one, half := archsimd.BroadcastFloat32x8(1), archsimd.BroadcastFloat32x8(0.5)
-	l2e := archsimd.BroadcastFloat32x8(log2e)
-	nl2hi, nl2lo := archsimd.BroadcastFloat32x8(-ln2hi), archsimd.BroadcastFloat32x8(-ln2lo)
-	bias := archsimd.BroadcastInt32x8(127)
 	m := archsimd.BroadcastFloat32x8(mx)
 	var sum archsimd.Float32x8
 	i = 0
 	for ; i+8 <= n; i += 8 {
-		v := f32x8(xp, 4*i).Sub(m).Max(lo)
-		k := v.MulAdd(l2e, half).Floor()
-		r := k.MulAdd(nl2lo, k.MulAdd(nl2hi, v))
-		p := archsimd.BroadcastFloat32x8(1.0/720).MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
-		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
-		p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
-		p = p.MulAdd(r, half)
-		p = p.MulAdd(r, one)
-		p = p.MulAdd(r, one)
-		e := p.Mul(k.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8())
+		e := exp8(f32x8(xp, 4*i).Sub(m).Max(lo))
 		e.Store((*[8]float32)(unsafe.Add(xp, 4*i)))
 		sum = sum.Add(e)
 	}
