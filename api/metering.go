@@ -35,31 +35,34 @@ func (s *Server) reserve(ctx context.Context, w http.ResponseWriter, call *aigri
 // canonical form, as Header.Set would store them, without its
 // canonicalizing each one again: two allocations, not a dozen.
 func setRateHeaders(h http.Header, st aigrid.RateState) {
+	limits := [2]struct {
+		limit, remaining int64
+		reset            time.Duration
+		keys             [3]string
+	}{
+		{st.LimitRequests, st.RemainingRequests, st.ResetRequests,
+			[3]string{"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"}},
+		{st.LimitTokens, st.RemainingTokens, st.ResetTokens,
+			[3]string{"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens"}},
+	}
 	var (
 		text [128]byte
 		ends [6]int
 		keys [6]string
 	)
 	b, n := text[:0], 0
-	add := func(key string) {
-		keys[n], ends[n] = key, len(b)
-		n++
-	}
-	if st.LimitRequests > 0 {
-		b = strconv.AppendInt(b, st.LimitRequests, 10)
-		add("X-Ratelimit-Limit-Requests")
-		b = strconv.AppendInt(b, st.RemainingRequests, 10)
-		add("X-Ratelimit-Remaining-Requests")
-		b = appendReset(b, st.ResetRequests)
-		add("X-Ratelimit-Reset-Requests")
-	}
-	if st.LimitTokens > 0 {
-		b = strconv.AppendInt(b, st.LimitTokens, 10)
-		add("X-Ratelimit-Limit-Tokens")
-		b = strconv.AppendInt(b, st.RemainingTokens, 10)
-		add("X-Ratelimit-Remaining-Tokens")
-		b = appendReset(b, st.ResetTokens)
-		add("X-Ratelimit-Reset-Tokens")
+	for _, l := range limits {
+		if l.limit <= 0 {
+			continue
+		}
+		b = strconv.AppendInt(b, l.limit, 10)
+		ends[n] = len(b)
+		b = strconv.AppendInt(b, l.remaining, 10)
+		ends[n+1] = len(b)
+		b = appendReset(b, l.reset)
+		ends[n+2] = len(b)
+		copy(keys[n:], l.keys[:])
+		n += 3
 	}
 	if n == 0 {
 		return

@@ -29,17 +29,7 @@ func TestSettlementRecordRoundTrip(t *testing.T) {
 	free.Usage.Charge = aigrid.Charge{}
 	free.Usage.KeyID, free.Usage.Estimated = "", false
 	for _, tx := range []*aigrid.LedgerTx{want, free} {
-		got, err := decodeSettlement(encodeSettlement(nil, tx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !got.At.Equal(tx.At) {
-			t.Fatalf("time %v, want %v", got.At, tx.At)
-		}
-		got.At, got.Usage.At = tx.At, tx.At
-		if !reflect.DeepEqual(got, tx) {
-			t.Fatalf("decoded\n%+v %+v\nwant\n%+v %+v", got, got.Usage, tx, tx.Usage)
-		}
+		sameSettlement(t, encodeSettlement(nil, tx), tx)
 	}
 
 	legacy := `{"key":"usage:req_01","tenant":7,"at":1796016600123456789,` +
@@ -48,16 +38,23 @@ func TestSettlementRecordRoundTrip(t *testing.T) {
 		`"charge":{"blocks":[{"block":1,"input_tokens":10,"output_tokens":0,"amount":0,"exact_micro":0},` +
 		`{"block":2,"input_tokens":199980,"output_tokens":40,"amount":1234,"exact_micro":1233999999}],"total":1234,"off_peak":true},` +
 		`"cost":99,"estimated":true}`
-	got, err := decodeSettlement([]byte(legacy))
+	sameSettlement(t, []byte(legacy), want)
+}
+
+// sameSettlement checks that rec decodes to want, field for field (the
+// times as instants: a decoded one is in the local zone).
+func sameSettlement(t *testing.T, rec []byte, want *aigrid.LedgerTx) {
+	t.Helper()
+	got, err := decodeSettlement(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !got.At.Equal(want.At) {
-		t.Fatalf("legacy time %v, want %v", got.At, want.At)
+		t.Fatalf("time %v, want %v", got.At, want.At)
 	}
 	got.At, got.Usage.At = want.At, want.At
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("legacy record decoded\n%+v %+v\nwant\n%+v %+v", got, got.Usage, want, want.Usage)
+		t.Fatalf("%q decoded\n%+v %+v\nwant\n%+v %+v", rec, got, got.Usage, want, want.Usage)
 	}
 }
 
