@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -129,8 +130,10 @@ func (s *Server) count(r *http.Request, call *aigrid.Call, resp *aigrid.ChatResp
 	class := string(call.Tenant.Class)
 	s.metrics.tokens.WithLabelValues("in", call.Service, call.Provider, class).Add(float64(u.PromptTokens))
 	s.metrics.tokens.WithLabelValues("out", call.Service, call.Provider, class).Add(float64(u.CompletionTokens))
-	logger(r).Info("served", "tenant", call.Tenant.Name, "service_model", call.Service, "provider", call.Provider,
-		"attempts", call.Attempts, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+	if logEnabled(r, slog.LevelInfo) {
+		logger(r).Info("served", "tenant", call.Tenant.Name, "service_model", call.Service, "provider", call.Provider,
+			"attempts", call.Attempts, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+	}
 }
 
 // setOffer names the offer that served the call, and marks a brownout.

@@ -233,6 +233,17 @@ func requestID(r *http.Request) string {
 	return ""
 }
 
+// logEnabled reports whether the request's logger writes at level, without
+// making the logger: a line logged on every call is skipped at no cost when
+// the operator's level leaves it out.
+func logEnabled(r *http.Request, level slog.Level) bool {
+	base := slog.Default()
+	if info, ok := r.Context().Value(requestKey).(*requestInfo); ok {
+		base = info.base
+	}
+	return base.Enabled(r.Context(), level)
+}
+
 // logger returns the request's logger, which carries its id. Only the
 // request's own goroutine calls it.
 func logger(r *http.Request) *slog.Logger {
