@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -124,16 +123,65 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	if c.Parts != nil {
 		return json.Marshal(c.Parts)
 	}
-	// Most text needs no escaping: it is quoted as it is, without a second
-	// encoder run inside the one that called this (every message of every
-	// upstream request goes through here).
-	if plainJSONString(c.Text) {
-		b := make([]byte, 0, len(c.Text)+2)
-		b = append(b, '"')
-		b = append(b, c.Text...)
-		return append(b, '"'), nil
+	// Text is quoted here rather than by a second encoder run inside the one
+	// that called this (every message of every upstream request goes through
+	// here, on the handler's stack).
+	return appendJSONString(make([]byte, 0, len(c.Text)+2), c.Text), nil
+}
+
+// appendJSONString appends s as encoding/json writes a string: quotes,
+// backslashes and control characters escaped (\n, \r, \t, \b, \f by name),
+// <, > and & as \u00XX for HTML, U+2028 and U+2029 as \u escapes, and each
+// byte of invalid UTF-8 as \ufffd.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
 	}
-	return json.Marshal(c.Text)
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // unescapedJSON reports whether b, between quotes, is a JSON string that
@@ -145,22 +193,6 @@ func unescapedJSON(b []byte) bool {
 		}
 	}
 	return utf8.Valid(b)
-}
-
-// plainJSONString reports whether encoding/json writes s between quotes
-// unchanged: valid UTF-8 with no quote, backslash, control character, or
-// character it escapes for HTML (<, >, &) or JavaScript (U+2028, U+2029).
-func plainJSONString(s string) bool {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return ascii || utf8.ValidString(s) && !strings.ContainsRune(s, '\u2028') && !strings.ContainsRune(s, '\u2029')
 }
 
 func (c *Content) UnmarshalJSON(b []byte) error {

@@ -9,7 +9,7 @@ import (
 var contentCases = []string{
 	"", "hello", "Habari ya asubuhi, daktari", "émoji 🌍 und Umlaute", "مرحبا", "नमस्ते", "你好",
 	`a "quoted" word`, `back\\slash`, "tab\there", "line\nbreak", "\x00\x1f", "<b>&amp;</b>",
-	"sep\u2028ara\u2029tors", "bad utf-8 \xff\xfe", "\u007f del", "trailing \\",
+	"sep\u2028ara\u2029tors", "bad utf-8 \xff\xfe", "\u007f del", "trailing \\", "bell\b form\f", "ünïcödé \"quoted\"\n",
 }
 
 // Text content is written and read exactly as encoding/json writes and
