@@ -126,14 +126,14 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	// Text is quoted here rather than by a second encoder run inside the one
 	// that called this (every message of every upstream request goes through
 	// here, on the handler's stack).
-	return appendJSONString(make([]byte, 0, len(c.Text)+2), c.Text), nil
+	return AppendJSONString(make([]byte, 0, len(c.Text)+2), c.Text), nil
 }
 
-// appendJSONString appends s as encoding/json writes a string: quotes,
+// AppendJSONString appends s as encoding/json writes a string: quotes,
 // backslashes and control characters escaped (\n, \r, \t, \b, \f by name),
 // <, > and & as \u00XX for HTML, U+2028 and U+2029 as \u escapes, and each
 // byte of invalid UTF-8 as \ufffd.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0

@@ -71,3 +71,16 @@ func BenchmarkContentJSON(b *testing.B) {
 		}
 	}
 }
+
+// AppendJSONString writes what encoding/json writes for any string.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "<&>", "\u2028", "\xff", "a\x00b", "日本"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := AppendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
