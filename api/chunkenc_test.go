@@ -48,7 +48,6 @@ func TestAppendChunkMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-
 func BenchmarkAppendChunk(b *testing.B) {
 	c := chunkCases()[0]
 	c.Choices[0].Delta.Content = strp(" the")
