@@ -274,14 +274,20 @@ func dotQ8_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]flo
 	storeTile(out, acc0, acc1, acc2, acc3)
 }
 
+// q4_0Quants unpacks the Q4_0 block at byte offset o (its f16 scale, then
+// 16 bytes of nibbles) to its 32 quants, 0-15: the low nibbles are values
+// 0-15, the high ones 16-31. mask holds 0x0f in every byte.
+func q4_0Quants(wp unsafe.Pointer, o int, mask archsimd.Uint8x32) archsimd.Uint8x32 {
+	lo := u8x16(wp, o+2)
+	hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
+	var q archsimd.Uint8x32
+	return q.SetLo(lo).SetHi(hi).And(mask)
+}
+
 // q4_0Block is block i's product as eight float lanes, before the activation
 // scale. The 16 bytes of nibbles hold values 0-15 low and 16-31 high.
 func q4_0Block(wp, xp, sp unsafe.Pointer, i int, mask archsimd.Uint8x32, ones archsimd.Int16x16) archsimd.Float32x8 {
-	lo := u8x16(wp, i*18+2)
-	hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
-	var q archsimd.Uint8x32
-	q = q.SetLo(lo).SetHi(hi).And(mask)
-	p := q.DotProductPairsSaturated(i8x32(xp, i*QK)).DotProductPairs(ones)
+	p := q4_0Quants(wp, i*18, mask).DotProductPairsSaturated(i8x32(xp, i*QK)).DotProductPairs(ones)
 	// The quants are stored offset by 8: take Σx from each of the 8 lanes.
 	p = p.Sub(archsimd.BroadcastInt32x8(int32(*(*int16)(unsafe.Add(sp, 2*i)))))
 	return p.ConvertToFloat32().Mul(halfX8(wp, i*18))
@@ -329,10 +335,7 @@ func dotQ4_0x4AVX2(w []byte, q *quad, out *[4]float32) {
 	mask := archsimd.BroadcastUint8x32(0x0f)
 	var acc archsimd.Float32x8
 	for i := range nb {
-		lo := u8x16(wp, i*18+2)
-		hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
-		var qv archsimd.Uint8x32
-		qv = qv.SetLo(lo).SetHi(hi).And(mask)
+		qv := q4_0Quants(wp, i*18, mask)
 		o := i * QK
 		p0 := qv.DotProductPairsSaturated(i8x32(x0, o))
 		p1 := qv.DotProductPairsSaturated(i8x32(x1, o))
@@ -364,6 +367,9 @@ func dotQ4_0t4AVX2(w []byte, rowBytes int, ws []float32, q *quad, out *[4][4]flo
 		dx := f32x8(dp, 32*i)
 		off := archsimd.LoadInt32x8((*[8]int32)(unsafe.Add(op, 32*i)))
 		row := func(wp unsafe.Pointer, r int, acc archsimd.Float32x8) archsimd.Float32x8 {
+			// q4_0Quants written out: called from this closure, Go 1.26's
+			// compiler makes the tile 20 times slower (KernelBatch8/Q4_0
+			// 13.8 -> 294 us), though it inlines it.
 			lo := u8x16(wp, i*18+2)
 			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
 			var qv archsimd.Uint8x32
@@ -396,10 +402,7 @@ func dotQ4_0r4AVX2(w []byte, rowBytes int, qs []int8, d []float32, sums []int16,
 		o := i * 18
 		x := i8x32(xp, i*QK)
 		row := func(wp unsafe.Pointer) archsimd.Int16x16 {
-			lo := u8x16(wp, o+2)
-			hi := lo.AsInt16x8().ShiftAllRight(4).AsUint8x16() // arithmetic: see shr16
-			var q archsimd.Uint8x32
-			return q.SetLo(lo).SetHi(hi).And(mask).DotProductPairsSaturated(x)
+			return q4_0Quants(wp, o, mask).DotProductPairsSaturated(x)
 		}
 		h := reduce4w(row(w0), row(w1), row(w2), row(w3), ones)
 		h = h.Sub(archsimd.BroadcastInt32x8(4 * int32(*(*int16)(unsafe.Add(sp, 2*i)))))
