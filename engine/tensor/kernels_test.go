@@ -97,10 +97,7 @@ func TestQuadKernels(t *testing.T) {
 		{Q6_K, kern.q6_Kx4, dotQ6_Kx4Generic, kern.q6_K, dotQ6_KGeneric},
 	}
 	for _, c := range cases {
-		bs, every := QK, QK
-		if c.t.BlockSize() == QKK {
-			bs, every = QKK, 16
-		}
+		bs, every := actBlocks(c.t)
 		for _, n := range []int{bs, 3 * bs, 4864 / bs * bs} {
 			w, wf := randMatrix(t, r, c.t, 1, n)
 			for batch := 2; batch <= 4; batch++ {
@@ -207,10 +204,7 @@ func TestTiles(t *testing.T) {
 		{Q4_K, kern.q4_Kt4, tiles4(dotQ4_Kx4Generic), kern.q4_K, dotQ4_KGeneric},
 	}
 	for _, c := range tiles {
-		bs, every := QK, QK
-		if c.t.BlockSize() == QKK {
-			bs, every = QKK, 16
-		}
+		bs, every := actBlocks(c.t)
 		for _, n := range []int{bs, 3 * bs, 4864} {
 			w, wf := randMatrix(t, r, c.t, 4, n)
 			rb := c.t.RowBytes(n)

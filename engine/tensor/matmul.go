@@ -101,23 +101,28 @@ func (p *Pool) MatMuls(xs []float32, batch int, ps ...Product) {
 // actBlock is the block in which the activations of a product with t are
 // quantized (0: not quantized).
 func actBlock(t Type) int {
+	block, _ := actBlocks(t)
+	return block
+}
+
+// actBlocks is actBlock and how many values each sum of quants kept with
+// the activations covers: a block for the 32-value types, 16 (a K-quant
+// sub-block) for the others.
+func actBlocks(t Type) (block, sumEvery int) {
 	switch t {
 	case Q8_0, Q4_0:
-		return QK
+		return QK, QK
 	case Q4_K, Q6_K:
-		return QKK
+		return QKK, 16
 	}
-	return 0
+	return 0, 0
 }
 
 // quantize prepares p.acts for products of w's type.
 func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 	p.acts.amx.nb = 0
-	block, sumEvery := actBlock(w.Type), 16
-	switch block {
-	case QK:
-		sumEvery = QK
-	case 0:
+	block, sumEvery := actBlocks(w.Type)
+	if block == 0 {
 		return
 	}
 	a := &p.acts
