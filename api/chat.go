@@ -148,13 +148,23 @@ func setOffer(w http.ResponseWriter, call *aigrid.Call) {
 	w.Header().Set("X-Aigrid-Offer", v)
 }
 
-// bufPool holds the streams' event buffers, each taken for one event: a
-// stream waiting for its next one holds none. A pointer keeps Put free of
-// allocation.
+// bufPool holds the streams' event buffers, each taken for the events of one
+// write: a stream waiting for its next chunk holds none. A pointer keeps Put
+// free of allocation.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// burstBytes bounds the events a stream gathers before it writes them, when
+// the provider has more at hand.
+const burstBytes = 8 << 10
 
 // sseWriter writes chunks to the client as server-sent events, with the
 // response's own id and the service model's name in place of the upstream's.
+//
+// Each write wakes the client, so events are gathered while more are at hand
+// (c.More) and written together; a chunk the provider waited for leaves at
+// once. The final chunks (finish reason, usage) wait for [DONE], which waits
+// for the meter's settlement anyway: a short completion that arrives whole
+// leaves in one write.
 type sseWriter struct {
 	w            http.ResponseWriter
 	rc           *http.ResponseController
@@ -163,8 +173,9 @@ type sseWriter struct {
 	created      int64
 	includeUsage bool
 	started      bool
-	flushed      bool // the headers went out
-	buf          *[]byte
+	wrote        bool      // the headers went to the connection
+	deadline     time.Time // the connection's write deadline, as last set
+	out          *[]byte   // events not written yet, nil when none
 	// usage is the provider's count, when a chunk carried it; outputChunks
 	// counts the chunks that carried output, the grid's own estimate of the
 	// tokens sent when a stream ends before the provider counts.
@@ -193,6 +204,13 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 			break
 		}
 	}
+	final := true // every choice has finished: only usage and [DONE] follow
+	for i := range c.Choices {
+		if c.Choices[i].FinishReason == nil {
+			final = false
+			break
+		}
+	}
 	if c.Usage != nil && !sw.includeUsage {
 		if len(c.Choices) == 0 {
 			return nil
@@ -207,57 +225,70 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 		c.Choices = []aigrid.ChunkChoice{}
 	}
 	sw.take()
-	defer sw.release()
-	b, err := appendChunk(append((*sw.buf)[:0], "data: "...), c)
+	n := len(*sw.out)
+	b, err := appendChunk(append(*sw.out, "data: "...), c)
 	if err != nil {
+		*sw.out = b[:n]
 		return err
 	}
-	*sw.buf = append(b, '\n', '\n')
-	if c.More && sw.flushed {
-		// The next chunk is already at hand: let them leave in one write.
-		if _, err := sw.w.Write(*sw.buf); err != nil {
-			return errClientGone
-		}
+	*sw.out = append(b, '\n', '\n')
+	switch {
+	case len(*sw.out) >= burstBytes:
+		return sw.send(!c.More && !final)
+	case c.More || final:
 		return nil
 	}
-	return sw.flush()
+	return sw.send(true)
 }
 
-func (sw *sseWriter) flush() error {
-	sw.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	if !sw.flushed {
-		// The first flush writes the headers, through a 2.8 KiB frame of
-		// net/http's: off the handler's stack (see decodeChatRequest).
-		sw.flushed = true
-		var err error
-		offstack.Run(func() { err = sw.write() })
-		return err
+// send writes the events gathered, and flushes them to the client when
+// flush is set; otherwise the next flush, or the end of the response, does.
+func (sw *sseWriter) send(flush bool) error {
+	// A client that stopped reading is cut off within streamWriteTimeout;
+	// renewing the deadline only when half of it is gone spares a timer
+	// update on most writes.
+	if now := time.Now(); sw.deadline.Sub(now) < streamWriteTimeout/2 {
+		sw.deadline = now.Add(streamWriteTimeout)
+		sw.rc.SetWriteDeadline(sw.deadline)
 	}
-	return sw.write()
+	var err error
+	if !sw.wrote {
+		// The first write sends the headers, through a 2.8 KiB frame of
+		// net/http's: off the handler's stack (see decodeChatRequest).
+		sw.wrote = true
+		offstack.Run(func() { err = sw.write(flush) })
+	} else {
+		err = sw.write(flush)
+	}
+	sw.release()
+	return err
 }
 
-func (sw *sseWriter) write() error {
-	if _, err := sw.w.Write(*sw.buf); err != nil {
+func (sw *sseWriter) write(flush bool) error {
+	if _, err := sw.w.Write(*sw.out); err != nil {
 		return errClientGone
 	}
-	if err := sw.rc.Flush(); err != nil {
+	if flush && sw.rc.Flush() != nil {
 		return errClientGone
 	}
 	return nil
 }
 
+// done ends the stream. Its write is not flushed: the handler returns next,
+// and net/http flushes it with the end of the chunked body, in one write.
 func (sw *sseWriter) done() {
 	if !sw.started {
 		sw.begin()
 	}
 	sw.take()
-	defer sw.release()
-	*sw.buf = append((*sw.buf)[:0], "data: [DONE]\n\n"...)
-	sw.flush()
+	*sw.out = append(*sw.out, "data: [DONE]\n\n"...)
+	sw.send(false)
 }
 
+// fail ends the stream with an error event, after the events gathered.
 func (sw *sseWriter) fail(r *http.Request, err error) {
 	if errors.Is(err, errClientGone) || r.Context().Err() != nil {
+		sw.release()
 		return
 	}
 	e := openaierr.From(err)
@@ -267,19 +298,27 @@ func (sw *sseWriter) fail(r *http.Request, err error) {
 	}
 	body, _ := json.Marshal(openaierr.Detailed(e, typ))
 	sw.take()
-	defer sw.release()
-	*sw.buf = append(append(append((*sw.buf)[:0], "data: "...), body...), '\n', '\n')
-	sw.flush()
+	*sw.out = append(append(append(*sw.out, "data: "...), body...), '\n', '\n')
+	sw.send(false)
 }
 
-func (sw *sseWriter) take() { sw.buf = bufPool.Get().(*[]byte) }
+// take makes sure there is a buffer to gather events in.
+func (sw *sseWriter) take() {
+	if sw.out == nil {
+		sw.out = bufPool.Get().(*[]byte)
+		*sw.out = (*sw.out)[:0]
+	}
+}
 
 func (sw *sseWriter) release() {
-	// A buffer grown by one huge chunk is left to the collector.
-	if cap(*sw.buf) <= 64<<10 {
-		bufPool.Put(sw.buf)
+	if sw.out == nil {
+		return
 	}
-	sw.buf = nil
+	// A buffer grown by one huge chunk is left to the collector.
+	if cap(*sw.out) <= 64<<10 {
+		bufPool.Put(sw.out)
+	}
+	sw.out = nil
 }
 
 // errClientGone stops a stream whose client went away.

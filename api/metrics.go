@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -63,8 +64,10 @@ func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
 			elapsed := time.Since(start)
 			duration.Observe(elapsed.Seconds())
 			m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
-			logger(r).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"duration_ms", float64(elapsed.Microseconds())/1000)
+			if logEnabled(r, slog.LevelInfo) {
+				logger(r).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+					"duration_ms", float64(elapsed.Microseconds())/1000)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -142,7 +142,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	events := newSSEReader(resp.Body)
 	defer events.close()
 	if b, ok := resp.Body.(*body); ok {
-		events.wait = b.idleWait
+		events.wait, events.ready = b.idleWait, b.ready
 	}
 	var chunks chunkDecoder
 	for {

@@ -1,12 +1,15 @@
 package openai
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -377,5 +380,54 @@ func TestRedirect(t *testing.T) {
 	}
 	if len(chunks) != 1 || *chunks[0].Choices[0].Delta.Content != "hi" || moved.Load() != 1 {
 		t.Errorf("%d chunks, %d requests where it moved", len(chunks), moved.Load())
+	}
+}
+
+// A completion that arrives whole marks every chunk as having the next at
+// hand, also where an event straddles the end of the read buffer: the rest of
+// it is on the socket already.
+func TestStreamBurstMore(t *testing.T) {
+	var events strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&events, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"word%d \"},\"finish_reason\":null}]}\n\n", i)
+	}
+	events.WriteString("data: [DONE]\n\n")
+	if events.Len() < 2*sseBufferBytes {
+		t.Fatalf("the burst (%d bytes) must cross the read buffer's end", events.Len())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		// One write: the whole answer is on the grid's socket at once.
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", events.Len(), events.String())
+		io.Copy(io.Discard, c)
+	}()
+	p, err := New(&aigrid.ProviderConfig{Name: "burst", Kind: aigrid.KindOpenAI, BaseURL: "http://" + ln.Addr().String() + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	n, alone := 0, 0
+	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(true), func(c *aigrid.ChatChunk) error {
+		if n++; !c.More {
+			alone++
+		}
+		return nil
+	})
+	if err != nil || n != 40 || alone != 0 {
+		t.Errorf("%d chunks, %d of them without More (want 40, 0): %v", n, alone, err)
 	}
 }

@@ -4,10 +4,11 @@ package openai
 
 import "syscall"
 
-// peerClosed cannot peek at a socket on this system: a connection the server
-// closed while idle is found when the request on it fails, and retried then
-// when that is safe (see retryable).
-func peerClosed(syscall.RawConn) bool { return false }
+// peek cannot look at a socket on this system and reports it empty: a
+// connection the server closed while idle is found when the request on it
+// fails, and retried then when that is safe (see retryable); a streamed chunk
+// that came with the next in one burst is flushed on its own.
+func peek(uintptr) (empty bool) { return true }
 
 // waitReadable cannot wait without reading on this system: a stream keeps its
 // read buffer while it waits.

@@ -13,21 +13,6 @@ func peek(fd uintptr) (empty bool) {
 	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 }
 
-// peerClosed reports whether an idle connection can no longer carry a
-// request: the server closed it (end of file), or sent something unasked
-// (such as a 408 before closing).
-func peerClosed(c syscall.RawConn) bool {
-	if c == nil {
-		return false
-	}
-	empty := false
-	err := c.Read(func(fd uintptr) bool {
-		empty = peek(fd)
-		return true
-	})
-	return !empty || err != nil
-}
-
 // waitReadable blocks until c has something to read (bytes, an end of file
 // or an error), without reading it.
 func waitReadable(c syscall.RawConn) bool {

@@ -22,8 +22,9 @@ type sseReader struct {
 	r    *bufio.Reader
 	data []byte
 	// wait, when not nil, blocks until src has something to read, without
-	// reading it; it reports false when it cannot tell.
-	wait func() bool
+	// reading it; it reports false when it cannot tell. ready, when not nil,
+	// reports whether src has something to read now.
+	wait, ready func() bool
 }
 
 // sseBufferBytes holds a burst of ordinary chunks (a few hundred bytes each)
@@ -101,9 +102,26 @@ func (s *sseReader) next() ([]byte, error) {
 	}
 }
 
-// pending reports whether a whole next event is buffered already, so that
-// reading it will not wait on the network.
+// pending reports whether the next event can be read without waiting on
+// the network: it is buffered whole, or the source has bytes at hand (ready)
+// and, read into the buffer, they complete it.
 func (s *sseReader) pending() bool {
+	if s.buffered() {
+		return true
+	}
+	if s.ready == nil || !s.ready() {
+		return false
+	}
+	// One read, which does not wait; a buffer full of a part of an event
+	// fails without reading. An error is met again by the next read.
+	if _, err := s.r.Peek(s.r.Buffered() + 1); err != nil {
+		return false
+	}
+	return s.buffered()
+}
+
+// buffered reports whether a whole next event with data is in the buffer.
+func (s *sseReader) buffered() bool {
 	buf, _ := s.r.Peek(s.r.Buffered())
 	end := bytes.Index(buf, []byte("\n\n"))
 	if crlf := bytes.Index(buf, []byte("\r\n\r\n")); crlf >= 0 && (end < 0 || crlf < end) {

@@ -95,6 +95,53 @@ func TestSSEPending(t *testing.T) {
 	}
 }
 
+// pieces is a source that gives its pieces one read at a time, as a socket
+// gives what has arrived.
+type pieces []string
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(*p) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, (*p)[0])
+	if (*p)[0] = (*p)[0][n:]; (*p)[0] == "" {
+		*p = (*p)[1:]
+	}
+	return n, nil
+}
+
+// An event that the buffer holds only a part of is pending when the rest is
+// at the source already; a source that would wait, or bytes that are only a
+// keep-alive, do not count.
+func TestSSEPendingReady(t *testing.T) {
+	for _, c := range []struct {
+		src   pieces
+		ready bool
+		want  bool
+	}{
+		{pieces{"data: a\n\ndata: b", "\n\n"}, true, true},
+		{pieces{"data: a\n\ndata: b", "\n\n"}, false, false},
+		{pieces{"data: a\n\n", "data: b\n\n"}, true, true},
+		{pieces{"data: a\n\n", ": keep-alive\n\n", "data: b\n\n"}, true, false},
+		{pieces{"data: a\n\ndata: b", "c"}, true, false},
+		{pieces{"data: a\n\n"}, true, false},
+	} {
+		name := strings.Join(c.src, "|")
+		src := c.src
+		r := newSSEReader(&src)
+		r.ready = func() bool { return c.ready && len(src) > 0 }
+		if data, err := r.next(); err != nil || string(data) != "a" {
+			t.Fatalf("%q: %q, %v", name, data, err)
+		}
+		if got := r.pending(); got != c.want {
+			t.Errorf("%q (ready %v): pending %v, want %v", name, c.ready, got, c.want)
+		}
+		if data, err := r.next(); c.want && (err != nil || string(data) != "b") {
+			t.Errorf("%q: then %q, %v", name, data, err)
+		}
+	}
+}
+
 // TestSSEReaderWait checks that a stream waiting for its next event holds no
 // read buffer, and waits only when nothing is buffered.
 func TestSSEReaderWait(t *testing.T) {

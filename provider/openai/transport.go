@@ -51,8 +51,10 @@ type transport struct {
 // pconn is one connection to the origin.
 type pconn struct {
 	conn      net.Conn
-	raw       net.Conn        // the TCP connection, under TLS or not
-	sys       syscall.RawConn // raw's file descriptor, to peek at and wait on
+	raw       net.Conn              // the TCP connection, under TLS or not
+	sys       syscall.RawConn       // raw's file descriptor, to peek at and wait on
+	peekFD    func(fd uintptr) bool // peeks into empty; made once, as a closure passed on allocates
+	empty     bool
 	br        *bufio.Reader
 	read      int64 // bytes read from conn for this request, for the retry decision
 	limit     int64 // when not 0, read may not pass it: the response headers are being read
@@ -65,6 +67,16 @@ type pconn struct {
 const maxHeaderBytes = 1 << 20
 
 var errHeadersTooLarge = errors.New("openai: the upstream's response headers are larger than 1 MiB")
+
+// readable reports whether the TCP connection has something to read now
+// (bytes, an end of file or an error), without waiting and without reading.
+func (pc *pconn) readable() bool {
+	if pc.sys == nil {
+		return false
+	}
+	err := pc.sys.Read(pc.peekFD)
+	return !pc.empty || err != nil
+}
 
 func (pc *pconn) Read(p []byte) (int, error) {
 	if pc.limit > 0 {
@@ -340,6 +352,20 @@ func (b *body) idleWait() bool {
 	return waitReadable(pc.sys)
 }
 
+// ready reports whether a read of the body would find bytes at hand: in the
+// connection's buffer, or on a plain TCP connection's socket (a TLS record
+// there may be incomplete, so it is not looked at).
+func (b *body) ready() bool {
+	pc := b.pc
+	if b.done.Load() {
+		return false
+	}
+	if pc.br.Buffered() > 0 {
+		return true
+	}
+	return pc.conn == pc.raw && pc.readable()
+}
+
 // A stream stopped at its [DONE] event has only the chunked body's last line
 // left, here already or on its way. Close reads that much, briefly, to keep
 // the connection; a body with more to come costs its connection, since
@@ -389,8 +415,9 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
 		// A connection the server closed while it was idle (its own
-		// keep-alive timeout) shows it as end of file or as unasked-for bytes.
-		if time.Since(pc.idleSince) < t.idleTimeout && !peerClosed(pc.sys) {
+		// keep-alive timeout) shows it as end of file or as unasked-for
+		// bytes (such as a 408 before closing).
+		if time.Since(pc.idleSince) < t.idleTimeout && !pc.readable() {
 			return pc, nil
 		}
 		pc.conn.Close()
@@ -405,6 +432,10 @@ func (t *transport) dial(ctx context.Context) (*pconn, error) {
 	pc := &pconn{conn: raw, raw: raw}
 	if sc, ok := raw.(syscall.Conn); ok {
 		pc.sys, _ = sc.SyscallConn()
+		pc.peekFD = func(fd uintptr) bool {
+			pc.empty = peek(fd)
+			return true
+		}
 	}
 	if t.tlsConfig != nil {
 		tc := tls.Client(raw, t.tlsConfig)

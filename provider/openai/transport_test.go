@@ -338,7 +338,7 @@ func TestTransportServerClosedIdle(t *testing.T) {
 	tr.mu.Lock()
 	pc := tr.idle[0]
 	tr.mu.Unlock()
-	eventually(t, "the server's close was not seen", func() bool { return peerClosed(pc.sys) })
+	eventually(t, "the server's close was not seen", func() bool { return pc.readable() })
 	// Not a retry: the closed connection is left for a fresh one before
 	// anything is sent.
 	if got := do(t, tr, http.MethodPost, "http://"+srv.addr, "{}"); got != "ok" {

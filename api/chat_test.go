@@ -1,0 +1,187 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"aigrid"
+	"aigrid/sqlite"
+)
+
+// chatFunc is a dispatcher that serves every chat with one function.
+type chatFunc func(emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error)
+
+func (f chatFunc) Chat(_ context.Context, _ *aigrid.Call, _ *aigrid.ChatRequest, emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+	return f(emit)
+}
+
+func (chatFunc) Embed(context.Context, *aigrid.Call, *aigrid.EmbeddingRequest) (*aigrid.EmbeddingResponse, error) {
+	return nil, aigrid.Errorf(aigrid.EInvalid, "no embeddings here")
+}
+
+func (chatFunc) Models(*aigrid.Tenant) []string { return []string{"chat"} }
+
+// countingConn counts the writes a server makes to one connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+// streamServer serves d with one tenant key, and counts its writes.
+func streamServer(t *testing.T, d aigrid.Dispatcher) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "aigrid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	tenant := &aigrid.Tenant{Name: "clinic"}
+	if err := store.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateKey(ctx, &aigrid.Key{TenantID: tenant.ID, Hint: "x", Hash: aigrid.HashKey("sk-test-0001")}); err != nil {
+		t.Fatal(err)
+	}
+	writes := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(New(Config{Store: store, Dispatcher: d}))
+	srv.Listener = countingListener{srv.Listener, writes}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, writes
+}
+
+func postStream(t *testing.T, srv *httptest.Server) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer sk-test-0001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return resp
+}
+
+func content(s string, more bool) *aigrid.ChatChunk {
+	return &aigrid.ChatChunk{Choices: []aigrid.ChunkChoice{{Delta: aigrid.Delta{Content: &s}}}, More: more}
+}
+
+func finish(more bool) *aigrid.ChatChunk {
+	stop := "stop"
+	return &aigrid.ChatChunk{Choices: []aigrid.ChunkChoice{{FinishReason: &stop}}, More: more}
+}
+
+func usage() *aigrid.ChatChunk {
+	return &aigrid.ChatChunk{Choices: []aigrid.ChunkChoice{}, Usage: &aigrid.Usage{PromptTokens: 2, CompletionTokens: 3, TotalTokens: 5}}
+}
+
+// A chunk the provider had to wait for reaches the client before the
+// provider sends the next: the client gets chunk k while the upstream holds
+// k+1 back until it has been read.
+func TestStreamFlushesEachChunk(t *testing.T) {
+	const n = 4
+	read := make(chan int, n)
+	srv, _ := streamServer(t, chatFunc(func(emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+		for k := range n {
+			if err := emit(content("w"+strconv.Itoa(k), false)); err != nil {
+				return nil, err
+			}
+			select {
+			case got := <-read:
+				if got != k {
+					return nil, aigrid.Errorf(aigrid.EInternal, "client read chunk %d after chunk %d was sent", got, k)
+				}
+			case <-time.After(5 * time.Second):
+				return nil, aigrid.Errorf(aigrid.EInternal, "chunk %d did not reach the client", k)
+			}
+		}
+		emit(finish(false))
+		emit(usage())
+		return &aigrid.ChatResponse{}, nil
+	}))
+	resp := postStream(t, srv)
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	k := 0
+	var tail []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		if k < n {
+			if !strings.Contains(line, `"content":"w`+strconv.Itoa(k)+`"`) {
+				t.Fatalf("event %d: %s", k, line)
+			}
+			read <- k
+			k++
+			continue
+		}
+		tail = append(tail, line)
+	}
+	if k != n || len(tail) != 3 || !strings.Contains(tail[0], `"finish_reason":"stop"`) ||
+		!strings.Contains(tail[1], `"total_tokens":5`) || tail[2] != "data: [DONE]\n" {
+		t.Errorf("%d content chunks, then %q", k, tail)
+	}
+}
+
+// A completion that arrives whole (every chunk but the last with More set)
+// leaves in one network write, with the end of the chunked body; before,
+// the first chunk, the last batch, [DONE] and the end took one each.
+func TestStreamBurstOneWrite(t *testing.T) {
+	srv, writes := streamServer(t, chatFunc(func(emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+		for k := range 8 {
+			if err := emit(content("w"+strconv.Itoa(k), true)); err != nil {
+				return nil, err
+			}
+		}
+		emit(finish(true))
+		emit(usage())
+		return &aigrid.ChatResponse{}, nil
+	}))
+	for range 3 {
+		before := writes.Load()
+		resp := postStream(t, srv)
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if got := writes.Load() - before; got != 1 || strings.Count(body.String(), "data: ") != 11 || !strings.HasSuffix(body.String(), "data: [DONE]\n\n") {
+			t.Fatalf("%d writes for %q", got, body.String())
+		}
+	}
+}
