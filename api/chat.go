@@ -44,11 +44,11 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		return
 	}
 
-	var resp *aigrid.ChatResponse
+	var u aigrid.Usage // what was sold
 	if req.Stream {
 		sw := &sseWriter{w: w, rc: http.NewResponseController(w), call: call, id: id, created: created,
 			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, func(c *aigrid.ChatChunk) error {
+		resp, err := s.cfg.Dispatcher.Chat(r.Context(), call, req, func(c *aigrid.ChatChunk) error {
 			if !sw.started {
 				s.metrics.ttft.WithLabelValues(call.Service, call.Provider).Observe(time.Since(start).Seconds())
 			}
@@ -62,7 +62,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		// Bytes reached the client: what was generated is sold, counted by the
 		// grid when the provider could not report it. The ledger has it before
 		// the client sees [DONE].
-		u, estimated := sw.usage, !sw.sawUsage
+		estimated := !sw.sawUsage
+		u = sw.usage
 		if resp != nil && resp.Usage != nil {
 			u, estimated = *resp.Usage, false
 		} else if estimated {
@@ -71,7 +72,6 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		if serr := s.settle(r, call, hold, u, estimated); serr != nil && err == nil {
 			err = serr
 		}
-		resp = &aigrid.ChatResponse{Usage: &u}
 		if err != nil {
 			// The status is sent, so the error travels in the stream, as OpenAI sends it.
 			sw.fail(r, err)
@@ -79,13 +79,13 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 			sw.done()
 		}
 	} else {
-		resp, err = s.cfg.Dispatcher.Chat(r.Context(), call, req, nil)
+		resp, err := s.cfg.Dispatcher.Chat(r.Context(), call, req, nil)
 		if err != nil {
 			s.release(hold)
 			writeError(w, r, err)
 			return
 		}
-		u, estimated := aigrid.Usage{}, resp.Usage == nil
+		estimated := resp.Usage == nil
 		if estimated {
 			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: estimateOutputTokens(resp)}
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
@@ -103,7 +103,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		setOffer(w, call)
 		writeJSON(w, http.StatusOK, resp)
 	}
-	s.count(r, call, resp)
+	s.countUsage(r, call, &u)
 }
 
 // estimateOutputTokens guesses the output of a response whose provider did
@@ -123,10 +123,12 @@ func estimateOutputTokens(resp *aigrid.ChatResponse) int {
 
 // count records the tokens of a served call in the metrics and the log.
 func (s *Server) count(r *http.Request, call *aigrid.Call, resp *aigrid.ChatResponse) {
-	if resp == nil || resp.Usage == nil {
-		return
+	if resp != nil && resp.Usage != nil {
+		s.countUsage(r, call, resp.Usage)
 	}
-	u := resp.Usage
+}
+
+func (s *Server) countUsage(r *http.Request, call *aigrid.Call, u *aigrid.Usage) {
 	class := string(call.Tenant.Class)
 	s.metrics.tokens.WithLabelValues("in", call.Service, call.Provider, class).Add(float64(u.PromptTokens))
 	s.metrics.tokens.WithLabelValues("out", call.Service, call.Provider, class).Add(float64(u.CompletionTokens))
@@ -184,12 +186,21 @@ type sseWriter struct {
 	outputChunks int
 }
 
+// The headers of every stream, in canonical form, shared: net/http copies a
+// handler's headers when it writes them, and a slice whose capacity is its
+// length is never appended to in place.
+var (
+	eventStream = []string{"text/event-stream"}
+	noCache     = []string{"no-cache"}
+	no          = []string{"no"}
+)
+
 func (sw *sseWriter) begin() {
 	sw.started = true
 	h := sw.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	h["Content-Type"] = eventStream[:1:1]
+	h["Cache-Control"] = noCache[:1:1]
+	h["X-Accel-Buffering"] = no[:1:1]
 	setOffer(sw.w, sw.call)
 	sw.w.WriteHeader(http.StatusOK)
 }
@@ -253,14 +264,20 @@ func (sw *sseWriter) send(flush bool) error {
 	}
 	var err error
 	if !sw.wrote {
-		// The first write sends the headers, through a 2.8 KiB frame of
-		// net/http's: off the handler's stack (see decodeChatRequest).
 		sw.wrote = true
-		offstack.Run(func() { err = sw.write(flush) })
+		err = sw.writeFirst(flush)
 	} else {
 		err = sw.write(flush)
 	}
 	sw.release()
+	return err
+}
+
+// writeFirst sends the headers, through a 2.8 KiB frame of net/http's: off
+// the handler's stack (see decodeChatRequest). (Apart from send, so that
+// only the first write pays for what the hand-off captures.)
+func (sw *sseWriter) writeFirst(flush bool) (err error) {
+	offstack.Run(func() { err = sw.write(flush) })
 	return err
 }
 

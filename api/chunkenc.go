@@ -35,18 +35,31 @@ func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
-	var err error
 	if c.Usage != nil {
-		dst = append(dst, `,"usage":`...)
-		if dst, err = appendMarshal(dst, c.Usage); err != nil {
-			return dst, err
-		}
+		dst = appendUsage(append(dst, `,"usage":`...), c.Usage)
 	}
 	if c.SystemFingerprint != "" {
 		dst = append(dst, `,"system_fingerprint":`...)
 		dst = aigrid.AppendJSONString(dst, c.SystemFingerprint)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendUsage writes u as encoding/json does: once a stream, but reflection
+// cost as much as the rest of the chunk.
+func appendUsage(dst []byte, u *aigrid.Usage) []byte {
+	dst = strconv.AppendInt(append(dst, `{"prompt_tokens":`...), int64(u.PromptTokens), 10)
+	dst = strconv.AppendInt(append(dst, `,"completion_tokens":`...), int64(u.CompletionTokens), 10)
+	dst = strconv.AppendInt(append(dst, `,"total_tokens":`...), int64(u.TotalTokens), 10)
+	if d := u.PromptTokensDetails; d != nil {
+		dst = strconv.AppendInt(append(dst, `,"prompt_tokens_details":{"cached_tokens":`...), int64(d.CachedTokens), 10)
+		dst = append(dst, '}')
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		dst = strconv.AppendInt(append(dst, `,"completion_tokens_details":{"reasoning_tokens":`...), int64(d.ReasoningTokens), 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
 }
 
 func appendChunkChoice(dst []byte, ch *aigrid.ChunkChoice) ([]byte, error) {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"aigrid"
@@ -28,6 +29,8 @@ func chunkCases() []*aigrid.ChatChunk {
 		}},
 		{ID: "u", Choices: []aigrid.ChunkChoice{}, Usage: &aigrid.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15},
 			SystemFingerprint: "fp_1"},
+		{ID: "d", Choices: []aigrid.ChunkChoice{}, Usage: &aigrid.Usage{PromptTokens: -1, CompletionTokens: 1 << 40, TotalTokens: 0,
+			PromptTokensDetails: &aigrid.PromptTokensDetails{CachedTokens: 7}, CompletionTokensDetails: &aigrid.CompletionTokensDetails{}}},
 	}
 }
 
@@ -45,6 +48,14 @@ func TestAppendChunkMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
 		}
+	}
+}
+
+// appendUsage writes the fields of aigrid.Usage one by one: one more field
+// must be written there too.
+func TestAppendUsageFields(t *testing.T) {
+	if n := reflect.TypeFor[aigrid.Usage]().NumField(); n != 5 {
+		t.Errorf("aigrid.Usage has %d fields; appendUsage writes 5", n)
 	}
 }
 

@@ -85,6 +85,11 @@ type result struct {
 	RPS         float64 `json:"rps"`
 	MaxRPS      float64 `json:"max_rps"`
 	Errors      int64   `json:"errors"`
+	// CPUus is the gateway process's CPU time (user and system) per request
+	// at the fixed concurrency: unlike latency and throughput, it hardly
+	// moves with what else the machine runs.
+	CPUus    float64 `json:"cpu_us_per_request,omitempty"`
+	requests int
 }
 
 func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile, heapProfile string) error {
@@ -110,7 +115,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	defer grid.Stop()
 
 	if !memoryOnly {
-		if err := latency(mock, "http://"+proxyAddr, grid, duration, concurrency, maxConcurrency, cpuProfile); err != nil {
+		if err := latency(mock, "http://"+proxyAddr, proxyPID, grid, duration, concurrency, maxConcurrency, cpuProfile); err != nil {
 			return err
 		}
 	}
@@ -150,11 +155,14 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 // latency loads each setup with closed-loop clients streaming the fast
 // completion and prints one line per setup and the ratios. With cpuProfile
 // set, aigrid's CPU profile over its fixed-concurrency load is written there.
-func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration, concurrency, maxConcurrency int, cpuProfile string) error {
-	setups := []struct{ name, url, key string }{
-		{"direct", mock, ""},
-		{"reverse_proxy", proxyURL, ""},
-		{"aigrid", grid.URL, grid.key},
+func latency(mock, proxyURL string, proxyPID int, grid *aigridProcess, duration time.Duration, concurrency, maxConcurrency int, cpuProfile string) error {
+	setups := []struct {
+		name, url, key string
+		pid            int // the gateway's process; 0 for none
+	}{
+		{"direct", mock, "", 0},
+		{"reverse_proxy", proxyURL, "", proxyPID},
+		{"aigrid", grid.URL, grid.key, grid.PID()},
 	}
 	results := map[string]result{}
 	for _, s := range setups {
@@ -166,7 +174,11 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 				profiled <- saveProfile(grid.URL, cpuProfile, fmt.Sprintf("profile?seconds=%d", max(1, int(duration.Seconds()))))
 			}()
 		}
+		cpu0 := processCPU(s.pid)
 		r := load(s.url, s.key, "fast", concurrency, duration)
+		if cpu := processCPU(s.pid) - cpu0; cpu > 0 && r.requests > 0 {
+			r.CPUus = round(float64(cpu.Microseconds()) / float64(r.requests))
+		}
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				return err
@@ -192,6 +204,7 @@ func latency(mock, proxyURL string, grid *aigridProcess, duration time.Duration,
 		"max_rps_ratio_target":            ">= 0.7",
 		"added_ttft_p50_ms_aigrid":        round(ag.TTFTP50ms - direct.TTFTP50ms),
 		"added_ttft_p50_ms_reverse_proxy": round(proxy.TTFTP50ms - direct.TTFTP50ms),
+		"cpu_per_request_ratio":           round(ag.CPUus / proxy.CPUus),
 	}
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
@@ -384,7 +397,7 @@ func load(base, key, model string, clients int, d time.Duration) result {
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
 	return result{Concurrency: clients, P50ms: pct(lat, 50), P99ms: pct(lat, 99), TTFTP50ms: pct(ttft, 50), TTFTP99ms: pct(ttft, 99),
-		RPS: round(float64(len(lat)) / elapsed), Errors: errs.Load()}
+		RPS: round(float64(len(lat)) / elapsed), Errors: errs.Load(), requests: len(lat)}
 }
 
 // stream sends one streamed completion and reads it to the end; it returns the
@@ -508,6 +521,29 @@ func runtimeMemory(base string) {
 	}
 	line, _ := json.Marshal(out)
 	fmt.Println(string(line))
+}
+
+// processCPU is the CPU time a process has used (user and system, all its
+// threads), from /proc/PID/stat in Linux's USER_HZ ticks of 10 ms; 0 when
+// pid is 0 or unreadable.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// utime and stime are the 12th and 13th fields after the command name,
+	// which is in parentheses and may hold spaces.
+	_, rest, _ := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // residentSet reads a process's VmRSS from /proc, in bytes.

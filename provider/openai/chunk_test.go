@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ func TestChunkDecoderMatchesEncodingJSON(t *testing.T) {
 		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732000000,"model":"qwen","choices":[{"index":0,"delta":{"reasoning_content":"think"},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]},"finish_reason":null}]}`,
 		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732000000,"model":"qwen","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
 		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732000000,"model":"qwen","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":3}}}`,
+		`{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":null,"total_tokens":21,"prompt_tokens_details":null,"completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":0},"cost":{"usd":0.1}}}`,
 		` { "id" : "x" , "choices" : [ { "index" : 1 , "delta" : { "content" : null , "role" : null } , "finish_reason" : "length" } , {"index":0,"delta":{"content":"two"}} ] , "extra" : {"a":[1,2,{"b":null}]}, "usage": null } `,
 	}
 	var d chunkDecoder
@@ -35,6 +37,14 @@ func TestChunkDecoderMatchesEncodingJSON(t *testing.T) {
 		if string(g) != string(w) {
 			t.Errorf("decoded\n  %s\nencoding/json reads\n  %s", g, w)
 		}
+	}
+}
+
+// decodeUsage reads the fields of aigrid.Usage one by one: one more field
+// must be read there too.
+func TestDecodeUsageFields(t *testing.T) {
+	if n := reflect.TypeFor[aigrid.Usage]().NumField(); n != 5 {
+		t.Errorf("aigrid.Usage has %d fields; decodeUsage reads 5", n)
 	}
 }
 
@@ -56,6 +66,7 @@ func FuzzChunkDecoder(f *testing.F) {
 	f.Add([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}`))
 	f.Add([]byte(`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}],"usage":{"prompt_tokens":1}}`))
 	f.Add([]byte(`{"a":"\ud800\u0041","b":[1e5,-0.5,true,false,null]}`))
+	f.Add([]byte(`{"usage":{"prompt_tokens":2,"total_tokens":null,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":null}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var d chunkDecoder
 		d.decode(raw)

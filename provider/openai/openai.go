@@ -17,7 +17,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"aigrid"
@@ -121,15 +120,14 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	// The first chunk must come within the first-byte timeout, every later one
 	// within the idle timeout of the one before.
 	firstByte, idle := time.Duration(p.timeouts.FirstByte), time.Duration(p.timeouts.Idle)
-	var started atomic.Bool
-	watchdog := time.AfterFunc(firstByte, func() {
-		if started.Load() {
+	watchdog := newWatchdog(firstByte, idle, func(started bool) {
+		if started {
 			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s went silent for %s in the middle of a stream", p.name, idle))
 		} else {
 			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, firstByte))
 		}
 	})
-	defer watchdog.Stop()
+	defer watchdog.stop()
 
 	resp, err := p.post(ctx, "/chat/completions", up, false)
 	if err != nil {
@@ -142,7 +140,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	events := newSSEReader(resp.Body)
 	defer events.close()
 	if b, ok := resp.Body.(*body); ok {
-		events.wait, events.ready = b.idleWait, b.ready
+		events.net = b
 	}
 	var chunks chunkDecoder
 	for {
@@ -156,7 +154,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 			}
 			return nil, p.readError(ctx, err)
 		}
-		started.Store(true)
+		watchdog.event()
 		if bytes.Equal(data, []byte("[DONE]")) {
 			break
 		}
@@ -179,12 +177,12 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 		}
 		out.ID, out.Model, out.Created = chunk.ID, chunk.Model, chunk.Created
 		chunk.More = events.pending()
-		// A client slow to take a chunk is not the upstream's silence.
-		watchdog.Stop()
-		if err := emit(chunk); err != nil {
+		watchdog.emit()
+		err = emit(chunk)
+		watchdog.emitted()
+		if err != nil {
 			return nil, err
 		}
-		watchdog.Reset(idle)
 	}
 	if out.Usage == nil {
 		out.Usage = estimateUsage(orig, chars)

@@ -21,10 +21,17 @@ type sseReader struct {
 	src  io.Reader
 	r    *bufio.Reader
 	data []byte
-	// wait, when not nil, blocks until src has something to read, without
-	// reading it; it reports false when it cannot tell. ready, when not nil,
-	// reports whether src has something to read now.
-	wait, ready func() bool
+	// net, when not nil, tells what src has to read without reading it.
+	net netSource
+}
+
+// netSource is the network under a stream's source.
+type netSource interface {
+	// idleWait blocks until the source has something to read; it reports
+	// false when it cannot tell, at once.
+	idleWait() bool
+	// ready reports whether the source has something to read now.
+	ready() bool
 }
 
 // sseBufferBytes holds a burst of ordinary chunks (a few hundred bytes each)
@@ -53,14 +60,14 @@ func (s *sseReader) close() {
 // call. At the end of the stream it returns io.EOF, or io.ErrUnexpectedEOF if
 // the stream ended inside an event.
 func (s *sseReader) next() ([]byte, error) {
-	if s.wait != nil && s.r.Buffered() == 0 {
+	if s.net != nil && s.r.Buffered() == 0 {
 		// Nothing buffered: the next event is still on the network. Wait
 		// for it without a buffer. (A read error the buffer held is met
 		// again from the source.)
 		s.r.Reset(nil)
 		sseBuffers.Put(s.r)
 		s.r = nil
-		s.wait()
+		s.net.idleWait()
 		s.r = sseBuffers.Get().(*bufio.Reader)
 		s.r.Reset(s.src)
 	}
@@ -109,7 +116,7 @@ func (s *sseReader) pending() bool {
 	if s.buffered() {
 		return true
 	}
-	if s.ready == nil || !s.ready() {
+	if s.net == nil || !s.net.ready() {
 		return false
 	}
 	// One read, which does not wait; a buffer full of a part of an event
@@ -124,7 +131,13 @@ func (s *sseReader) pending() bool {
 func (s *sseReader) buffered() bool {
 	buf, _ := s.r.Peek(s.r.Buffered())
 	end := bytes.Index(buf, []byte("\n\n"))
-	if crlf := bytes.Index(buf, []byte("\r\n\r\n")); crlf >= 0 && (end < 0 || crlf < end) {
+	// Only an earlier CRLF blank line can come first: look before end, not
+	// through the rest of the buffer.
+	before := buf
+	if end >= 0 {
+		before = buf[:end]
+	}
+	if crlf := bytes.Index(before, []byte("\r\n\r\n")); crlf >= 0 {
 		end = crlf
 	}
 	// An event without data (a keep-alive comment) does not count: reading

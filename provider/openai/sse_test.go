@@ -95,6 +95,12 @@ func TestSSEPending(t *testing.T) {
 	}
 }
 
+// netFuncs is a netSource made of functions; a nil one reports false.
+type netFuncs struct{ wait, isReady func() bool }
+
+func (n netFuncs) idleWait() bool { return n.wait != nil && n.wait() }
+func (n netFuncs) ready() bool    { return n.isReady != nil && n.isReady() }
+
 // pieces is a source that gives its pieces one read at a time, as a socket
 // gives what has arrived.
 type pieces []string
@@ -129,7 +135,7 @@ func TestSSEPendingReady(t *testing.T) {
 		name := strings.Join(c.src, "|")
 		src := c.src
 		r := newSSEReader(&src)
-		r.ready = func() bool { return c.ready && len(src) > 0 }
+		r.net = netFuncs{isReady: func() bool { return c.ready && len(src) > 0 }}
 		if data, err := r.next(); err != nil || string(data) != "a" {
 			t.Fatalf("%q: %q, %v", name, data, err)
 		}
@@ -148,13 +154,13 @@ func TestSSEReaderWait(t *testing.T) {
 	r := newSSEReader(strings.NewReader("data: a\n\ndata: b\n\n"))
 	defer r.close()
 	waits := 0
-	r.wait = func() bool {
+	r.net = netFuncs{wait: func() bool {
 		waits++
 		if r.r != nil {
 			t.Error("a read buffer is held while waiting")
 		}
 		return true
-	}
+	}}
 	var got []string
 	for {
 		data, err := r.next()
