@@ -56,117 +56,135 @@ func (m *Meter) openJournal(ctx context.Context) error {
 	return nil
 }
 
-// commitJob is one settlement waiting for the journal's writer.
-type commitJob struct {
-	st   *settlement
-	err  error
+// group is the journal group that settlements join while the one before
+// it is being written. Its first settlement writes it (see record).
+type group struct {
+	frames []byte
+	sts    []*settlement
+	// lead tells the group's first settlement that the group before is
+	// written, and that it is its turn to write this one.
+	lead chan struct{}
+	// done is closed once the group is durable, or has failed with err.
 	done chan struct{}
+	err  error
+}
+
+func newGroup(frames int) *group {
+	return &group{frames: make([]byte, 0, frames), lead: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 var errClosed = errors.New("meter: closed")
 
-// record queues a settlement for the next journal group and waits until it
-// is durable.
-func (m *Meter) record(ctx context.Context, st *settlement) error {
-	if !st.tx.Balanced() {
-		return fmt.Errorf("meter: transaction %s does not balance", st.tx.Key)
-	}
-	j := &commitJob{st: st, done: make(chan struct{})}
-	start := time.Now()
-	m.sending.RLock()
-	if m.closed {
-		m.sending.RUnlock()
-		return errClosed
-	}
-	m.jobs <- j
-	m.sending.RUnlock()
-	select {
-	case <-j.done:
-		m.metrics.settle.Observe(time.Since(start).Seconds())
-		return j.err
-	case <-ctx.Done():
-		return ctx.Err()
+// landed counts a call out of those in flight, at its settlement or
+// release; gmu is held. When it was the last, and a write waits for more
+// calls to join its group, the write need wait no longer.
+func (m *Meter) landed() {
+	if m.inFlight.Add(-1) == 0 && m.pacing {
+		m.pacing = false
+		m.full <- struct{}{}
 	}
 }
 
-// commitLoop writes queued settlements to the journal in groups: whatever
-// arrived while the previous group was being synced goes in the next one.
-func (m *Meter) commitLoop() {
-	defer close(m.stopped)
-	batch := make([]*commitJob, 0, m.set.MaxBatch)
-	var frames, payload []byte
-	var wait *time.Timer
-	for j := range m.jobs {
-		batch = append(batch[:0], j)
-		var expired <-chan time.Time
-		if m.set.GroupWait > 0 && m.running.Load() > 0 {
-			if wait == nil {
-				wait = time.NewTimer(m.set.GroupWait)
-			} else {
-				wait.Reset(m.set.GroupWait)
-			}
-			expired = wait.C
-		}
-	gather:
-		for len(batch) < m.set.MaxBatch {
-			select {
-			case j, ok := <-m.jobs:
-				if !ok {
-					break gather
+// record adds a settlement to the open journal group and waits until it is
+// durable. No goroutine sits between the calls and the disk: the first
+// settlement of a group writes it, at once when no write is running, or
+// else when the writer of the group before hands over, and the group's
+// other settlements wait on its one channel.
+func (m *Meter) record(st *settlement) error {
+	start := time.Now()
+	m.gmu.Lock()
+	m.landed()
+	if m.closed {
+		m.gmu.Unlock()
+		return errClosed
+	}
+	if !st.tx.Balanced() {
+		m.gmu.Unlock()
+		return fmt.Errorf("meter: transaction %s does not balance", st.tx.Key)
+	}
+	g := m.open
+	at := len(g.frames)
+	g.frames = closeFrame(encodeSettlement(openFrame(g.frames), st.tx), at)
+	g.sts = append(g.sts, st)
+	first, writing := len(g.sts) == 1, m.writing
+	m.writing = true
+	m.gmu.Unlock()
+	switch {
+	case !writing:
+		m.write(g)
+	case first:
+		<-g.lead
+		m.write(g)
+	default:
+		<-g.done
+	}
+	m.metrics.settle.Observe(time.Since(start).Seconds())
+	return g.err
+}
+
+// write writes the open group g to the journal, then hands the writing on
+// to the group opened meanwhile, if any. While calls settle together, a
+// write starts no sooner than SyncInterval after the one before, or once
+// every call in flight has joined g, so that one sync serves more of them.
+func (m *Meter) write(g *group) {
+	if m.set.SyncInterval > 0 && m.lastGroup > 1 {
+		if wait := time.Until(m.lastSync.Add(m.set.SyncInterval)); wait > 0 {
+			m.gmu.Lock()
+			pacing := m.inFlight.Load() > 0
+			m.pacing = pacing
+			m.gmu.Unlock()
+			if pacing {
+				m.pace.Reset(wait)
+				select {
+				case <-m.pace.C:
+				case <-m.full:
 				}
-				batch = append(batch, j)
-				continue
-			default:
-			}
-			if expired == nil {
-				break gather
-			}
-			select {
-			case j, ok := <-m.jobs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, j)
-			case <-expired:
-				expired = nil
-			}
-		}
-		if expired != nil {
-			wait.Stop()
-		}
-		frames = frames[:0]
-		for _, j := range batch {
-			payload = encodeSettlement(payload[:0], j.st.tx)
-			frames = appendFrame(frames, payload)
-		}
-		m.jmu.Lock()
-		start := time.Now()
-		err := m.journal.write(frames)
-		m.metrics.sync.Observe(time.Since(start).Seconds())
-		if err == nil {
-			for _, j := range batch {
-				m.pending = append(m.pending, j.st)
-			}
-		}
-		waiting := len(m.pending)
-		m.jmu.Unlock()
-		if err != nil {
-			m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(batch))
-		} else {
-			m.metrics.group.Observe(float64(len(batch)))
-			m.metrics.waiting.Set(float64(waiting))
-		}
-		for _, j := range batch {
-			j.err = err
-			close(j.done)
-		}
-		if waiting >= m.set.MaxBatch {
-			select {
-			case m.nudge <- struct{}{}:
-			default:
 			}
 		}
 	}
+	m.gmu.Lock()
+	m.open = newGroup(cap(g.frames))
+	// The timer may have cut the group, or crossed the signal.
+	m.pacing = false
+	select {
+	case <-m.full:
+	default:
+	}
+	m.gmu.Unlock()
+
+	m.jmu.Lock()
+	m.lastSync = time.Now()
+	err := m.journal.write(g.frames)
+	m.metrics.sync.Observe(time.Since(m.lastSync).Seconds())
+	if err == nil {
+		m.pending = append(m.pending, g.sts...)
+	}
+	waiting := len(m.pending)
+	m.jmu.Unlock()
+	m.lastGroup = len(g.sts)
+	if err != nil {
+		m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(g.sts))
+	} else {
+		m.metrics.group.Observe(float64(len(g.sts)))
+		m.metrics.waiting.Set(float64(waiting))
+	}
+	g.err = err
+	close(g.done)
+	if waiting >= m.set.MaxBatch {
+		select {
+		case m.nudge <- struct{}{}:
+		default:
+		}
+	}
+
+	m.gmu.Lock()
+	if next := m.open; len(next.sts) > 0 {
+		next.lead <- struct{}{}
+	} else {
+		m.writing = false
+		m.idle.Broadcast()
+	}
+	m.gmu.Unlock()
 }
 
 // applyLoop moves the journal into the ledger every ApplyEvery, or sooner

@@ -184,18 +184,26 @@ func (j *journal) keepEnded(ended []string) {
 	j.ended = append(ended, j.ended...)
 }
 
-// appendFrame adds payload to buf as one frame.
-func appendFrame(buf, payload []byte) []byte {
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, castagnoli))
-	return append(buf, payload...)
+// openFrame starts a frame at the end of buf: its header, filled in by
+// closeFrame once the payload is appended after it.
+func openFrame(buf []byte) []byte {
+	return append(buf, make([]byte, frameHeader)...)
+}
+
+// closeFrame fills in the header of the frame that starts at buf[at], whose
+// payload runs to the end of buf.
+func closeFrame(buf []byte, at int) []byte {
+	payload := buf[at+frameHeader:]
+	binary.LittleEndian.PutUint32(buf[at:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[at+4:], crc32.Checksum(payload, castagnoli))
+	return buf
 }
 
 // errJournalBroken is returned once a failed write could not be undone: the
 // segment's tail is unknown, so nothing more may be written after it.
 var errJournalBroken = errors.New("meter: the settlement journal could not be repaired after a failed write")
 
-// write appends frames (made by appendFrame) and syncs them to disk,
+// write appends frames (made by openFrame and closeFrame) and syncs them to disk,
 // starting a new segment when they do not fit in the current one. When the
 // write or the sync fails, the segment is cut back to its last whole group,
 // so that what the caller will report as not recorded is not replayed later.

@@ -71,6 +71,12 @@ func TestJournalRefusesStrangeFiles(t *testing.T) {
 	}
 }
 
+// appendFrame adds payload to buf as one frame.
+func appendFrame(buf, payload []byte) []byte {
+	at := len(buf)
+	return closeFrame(append(openFrame(buf), payload...), at)
+}
+
 func FuzzParseFrames(f *testing.F) {
 	f.Add(appendFrame(appendFrame(nil, []byte("a")), []byte("bc")))
 	f.Add([]byte{3, 0, 0, 0, 1, 2, 3, 4, 5})
@@ -100,7 +106,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 	}
 	f.m.Close()
 	dir := filepath.Join(filepath.Dir(f.path), "journal")
-	dead, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, GroupWait: -1})
+	dead, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +211,7 @@ func TestJournalSegmentsDeletedOnceApplied(t *testing.T) {
 	f := newFixture(t, aigrid.Account{Tariff: "public"})
 	f.m.Close()
 	dir := t.TempDir()
-	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, GroupWait: -1})
+	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +247,7 @@ func TestSyncedStoreReadsEverySettlement(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, aigrid.Account{Tariff: "public"})
 	f.m.Close()
-	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: time.Hour, GroupWait: -1})
+	m, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: time.Hour, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

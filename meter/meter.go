@@ -36,19 +36,20 @@ type Settings struct {
 	MaxBatch int
 	// Registerer, when set, receives the meter's Prometheus series.
 	Registerer prometheus.Registerer
-	// GroupWait is how long a journal group waits for more settlements
-	// while other calls are running, so that one sync serves many of them
-	// (a sync costs the machine about 100 µs of CPU, whatever its size).
-	// Negative: never wait.
-	GroupWait time.Duration
-	Logger    *slog.Logger
+	// SyncInterval is the least time between the starts of two journal
+	// syncs while calls settle together (the last group held more than
+	// one), so that one sync serves more of them: a sync costs the machine
+	// about 100 µs of CPU, whatever its size. A call settled alone is
+	// written at once. Negative: never wait.
+	SyncInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // DefaultMaxTokens is used when the settings give none.
 const DefaultMaxTokens = 4096
 
-// DefaultGroupWait is the GroupWait used when the settings give none.
-const DefaultGroupWait = 200 * time.Microsecond
+// DefaultSyncInterval is the SyncInterval used when the settings give none.
+const DefaultSyncInterval = time.Millisecond
 
 var _ aigrid.Meter = (*Meter)(nil)
 
@@ -56,9 +57,8 @@ var _ aigrid.Meter = (*Meter)(nil)
 // loaded from the ledger on first use and kept in step with every
 // transaction it writes, so that reserving costs no database read.
 //
-// Settlements go through one writer that appends concurrent ones to the
-// journal as a group, with one write and one sync: durable before Settle
-// returns. An applier moves them from the journal into the ledger in large
+// Concurrent settlements are appended to the journal as a group, with one
+// write and one sync: durable before Settle returns. An applier moves them from the journal into the ledger in large
 // batches, behind the request path. Reads of the ledger that must see every
 // settled call call Sync first. Credits (top-ups, adjustments, vouchers) are
 // rare and go to the ledger directly.
@@ -72,15 +72,26 @@ type Meter struct {
 	keys    map[string]*keyMeter
 	tariffs map[string][]*aigrid.Tariff // versions, by Effective
 
-	jobs    chan *commitJob
-	stopped chan struct{}
-	// sending guards jobs against a send after Close closed it.
-	sending sync.RWMutex
+	// gmu guards the open journal group and whether a group is being
+	// written; idle tells Close when none is.
+	gmu     sync.Mutex
+	open    *group
+	writing bool
 	closed  bool
-
-	// running counts the calls reserved and not yet settled or released:
-	// while some run, a journal group waits for them a little.
-	running atomic.Int64
+	idle    *sync.Cond
+	// The last group written and when its write started, and the timer
+	// of the wait before the next; only the writer of the moment uses
+	// them.
+	lastGroup int
+	lastSync  time.Time
+	pace      *time.Timer
+	// inFlight counts the calls reserved and not yet settled or
+	// released: the settlements that may still join the open group.
+	inFlight atomic.Int64
+	// pacing is set while the open group's writer waits for more calls;
+	// the call that leaves none in flight sends on full.
+	pacing bool
+	full   chan struct{}
 
 	metrics *metrics
 	journal *journal
@@ -143,8 +154,8 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 	if set.MaxBatch <= 0 {
 		set.MaxBatch = 4096
 	}
-	if set.GroupWait == 0 {
-		set.GroupWait = DefaultGroupWait
+	if set.SyncInterval == 0 {
+		set.SyncInterval = DefaultSyncInterval
 	}
 	if set.ApplyEvery <= 0 {
 		set.ApplyEvery = 100 * time.Millisecond
@@ -157,7 +168,7 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 	}
 	m := &Meter{ledger: ledger, set: set, now: time.Now,
 		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
-		jobs: make(chan *commitJob, 4096), stopped: make(chan struct{}),
+		open: newGroup(4096), pace: time.NewTimer(time.Hour), full: make(chan struct{}, 1),
 		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{}),
 		metrics: newMetrics(set.Registerer)}
 	if err := m.ReloadTariffs(ctx); err != nil {
@@ -166,20 +177,21 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 	if err := m.openJournal(ctx); err != nil {
 		return nil, err
 	}
-	go m.commitLoop()
+	m.idle = sync.NewCond(&m.gmu)
 	go m.applyLoop()
 	return m, nil
 }
 
-// Close writes what is queued, applies the journal to the ledger, and stops.
+// Close waits for the journal groups being written, applies the journal to
+// the ledger, and stops; a settlement after it fails.
 func (m *Meter) Close() {
-	m.sending.Lock()
-	if !m.closed {
-		m.closed = true
-		close(m.jobs)
+	m.gmu.Lock()
+	m.closed = true
+	for m.writing {
+		m.idle.Wait()
 	}
-	m.sending.Unlock()
-	<-m.stopped
+	m.gmu.Unlock()
+	m.pace.Stop()
 	select {
 	case <-m.stopApplier:
 	default:
@@ -457,7 +469,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 		}
 	}
 	tm.held += worst
-	m.running.Add(1)
+	m.inFlight.Add(1)
 	tm.heldTokens += tokens
 	h := &aigrid.Hold{CallID: call.ID, TenantID: call.Tenant.ID, Amount: worst, Tokens: tokens, At: now, Limits: state}
 	if call.Key != nil {
@@ -487,7 +499,9 @@ func quota(period string, limit, used, tokens int64, renews, now time.Time) erro
 
 // Release gives back a hold whose call used nothing.
 func (m *Meter) Release(h *aigrid.Hold) {
-	m.running.Add(-1)
+	m.gmu.Lock()
+	m.landed()
+	m.gmu.Unlock()
 	m.mu.Lock()
 	tm := m.tenants[h.TenantID]
 	m.mu.Unlock()
@@ -544,7 +558,6 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	m.mu.Lock()
 	tm := m.tenants[h.TenantID]
 	m.mu.Unlock()
-	m.running.Add(-1)
 	tm.mu.Lock()
 	m.roll(tm, now)
 	var before int64
@@ -577,7 +590,7 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 			Service: s.Service, Provider: s.Provider, Model: s.Model, PromptTokens: in, CompletionTokens: out,
 			Charge: charge, Cost: Cost(s.Cost, m.set.Currency, in, out), Estimated: s.Estimated}}
 	st := &settlement{tx: tx, tm: tm}
-	if err := m.record(ctx, st); err != nil {
+	if err := m.record(st); err != nil {
 		m.takeBack(st)
 		return err
 	}

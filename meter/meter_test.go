@@ -423,3 +423,101 @@ func TestRoundCarriesTheRemainder(t *testing.T) {
 		t.Errorf("unround left %v", carry)
 	}
 }
+
+// While calls settle together, a journal group waits for the calls still
+// in flight, up to SyncInterval after the last sync, and no longer than it
+// takes the last of them to settle or be released; a call settled alone
+// is written at once.
+func TestGroupWaitsForCallsInFlight(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Postpaid, CreditLimit: 1_000_000_00, Tariff: "public"})
+	reserve := func(id string) *aigrid.Hold {
+		h, err := f.m.Reserve(ctx, f.call(id), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// settle settles in the background; wait returns its error, failing
+	// the test rather than hanging when it never comes.
+	settle := func(h *aigrid.Hold) (wait func() error) {
+		done := make(chan error, 1)
+		go func() { done <- f.m.Settle(ctx, h, served(10, 10)) }()
+		return func() error {
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(30 * time.Second):
+				t.Fatal("a settlement is still waiting for its group")
+				return nil
+			}
+		}
+	}
+	// As if the last group served several calls just now.
+	busy := func(interval time.Duration) {
+		f.m.set.SyncInterval, f.m.lastGroup, f.m.lastSync = interval, 2, time.Now()
+	}
+
+	// Alone: no wait, even with a sync just before.
+	busy(time.Hour)
+	if err := settle(reserve("alone"))(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another call in flight that does not come: the group waits out the interval.
+	busy(100 * time.Millisecond)
+	straggler := reserve("straggler")
+	start := time.Now()
+	if err := settle(reserve("patient"))(); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("the group was written after %s, without waiting for the call in flight", waited)
+	}
+
+	// The last call in flight is released: the group stops waiting.
+	busy(time.Hour)
+	waiting := settle(reserve("released-wait"))
+	for !f.m.pacingNow() {
+		time.Sleep(time.Millisecond)
+	}
+	f.m.Release(straggler)
+	if err := waiting(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Calls settled together while others are in flight share one sync,
+	// written when the last of them arrives.
+	busy(time.Hour)
+	const calls = 20
+	holds := make([]*aigrid.Hold, calls)
+	for i := range holds {
+		holds[i] = reserve(fmt.Sprintf("together-%d", i))
+	}
+	waits := make([]func() error, calls)
+	for i, h := range holds {
+		waits[i] = settle(h)
+	}
+	for _, wait := range waits {
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.m.lastGroup != calls {
+		t.Fatalf("the last group held %d settlements, want all %d", f.m.lastGroup, calls)
+	}
+	if err := f.m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	usage, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100)
+	if len(usage) != calls+3 {
+		t.Fatalf("%d calls in the ledger, want %d", len(usage), calls+3)
+	}
+}
+
+// pacingNow says whether a group's writer is waiting for more calls.
+func (m *Meter) pacingNow() bool {
+	m.gmu.Lock()
+	defer m.gmu.Unlock()
+	return m.pacing
+}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,11 +60,14 @@ func startMock() *httptest.Server {
 // benchKey is the bench tenant's API key.
 const benchKey = "sk-bench-tenant-0001"
 
+// adminKey is the bench grid's admin key, for fetching the servers' profiles.
+const adminKey = "sk-admin-bench-000001"
+
 // gridConfig is the configuration both aigrid processes start with: one
 // prepaid tenant with a big balance on the issue's tariff, and limits high
 // enough that every check runs and none refuses.
 func gridConfig(upstream string) string {
-	return fmt.Sprintf(`admin_keys: [sk-admin-bench-000001]
+	return fmt.Sprintf(`admin_keys: [%s]
 server: {log_level: error}
 currency: KES
 tariffs:
@@ -83,7 +88,7 @@ tenants:
     account: {type: prepaid, balance: 1000000000}
     limits: {rpm: %d, tpm: %d, tokens_per_month: %d}
     keys: [%s]
-`, upstream, benchLimits.RPM, benchLimits.TPM, benchLimits.TokensPerMonth, benchKey)
+`, adminKey, upstream, benchLimits.RPM, benchLimits.TPM, benchLimits.TokensPerMonth, benchKey)
 }
 
 // aigridProcess is a running `aigrid serve` and its data directory, whose
@@ -109,6 +114,9 @@ var client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxId
 // every load run (warm-ups included), to check against its ledger.
 type gateway struct {
 	name, url, key string
+	// profiles, when set, is a directory that receives the server's CPU
+	// profile over the first round of each comparison.
+	profiles string
 	// pid, when not 0, is the server's process, whose CPU time is read.
 	pid        int
 	ok, errors atomic.Int64
@@ -136,6 +144,12 @@ type loadResult struct {
 	// few percent, the clients could not keep the machine busy, and the
 	// measurement is of latency rather than of throughput.
 	IdleShare float64 `json:"idle_share"`
+	// The metered server's journal over the run, from its /metrics: mean
+	// settlements per sync, mean sync and settle wait.
+	MeanGroup float64 `json:"journal_mean_group,omitempty"`
+	SyncMs    float64 `json:"journal_sync_mean_ms,omitempty"`
+	SettleMs  float64 `json:"settle_mean_ms,omitempty"`
+	journal   journalStats
 	lat       []float64
 	cpu       time.Duration
 	client    time.Duration
@@ -152,6 +166,7 @@ func (r *loadResult) add(o loadResult) {
 	r.client += o.client
 	r.idle.idle += o.idle.idle
 	r.idle.total += o.idle.total
+	r.journal.add(o.journal, 1)
 	r.summarize()
 }
 
@@ -167,6 +182,51 @@ func (r *loadResult) summarize() {
 	if r.idle.total > 0 {
 		r.IdleShare = round(float64(r.idle.idle) / float64(r.idle.total))
 	}
+	if j := r.journal; j.syncs > 0 && j.settles > 0 {
+		r.MeanGroup = round(j.grouped / j.syncs)
+		r.SyncMs = round(1000 * j.syncSeconds / j.syncs)
+		r.SettleMs = round(1000 * j.settleSeconds / j.settles)
+	}
+}
+
+// journalStats are the sums of a metered server's journal series.
+type journalStats struct {
+	syncs, grouped, syncSeconds, settles, settleSeconds float64
+}
+
+// add adds o times sign to j.
+func (j *journalStats) add(o journalStats, sign float64) {
+	j.syncs += sign * o.syncs
+	j.grouped += sign * o.grouped
+	j.syncSeconds += sign * o.syncSeconds
+	j.settles += sign * o.settles
+	j.settleSeconds += sign * o.settleSeconds
+}
+
+// readJournalStats reads the journal's series from a server's /metrics;
+// an unmetered server has none, and gives zeros.
+func readJournalStats(base string) journalStats {
+	var j journalStats
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return j
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	fields := map[string]*float64{
+		"aigrid_meter_journal_group_size_count": &j.syncs,
+		"aigrid_meter_journal_group_size_sum":   &j.grouped,
+		"aigrid_meter_journal_sync_seconds_sum": &j.syncSeconds,
+		"aigrid_meter_settle_seconds_count":     &j.settles,
+		"aigrid_meter_settle_seconds_sum":       &j.settleSeconds,
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if f := fields[name]; ok && f != nil {
+			*f, _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	return j
 }
 
 // cpuTimes is the machine's idle and total CPU time, in clock ticks, from
@@ -228,6 +288,7 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 		cpu0 = processCPU(g.pid)
 	}
 	client0, machine0 := processCPU(os.Getpid()), machineCPU()
+	journal0 := readJournalStats(g.url)
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
@@ -252,6 +313,8 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	wg.Wait()
 	r := loadResult{Bench: "gateway", Setup: g.name, Concurrency: clients, Seconds: time.Since(start).Seconds(), Errors: errs.Load(), lat: lat}
 	r.Requests = int64(len(lat))
+	r.journal = readJournalStats(g.url)
+	r.journal.add(journal0, -1)
 	if g.pid != 0 {
 		r.cpu = processCPU(g.pid) - cpu0
 	}
@@ -304,7 +367,10 @@ func compare(metered, unmetered *gateway, stream bool, clients, rounds int, limi
 	m = loadResult{Bench: "gateway", Mode: mode, Setup: metered.name, Concurrency: clients}
 	u = loadResult{Bench: "gateway", Mode: mode, Setup: unmetered.name, Concurrency: clients}
 	for i := 0; i < rounds; i++ {
-		if i%2 == 0 {
+		if i == 0 {
+			u.add(profiled(unmetered, mode, stream, clients, limit, d))
+			m.add(profiled(metered, mode, stream, clients, limit, d))
+		} else if i%2 == 0 {
 			u.add(load(unmetered, stream, clients, limit, d))
 			m.add(load(metered, stream, clients, limit, d))
 		} else {
@@ -317,4 +383,43 @@ func compare(metered, unmetered *gateway, stream bool, clients, rounds int, limi
 		ratio = round(m.RPS / u.RPS)
 	}
 	return m, u, ratio
+}
+
+// profiled is load, with the server's CPU profile over the run written to
+// g.profiles when that is set.
+func profiled(g *gateway, mode string, stream bool, clients int, limit int64, d time.Duration) loadResult {
+	if g.profiles == "" {
+		return load(g, stream, clients, limit, d)
+	}
+	done := make(chan error, 1)
+	path := filepath.Join(g.profiles, fmt.Sprintf("%s-%s-%d.pprof", g.name, mode, clients))
+	go func() { done <- saveProfile(g.url, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())))) }()
+	r := load(g, stream, clients, limit, d)
+	if err := <-done; err != nil {
+		log.Printf("profile of %s: %v", g.name, err)
+	}
+	return r
+}
+
+// saveProfile fetches one of aigrid's profiles (see /admin/debug/pprof) into path.
+func saveProfile(base, path, profile string) error {
+	req, _ := http.NewRequest("GET", base+"/admin/debug/pprof/"+profile, nil)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", profile, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -16,7 +16,7 @@
 // transaction balances, balances and revenue add up. It prints one JSON line
 // per measurement and a summary line with both ratios.
 //
-//	go run ./bench/meter [-gateway=false] [-ledger-duration 5s] [-workers 64] [-duration 3s] [-rounds 3] [-concurrency 128] [-light-concurrency 32] [-cpuprofile FILE]
+//	go run ./bench/meter [-gateway=false] [-ledger-duration 5s] [-workers 64] [-duration 3s] [-rounds 3] [-concurrency 128] [-light-concurrency 32] [-cpuprofile FILE] [-server-profiles DIR]
 package main
 
 import (
@@ -47,6 +47,7 @@ func main() {
 	flag.IntVar(&o.lightConcurrency, "light-concurrency", 32, "closed-loop clients for a second comparison under lighter load (0: none)")
 	flag.BoolVar(&o.gateway, "gateway", true, "run the gateway comparison after the ledger benchmarks")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the settlement benchmark to this file")
+	flag.StringVar(&o.serverProfiles, "server-profiles", "", "write both servers' CPU profiles over the first round of each comparison to this directory")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "meter:", err)
@@ -62,7 +63,7 @@ type options struct {
 	ledgerDuration, commitDuration, duration time.Duration
 	workers, tenants, rounds, concurrency    int
 	lightConcurrency                         int
-	cpuProfile                               string
+	cpuProfile, serverProfiles               string
 	gateway                                  bool
 }
 
@@ -182,8 +183,8 @@ func benchGateway(ctx context.Context, work string, o options) (map[int]map[stri
 		return nil, err
 	}
 	defer up.Stop()
-	metered := &gateway{name: "metered", url: mp.URL, key: benchKey, pid: mp.PID()}
-	unmetered := &gateway{name: "unmetered", url: up.URL, key: benchKey, pid: up.PID()}
+	metered := &gateway{name: "metered", url: mp.URL, key: benchKey, pid: mp.PID(), profiles: o.serverProfiles}
+	unmetered := &gateway{name: "unmetered", url: up.URL, key: benchKey, pid: up.PID(), profiles: o.serverProfiles}
 
 	ratios := map[int]map[string]float64{}
 	for _, clients := range []int{o.concurrency, o.lightConcurrency} {
