@@ -137,11 +137,12 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 
 	out := &aigrid.ChatResponse{}
 	chars, finished := 0, false
-	events := newSSEReader(resp.Body)
-	defer events.close()
-	if b, ok := resp.Body.(*body); ok {
-		events.net = b
+	var net netSource
+	if b, ok := resp.Body.(*body); ok && b.plain() {
+		net = b
 	}
+	events := newSSEReader(resp.Body, net)
+	defer events.close()
 	var chunks chunkDecoder
 	for {
 		data, err := events.next()

@@ -388,11 +388,12 @@ func TestRedirect(t *testing.T) {
 // it is on the socket already.
 func TestStreamBurstMore(t *testing.T) {
 	var events strings.Builder
-	for i := range 40 {
+	const n = 100
+	for i := range n {
 		fmt.Fprintf(&events, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"word%d \"},\"finish_reason\":null}]}\n\n", i)
 	}
 	events.WriteString("data: [DONE]\n\n")
-	if events.Len() < 2*sseBufferBytes {
+	if events.Len() < burstBufferBytes+sseBufferBytes {
 		t.Fatalf("the burst (%d bytes) must cross the read buffer's end", events.Len())
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -420,14 +421,14 @@ func TestStreamBurstMore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	n, alone := 0, 0
+	got, alone := 0, 0
 	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(true), func(c *aigrid.ChatChunk) error {
-		if n++; !c.More {
+		if got++; !c.More {
 			alone++
 		}
 		return nil
 	})
-	if err != nil || n != 40 || alone != 0 {
-		t.Errorf("%d chunks, %d of them without More (want 40, 0): %v", n, alone, err)
+	if err != nil || got != n || alone != 0 {
+		t.Errorf("%d chunks, %d of them without More (want %d, 0): %v", got, alone, n, err)
 	}
 }

@@ -22,7 +22,8 @@ type sseReader struct {
 	r    *bufio.Reader
 	data []byte
 	// net, when not nil, tells what src has to read without reading it.
-	net netSource
+	net  netSource
+	pool *sync.Pool // of r
 }
 
 // netSource is the network under a stream's source.
@@ -34,25 +35,42 @@ type netSource interface {
 	ready() bool
 }
 
-// sseBufferBytes holds a burst of ordinary chunks (a few hundred bytes each)
-// while staying small: a busy grid holds thousands of streams. Longer events
-// are gathered on the side.
-const sseBufferBytes = 2 << 10
+// A stream holds a read buffer only while it reads. One whose source can
+// wait for the network without reading (plain TCP: see netSource) gives it
+// back in between, and takes a large one, which reads a burst of events in
+// one system call; one that holds its buffer while it waits (TLS) takes a
+// small one, as a busy grid holds thousands of streams. Longer events are
+// gathered on the side.
+const (
+	burstBufferBytes = 8 << 10
+	sseBufferBytes   = 2 << 10
+)
 
-// sseBuffers holds the read buffers of streams that are waiting for their
-// next event: most of a busy grid's streams, most of the time.
-var sseBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, sseBufferBytes) }}
+var (
+	burstBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, burstBufferBytes) }}
+	sseBuffers   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, sseBufferBytes) }}
+)
 
-func newSSEReader(r io.Reader) *sseReader {
-	br := sseBuffers.Get().(*bufio.Reader)
-	br.Reset(r)
-	return &sseReader{src: r, r: br}
+// newSSEReader reads events from r; net, when not nil, is the network under
+// r, which can wait without reading.
+func newSSEReader(r io.Reader, net netSource) *sseReader {
+	s := &sseReader{src: r, net: net, pool: &sseBuffers}
+	if net != nil {
+		s.pool = &burstBuffers
+	}
+	s.take()
+	return s
+}
+
+func (s *sseReader) take() {
+	s.r = s.pool.Get().(*bufio.Reader)
+	s.r.Reset(s.src)
 }
 
 // close gives the read buffer back; the reader is not used after.
 func (s *sseReader) close() {
 	s.r.Reset(nil)
-	sseBuffers.Put(s.r)
+	s.pool.Put(s.r)
 	s.r = nil
 }
 
@@ -64,12 +82,9 @@ func (s *sseReader) next() ([]byte, error) {
 		// Nothing buffered: the next event is still on the network. Wait
 		// for it without a buffer. (A read error the buffer held is met
 		// again from the source.)
-		s.r.Reset(nil)
-		sseBuffers.Put(s.r)
-		s.r = nil
+		s.close()
 		s.net.idleWait()
-		s.r = sseBuffers.Get().(*bufio.Reader)
-		s.r.Reset(s.src)
+		s.take()
 	}
 	s.data = s.data[:0]
 	inEvent := false

@@ -8,7 +8,7 @@ import (
 
 func events(t *testing.T, stream string) ([]string, error) {
 	t.Helper()
-	r := newSSEReader(strings.NewReader(stream))
+	r := newSSEReader(strings.NewReader(stream), nil)
 	var out []string
 	for {
 		data, err := r.next()
@@ -63,7 +63,7 @@ func FuzzSSE(f *testing.F) {
 	f.Add("data")
 	f.Add("\r\r\n\n:")
 	f.Fuzz(func(t *testing.T, in string) {
-		r := newSSEReader(strings.NewReader(in))
+		r := newSSEReader(strings.NewReader(in), nil)
 		for i := 0; i <= len(in)+1; i++ {
 			data, err := r.next()
 			if err != nil {
@@ -85,7 +85,7 @@ func TestSSEPending(t *testing.T) {
 		"data: a\r\n\r\ndata: b\r\n\r\n": true,
 		"data: a\n\n":                    false,
 	} {
-		r := newSSEReader(strings.NewReader(in))
+		r := newSSEReader(strings.NewReader(in), nil)
 		if _, err := r.next(); err != nil {
 			t.Fatal(err)
 		}
@@ -134,8 +134,7 @@ func TestSSEPendingReady(t *testing.T) {
 	} {
 		name := strings.Join(c.src, "|")
 		src := c.src
-		r := newSSEReader(&src)
-		r.net = netFuncs{isReady: func() bool { return c.ready && len(src) > 0 }}
+		r := newSSEReader(&src, netFuncs{isReady: func() bool { return c.ready && len(src) > 0 }})
 		if data, err := r.next(); err != nil || string(data) != "a" {
 			t.Fatalf("%q: %q, %v", name, data, err)
 		}
@@ -151,16 +150,16 @@ func TestSSEPendingReady(t *testing.T) {
 // TestSSEReaderWait checks that a stream waiting for its next event holds no
 // read buffer, and waits only when nothing is buffered.
 func TestSSEReaderWait(t *testing.T) {
-	r := newSSEReader(strings.NewReader("data: a\n\ndata: b\n\n"))
-	defer r.close()
+	var r *sseReader
 	waits := 0
-	r.net = netFuncs{wait: func() bool {
+	r = newSSEReader(strings.NewReader("data: a\n\ndata: b\n\n"), netFuncs{wait: func() bool {
 		waits++
 		if r.r != nil {
 			t.Error("a read buffer is held while waiting")
 		}
 		return true
-	}}
+	}})
+	defer r.close()
 	var got []string
 	for {
 		data, err := r.next()

@@ -341,29 +341,24 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// idleWait blocks until the body's connection has something to read, when
-// that tells whether a read would wait: a plain TCP connection with nothing
-// buffered. (TLS keeps records of its own.) It reports whether it waited.
+// plain reports whether the body comes over plain TCP, whose socket tells
+// whether there is something to read without reading it. (TLS keeps records
+// of its own.)
+func (b *body) plain() bool { return b.pc.conn == b.pc.raw && b.pc.sys != nil }
+
+// idleWait blocks until a plain body's connection has something to read, when
+// nothing is buffered. It reports whether it waited.
 func (b *body) idleWait() bool {
-	pc := b.pc
-	if b.done.Load() || pc.conn != pc.raw || pc.sys == nil || pc.br.Buffered() > 0 {
+	if b.done.Load() || b.pc.br.Buffered() > 0 {
 		return false
 	}
-	return waitReadable(pc.sys)
+	return waitReadable(b.pc.sys)
 }
 
-// ready reports whether a read of the body would find bytes at hand: in the
-// connection's buffer, or on a plain TCP connection's socket (a TLS record
-// there may be incomplete, so it is not looked at).
+// ready reports whether a read of a plain body would find bytes at hand, in
+// the connection's buffer or on its socket.
 func (b *body) ready() bool {
-	pc := b.pc
-	if b.done.Load() {
-		return false
-	}
-	if pc.br.Buffered() > 0 {
-		return true
-	}
-	return pc.conn == pc.raw && pc.readable()
+	return !b.done.Load() && (b.pc.br.Buffered() > 0 || b.pc.readable())
 }
 
 // A stream stopped at its [DONE] event has only the chunked body's last line

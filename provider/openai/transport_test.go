@@ -429,7 +429,7 @@ func TestTransportStoppedAtDone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		events := newSSEReader(resp.Body)
+		events := newSSEReader(resp.Body, resp.Body.(*body))
 		for {
 			data, err := events.next()
 			if err != nil {
