@@ -69,8 +69,10 @@ type group struct {
 	err  error
 }
 
-func newGroup(frames int) *group {
-	return &group{frames: make([]byte, 0, frames), lead: make(chan struct{}, 1), done: make(chan struct{})}
+// newGroup makes a group whose frames and settlements go in the buffers
+// given, emptied.
+func newGroup(frames []byte, sts []*settlement) *group {
+	return &group{frames: frames[:0], sts: sts[:0], lead: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 var errClosed = errors.New("meter: closed")
@@ -104,7 +106,7 @@ func (m *Meter) record(st *settlement) error {
 	}
 	g := m.open
 	at := len(g.frames)
-	g.frames = closeFrame(encodeSettlement(openFrame(g.frames), st.tx), at)
+	g.frames = closeFrame(encodeSettlement(openFrame(g.frames), &st.tx), at)
 	g.sts = append(g.sts, st)
 	first, writing := len(g.sts) == 1, m.writing
 	m.writing = true
@@ -143,7 +145,7 @@ func (m *Meter) write(g *group) {
 		}
 	}
 	m.gmu.Lock()
-	m.open = newGroup(cap(g.frames))
+	m.open = newGroup(m.spareFrames, m.spareSts)
 	// The timer may have cut the group, or crossed the signal.
 	m.pacing = false
 	select {
@@ -162,6 +164,9 @@ func (m *Meter) write(g *group) {
 	waiting := len(m.pending)
 	m.jmu.Unlock()
 	m.lastGroup = len(g.sts)
+	// Nothing reads g's buffers now: the group after next takes them.
+	clear(g.sts)
+	m.spareFrames, m.spareSts = g.frames, g.sts
 	if err != nil {
 		m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(g.sts))
 	} else {
@@ -228,7 +233,7 @@ func (m *Meter) Sync(ctx context.Context) error {
 		part := batch[lo:min(len(batch), lo+m.set.MaxBatch)]
 		txs = txs[:0]
 		for _, st := range part {
-			txs = append(txs, st.tx)
+			txs = append(txs, &st.tx)
 		}
 		applied, err := m.ledger.CommitTxs(ctx, txs)
 		if err != nil {

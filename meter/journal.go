@@ -158,7 +158,7 @@ func (j *journal) next() error {
 
 // zeroFill writes n zero bytes to f and syncs them.
 func zeroFill(f *os.File, n int64) error {
-	zeros := make([]byte, 1<<20)
+	zeros := make([]byte, min(n, 1<<20))
 	for off := int64(0); off < n; off += int64(len(zeros)) {
 		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off); err != nil {
 			return err

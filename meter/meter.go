@@ -85,6 +85,9 @@ type Meter struct {
 	lastGroup int
 	lastSync  time.Time
 	pace      *time.Timer
+	// The buffers of the last group written, for the next group opened.
+	spareFrames []byte
+	spareSts    []*settlement
 	// inFlight counts the calls reserved and not yet settled or
 	// released: the settlements that may still join the open group.
 	inFlight atomic.Int64
@@ -108,19 +111,24 @@ type Meter struct {
 
 // settlement is a usage transaction in the journal and not yet in the
 // ledger, with the tenant whose counts it changed: they are taken back
-// should the ledger hold its key already (a settlement replayed).
+// should the ledger hold its key already (a settlement replayed). The
+// transaction's usage and entries live in it: one allocation a call.
 type settlement struct {
-	tx *aigrid.LedgerTx
-	tm *tenantMeter
+	tx      aigrid.LedgerTx
+	usage   aigrid.UsageRecord
+	entries [2]aigrid.Entry
+	tm      *tenantMeter
 }
 
 // tenantMeter is one tenant's live state; mu guards all of it.
 type tenantMeter struct {
-	mu      sync.Mutex
-	loaded  bool
-	account aigrid.Account
-	balance aigrid.Money // the sum of the tenant's ledger entries
-	held    aigrid.Money // reserved by calls in flight
+	mu     sync.Mutex
+	loaded bool
+	// ledgerAccount names the tenant's account in the ledger.
+	ledgerAccount string
+	account       aigrid.Account
+	balance       aigrid.Money // the sum of the tenant's ledger entries
+	held          aigrid.Money // reserved by calls in flight
 	// tokens reserved by calls in flight, and used in the current month and day
 	heldTokens  int64
 	month, day  time.Time
@@ -168,7 +176,7 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 	}
 	m := &Meter{ledger: ledger, set: set, now: time.Now,
 		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
-		open: newGroup(4096), pace: time.NewTimer(time.Hour), full: make(chan struct{}, 1),
+		open: newGroup(nil, nil), pace: time.NewTimer(time.Hour), full: make(chan struct{}, 1),
 		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{}),
 		metrics: newMetrics(set.Registerer)}
 	if err := m.ReloadTariffs(ctx); err != nil {
@@ -277,7 +285,7 @@ func (m *Meter) tenant(ctx context.Context, tenantID int64, now time.Time) (*ten
 	m.mu.Lock()
 	tm := m.tenants[tenantID]
 	if tm == nil {
-		tm = &tenantMeter{}
+		tm = &tenantMeter{ledgerAccount: aigrid.TenantAccount(tenantID)}
 		m.tenants[tenantID] = tm
 	}
 	m.mu.Unlock()
@@ -583,13 +591,13 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 	tm.mu.Unlock()
 	m.giveKeyTokens(h, h.Tokens-(in+out), now)
 
-	account := aigrid.TenantAccount(h.TenantID)
-	tx := &aigrid.LedgerTx{Key: "usage:" + h.CallID, Kind: aigrid.TxUsage, TenantID: h.TenantID, At: h.At,
-		Entries: []aigrid.Entry{{Account: account, Amount: -charge.Total}, {Account: aigrid.AccountRevenue, Amount: charge.Total}},
-		Usage: &aigrid.UsageRecord{ID: h.CallID, TenantID: h.TenantID, KeyID: h.KeyID, At: h.At,
+	st := &settlement{tm: tm,
+		entries: [2]aigrid.Entry{{Account: tm.ledgerAccount, Amount: -charge.Total}, {Account: aigrid.AccountRevenue, Amount: charge.Total}},
+		usage: aigrid.UsageRecord{ID: h.CallID, TenantID: h.TenantID, KeyID: h.KeyID, At: h.At,
 			Service: s.Service, Provider: s.Provider, Model: s.Model, PromptTokens: in, CompletionTokens: out,
 			Charge: charge, Cost: Cost(s.Cost, m.set.Currency, in, out), Estimated: s.Estimated}}
-	st := &settlement{tx: tx, tm: tm}
+	st.tx = aigrid.LedgerTx{Key: "usage:" + h.CallID, Kind: aigrid.TxUsage, TenantID: h.TenantID, At: h.At,
+		Entries: st.entries[:], Usage: &st.usage}
 	if err := m.record(st); err != nil {
 		m.takeBack(st)
 		return err

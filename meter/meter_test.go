@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ type fixture struct {
 	path   string
 }
 
-func newFixture(t *testing.T, acct aigrid.Account) *fixture {
+func newFixture(t testing.TB, acct aigrid.Account) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "aigrid.db")
 	db, err := sqlite.Open(path)
@@ -48,7 +49,7 @@ func newFixture(t *testing.T, acct aigrid.Account) *fixture {
 	return f
 }
 
-func (f *fixture) open(t *testing.T) *Meter {
+func (f *fixture) open(t testing.TB) *Meter {
 	m, err := New(context.Background(), f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: filepath.Join(filepath.Dir(f.path), "journal")})
 	if err != nil {
 		t.Fatal(err)
@@ -520,4 +521,28 @@ func (m *Meter) pacingNow() bool {
 	m.gmu.Lock()
 	defer m.gmu.Unlock()
 	return m.pacing
+}
+
+// BenchmarkReserveSettle runs calls through Reserve and Settle from
+// concurrent goroutines, as the API does, the journal syncing for real:
+// allocs/op is the meter's per call (the ledger's apply included).
+func BenchmarkReserveSettle(b *testing.B) {
+	ctx := context.Background()
+	f := newFixture(b, aigrid.Account{Type: aigrid.Postpaid, CreditLimit: 1 << 50, Tariff: "public",
+		Limits: aigrid.Limits{RPM: 1 << 30, TPM: 1 << 34}})
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			h, err := f.m.Reserve(ctx, f.call(fmt.Sprintf("c%d", n.Add(1))), aigrid.Estimate{PromptTokens: 8, MaxTokens: 64})
+			if err == nil {
+				err = f.m.Settle(ctx, h, served(8, 32))
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

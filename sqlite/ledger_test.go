@@ -65,6 +65,21 @@ func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
 		t.Fatalf("check: %d problems (%.300v), %v", len(bad), bad, err)
 	}
+
+	// Only a repeat within the group, of a call not in the ledger, and one
+	// not first in its minute: it is applied once.
+	again := []*aigrid.LedgerTx{usageTx(6000), usageTx(6001), usageTx(6001)}
+	applied, err = db.CommitTxs(ctx, again)
+	if err != nil || !applied[0] || !applied[1] || applied[2] {
+		t.Fatalf("applied %v, %v", applied, err)
+	}
+	usage, err = db.ListUsage(ctx, tenant.ID, time.Time{}, time.Now(), 10000)
+	if err != nil || len(usage) != 5002 {
+		t.Fatalf("%d usage rows, %v", len(usage), err)
+	}
+	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
+		t.Fatalf("check: %d problems (%.300v), %v", len(bad), bad, err)
+	}
 }
 
 // A free call (no tariff: no blocks) is in the usage by block as block 0,
