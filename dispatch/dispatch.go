@@ -386,7 +386,8 @@ type attemptFunc func(ctx context.Context, o *offer, first func()) (*aigrid.Usag
 // serve admits the call to an offer and runs it, failing over before the
 // first byte, within the settings' deadline.
 func (d *Dispatcher) serve(ctx context.Context, call *aigrid.Call, n need, attempt attemptFunc) error {
-	if _, err := d.eligible(call, n); err != nil {
+	offers, err := d.eligible(call, n)
+	if err != nil {
 		return err
 	}
 	var started atomic.Bool
@@ -403,10 +404,12 @@ func (d *Dispatcher) serve(ctx context.Context, call *aigrid.Call, n need, attem
 	tried := map[*offer]bool{}
 	var lastErr error
 	for call.Attempts < d.settings.MaxAttempts {
-		// Offers are looked up again each time: a brownout changes the service model.
-		offers, err := d.eligible(call, n)
-		if err != nil {
-			return err
+		// Offers are looked up again for each retry: a brownout changes the
+		// service model.
+		if call.Attempts > 0 {
+			if offers, err = d.eligible(call, n); err != nil {
+				return err
+			}
 		}
 		o, err := d.admit(ctx, call, n, offers, tried)
 		if err != nil {

@@ -30,11 +30,15 @@ var (
 
 // Provider is one OpenAI-compatible upstream.
 type Provider struct {
-	name     string
-	baseURL  string
-	apiKey   string
-	timeouts aigrid.Timeouts
-	client   *http.Client
+	name    string
+	baseURL string
+	apiKey  string
+	// chatURL and embeddingsURL are parsed once; authorization is the
+	// header's value, shared by every request (see post).
+	chatURL, embeddingsURL *url.URL
+	authorization          []string
+	timeouts               aigrid.Timeouts
+	client                 *http.Client
 }
 
 // New returns a provider for the configured upstream.
@@ -58,13 +62,23 @@ func New(cfg *aigrid.ProviderConfig) (*Provider, error) {
 	} else if proxy == nil {
 		rt = newTransport(u, time.Duration(t.Connect), time.Duration(t.FirstByte), std)
 	}
-	return &Provider{
+	p := &Provider{
 		name:     cfg.Name,
 		baseURL:  strings.TrimSuffix(cfg.BaseURL, "/"),
 		apiKey:   key,
 		timeouts: t,
 		client:   &http.Client{Transport: rt},
-	}, nil
+	}
+	if key != "" {
+		p.authorization = []string{"Bearer " + key}
+	}
+	if p.chatURL, err = url.Parse(p.baseURL + "/chat/completions"); err == nil {
+		p.embeddingsURL, err = url.Parse(p.baseURL + "/embeddings")
+	}
+	if err != nil {
+		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: base_url %q: %v", cfg.Name, cfg.BaseURL, err)
+	}
+	return p, nil
 }
 
 // stdTransport is net/http's transport with the provider's timeouts, for
@@ -98,7 +112,7 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
 	defer cancel()
-	resp, err := p.post(ctx, "/chat/completions", &up, true)
+	resp, err := p.post(ctx, p.chatURL, &up, true)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +143,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	})
 	defer watchdog.stop()
 
-	resp, err := p.post(ctx, "/chat/completions", up, false)
+	resp, err := p.post(ctx, p.chatURL, up, false)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +211,7 @@ func (p *Provider) Embed(ctx context.Context, offer *aigrid.Offer, req *aigrid.E
 	up.Model = offer.Model
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.timeouts.Total))
 	defer cancel()
-	resp, err := p.post(ctx, "/embeddings", &up, true)
+	resp, err := p.post(ctx, p.embeddingsURL, &up, true)
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +254,19 @@ func (p *Provider) Probe(ctx context.Context) error {
 }
 
 func (p *Provider) authorize(req *http.Request) {
-	if p.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+p.apiKey)
+	if p.authorization != nil {
+		req.Header["Authorization"] = p.authorization[:1:1]
 	}
 }
+
+// The header values of every request, in canonical form, shared: nothing
+// changes a request's header values in place, and a slice whose capacity is
+// its length is never appended to in place.
+var (
+	jsonOnly    = []string{"application/json"}
+	jsonOrSSE   = []string{"application/json, text/event-stream"}
+	gzipEncoded = []string{"gzip"}
+)
 
 // post sends body as JSON and returns a 200 response, or the error the status
 // maps to. A response read whole (not a stream) may come compressed; a stream
@@ -257,21 +280,24 @@ func (p *Provider) authorize(req *http.Request) {
 // KiB each) would double it from 8 to 16 KiB, so they run off its stack; the
 // wait for the upstream's answer, which lasts as long as the upstream takes
 // to start, stays on it.
-func (p *Provider) post(ctx context.Context, path string, body any, whole bool) (*http.Response, error) {
+func (p *Provider) post(ctx context.Context, u *url.URL, body any, whole bool) (*http.Response, error) {
 	var b []byte
 	var err error
 	offstack.Run(func() { b, err = json.Marshal(body) })
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.baseURL+path, bytes.NewReader(b))
+	// The URL was parsed in New: the request gets a copy of it.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("openai: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.URL = new(*u)
+	req.Host = u.Host
+	req.Header["Content-Type"] = jsonOnly[:1:1]
+	req.Header["Accept"] = jsonOrSSE[:1:1]
 	if whole {
-		req.Header.Set("Accept-Encoding", "gzip")
+		req.Header["Accept-Encoding"] = gzipEncoded[:1:1]
 	}
 	p.authorize(req)
 	resp, err := p.do(req)
