@@ -432,3 +432,38 @@ func TestStreamBurstMore(t *testing.T) {
 		t.Errorf("%d chunks, %d of them without More (want %d, 0): %v", got, alone, n, err)
 	}
 }
+
+// A chunk whose successor the upstream has not sent yet goes without More,
+// so that the client gets it at once.
+func TestStreamSpacedNoMore(t *testing.T) {
+	emitted := make(chan struct{}, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d\"},\"finish_reason\":null}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-emitted:
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	defer up.Close()
+	p, err := New(&aigrid.ProviderConfig{Name: "spaced", Kind: aigrid.KindOpenAI, BaseURL: up.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var more []bool
+	_, err = p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(true), func(c *aigrid.ChatChunk) error {
+		more = append(more, c.More)
+		emitted <- struct{}{}
+		return nil
+	})
+	if err != nil || fmt.Sprint(more) != "[false false false]" {
+		t.Errorf("More of the chunks: %v (%v)", more, err)
+	}
+}
