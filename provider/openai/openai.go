@@ -283,7 +283,7 @@ var (
 func (p *Provider) post(ctx context.Context, u *url.URL, body any, whole bool) (*http.Response, error) {
 	var b []byte
 	var err error
-	offstack.Run(func() { b, err = json.Marshal(body) })
+	offstack.Run(func() { b, err = encodeRequest(body) })
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
 	}
@@ -321,6 +321,22 @@ func (p *Provider) post(ctx context.Context, u *url.URL, body any, whole bool) (
 		return nil, p.statusError(resp)
 	}
 	return resp, nil
+}
+
+// encodeRequest encodes a request body: a chat request by hand, the rest
+// through encoding/json.
+func encodeRequest(body any) ([]byte, error) {
+	r, ok := body.(*aigrid.ChatRequest)
+	if !ok {
+		return json.Marshal(body)
+	}
+	size := 256
+	for i := range r.Messages {
+		if c := r.Messages[i].Content; c != nil {
+			size += len(c.Text) + 32
+		}
+	}
+	return appendChatRequest(make([]byte, 0, size), r)
 }
 
 // do sends req. On the grid's own transport it runs in the caller's
