@@ -255,9 +255,9 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 // send writes the events gathered, and flushes them to the client when
 // flush is set; otherwise the next flush, or the end of the response, does.
 func (sw *sseWriter) send(flush bool) error {
-	// A client that stopped reading is cut off within streamWriteTimeout;
-	// renewing the deadline only when half of it is gone spares a timer
-	// update on most writes.
+	// A write waits for a client that stopped reading for at least half of
+	// streamWriteTimeout and at most all of it: renewing the deadline only
+	// when half of it is gone spares a timer update on most writes.
 	if now := time.Now(); sw.deadline.Sub(now) < streamWriteTimeout/2 {
 		sw.deadline = now.Add(streamWriteTimeout)
 		sw.rc.SetWriteDeadline(sw.deadline)
