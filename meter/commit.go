@@ -193,12 +193,16 @@ func (m *Meter) write(g *group) {
 }
 
 // applyLoop moves the journal into the ledger every ApplyEvery, or sooner
-// when MaxBatch settlements are waiting.
+// when MaxBatch settlements are waiting, and makes the journal's next
+// segment ahead.
 func (m *Meter) applyLoop() {
 	defer close(m.applierDone)
 	tick := time.NewTicker(m.set.ApplyEvery)
 	defer tick.Stop()
 	for {
+		if err := m.journal.prepare(); err != nil {
+			m.set.Logger.Error("meter: the journal's next segment is made when it is needed", "error", err.Error())
+		}
 		select {
 		case <-m.stopApplier:
 			return

@@ -268,3 +268,54 @@ func TestSyncedStoreReadsEverySettlement(t *testing.T) {
 		t.Fatalf("through the synced store: %v, %v", rows, err)
 	}
 }
+
+// The writer moves to the segment made ahead, which takes records like any
+// other; a spare that a crash left is removed at the next start.
+func TestJournalTakesThePreparedSegment(t *testing.T) {
+	dir := t.TempDir()
+	j, _, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	spare := j.spare
+	frame := appendFrame(nil, []byte("record"))
+	n := 0
+	for j.seq == 1 {
+		if err := j.write(frame); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if j.f != spare {
+		t.Fatal("the writer made a new segment rather than take the one made ahead")
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Fatalf("the spare's name is still there: %v", err)
+	}
+	r, err := readSegment(j.segmentPath(2))
+	if err != nil || len(r.records) != 1 || r.torn != segmentSize-int64(len(frame)) {
+		t.Fatalf("segment 2: %d records, %d bytes after them, %v", len(r.records), r.torn, err)
+	}
+	if r, _ := readSegment(j.segmentPath(1)); len(r.records) != n-1 {
+		t.Fatalf("segment 1: %d records, want %d", len(r.records), n-1)
+	}
+
+	if err := j.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	// A crash: the journal is not closed.
+	again, segs, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close(true)
+	if len(segs) != 2 {
+		t.Fatalf("%d segments read, want 2", len(segs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Fatalf("the spare a crash left is still there: %v", err)
+	}
+}
