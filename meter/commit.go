@@ -77,11 +77,11 @@ func newGroup(frames []byte, sts []*settlement) *group {
 
 var errClosed = errors.New("meter: closed")
 
-// landed counts a call out of those in flight, at its settlement or
-// release; gmu is held. When it was the last, and a write waits for more
-// calls to join its group, the write need wait no longer.
-func (m *Meter) landed() {
-	if m.inFlight.Add(-1) == 0 && m.pacing {
+// noneInFlight is called, with gmu held, when the last call in flight has
+// settled or been released: a write that waits for more calls to join its
+// group need wait no longer.
+func (m *Meter) noneInFlight() {
+	if m.pacing {
 		m.pacing = false
 		m.full <- struct{}{}
 	}
@@ -95,7 +95,9 @@ func (m *Meter) landed() {
 func (m *Meter) record(st *settlement) error {
 	start := time.Now()
 	m.gmu.Lock()
-	m.landed()
+	if m.inFlight.Add(-1) == 0 {
+		m.noneInFlight()
+	}
 	if m.closed {
 		m.gmu.Unlock()
 		return errClosed

@@ -67,10 +67,11 @@ type Meter struct {
 	set    Settings
 	now    func() time.Time
 
-	mu      sync.Mutex
-	tenants map[int64]*tenantMeter
-	keys    map[string]*keyMeter
-	tariffs map[string][]*aigrid.Tariff // versions, by Effective
+	// Looked up on every call, and rarely added to: no lock the calls
+	// of all tenants would share.
+	tenants sync.Map                                    // tenant ID -> *tenantMeter
+	keys    sync.Map                                    // key ID -> *keyMeter
+	tariffs atomic.Pointer[map[string][]*aigrid.Tariff] // versions, by Effective
 
 	// gmu guards the open journal group and whether a group is being
 	// written; idle tells Close when none is.
@@ -175,7 +176,6 @@ func New(ctx context.Context, ledger aigrid.LedgerService, set Settings) (*Meter
 		return nil, errors.New("meter: no journal directory")
 	}
 	m := &Meter{ledger: ledger, set: set, now: time.Now,
-		tenants: map[int64]*tenantMeter{}, keys: map[string]*keyMeter{},
 		open: newGroup(nil, nil), pace: time.NewTimer(time.Hour), full: make(chan struct{}, 1),
 		nudge: make(chan struct{}, 1), stopApplier: make(chan struct{}), applierDone: make(chan struct{}),
 		metrics: newMetrics(set.Registerer)}
@@ -236,9 +236,7 @@ func (m *Meter) ReloadTariffs(ctx context.Context) error {
 	for _, vs := range byName {
 		slices.SortFunc(vs, func(a, b *aigrid.Tariff) int { return a.Effective.Compare(b.Effective) })
 	}
-	m.mu.Lock()
-	m.tariffs = byName
-	m.mu.Unlock()
+	m.tariffs.Store(&byName)
 	return nil
 }
 
@@ -247,17 +245,13 @@ func (m *Meter) tariff(name string, at time.Time) *aigrid.Tariff {
 	if name == "" {
 		return nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return Version(m.tariffs[name], at)
+	return Version((*m.tariffs.Load())[name], at)
 }
 
 // Refresh reloads a tenant's account (type, credit, tariff, limits) after an
 // operator changed it; balances and holds stay.
 func (m *Meter) Refresh(ctx context.Context, tenantID int64) error {
-	m.mu.Lock()
-	tm := m.tenants[tenantID]
-	m.mu.Unlock()
+	tm := m.tenantMeter(tenantID)
 	if tm == nil {
 		return nil
 	}
@@ -282,13 +276,11 @@ func (m *Meter) account(ctx context.Context, tenantID int64) (*aigrid.Account, e
 // tenant returns the tenant's live state, loading it on first use. It
 // returns with tm.mu held.
 func (m *Meter) tenant(ctx context.Context, tenantID int64, now time.Time) (*tenantMeter, error) {
-	m.mu.Lock()
-	tm := m.tenants[tenantID]
+	tm := m.tenantMeter(tenantID)
 	if tm == nil {
-		tm = &tenantMeter{ledgerAccount: aigrid.TenantAccount(tenantID)}
-		m.tenants[tenantID] = tm
+		v, _ := m.tenants.LoadOrStore(tenantID, &tenantMeter{ledgerAccount: aigrid.TenantAccount(tenantID)})
+		tm = v.(*tenantMeter)
 	}
-	m.mu.Unlock()
 	tm.mu.Lock()
 	if !tm.loaded {
 		if err := m.load(ctx, tm, tenantID, now); err != nil {
@@ -360,15 +352,19 @@ func (m *Meter) roll(tm *tenantMeter, now time.Time) {
 	}
 }
 
+// tenantMeter returns the tenant's live state, or nil before its first call.
+func (m *Meter) tenantMeter(tenantID int64) *tenantMeter {
+	v, _ := m.tenants.Load(tenantID)
+	tm, _ := v.(*tenantMeter)
+	return tm
+}
+
 func (m *Meter) keyMeter(id string) *keyMeter {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	km := m.keys[id]
-	if km == nil {
-		km = &keyMeter{}
-		m.keys[id] = km
+	if v, ok := m.keys.Load(id); ok {
+		return v.(*keyMeter)
 	}
-	return km
+	v, _ := m.keys.LoadOrStore(id, &keyMeter{})
+	return v.(*keyMeter)
 }
 
 // Reserve checks quotas, rate limits and funds, and holds the worst case.
@@ -507,12 +503,12 @@ func quota(period string, limit, used, tokens int64, renews, now time.Time) erro
 
 // Release gives back a hold whose call used nothing.
 func (m *Meter) Release(h *aigrid.Hold) {
-	m.gmu.Lock()
-	m.landed()
-	m.gmu.Unlock()
-	m.mu.Lock()
-	tm := m.tenants[h.TenantID]
-	m.mu.Unlock()
+	if m.inFlight.Add(-1) == 0 {
+		m.gmu.Lock()
+		m.noneInFlight()
+		m.gmu.Unlock()
+	}
+	tm := m.tenantMeter(h.TenantID)
 	tm.mu.Lock()
 	tm.held -= h.Amount
 	tm.heldTokens -= h.Tokens
@@ -529,12 +525,11 @@ func (m *Meter) giveKeyTokens(h *aigrid.Hold, unused int64, now time.Time) {
 	if h.KeyID == "" || unused <= 0 {
 		return
 	}
-	m.mu.Lock()
-	km := m.keys[h.KeyID]
-	m.mu.Unlock()
-	if km == nil {
+	v, ok := m.keys.Load(h.KeyID)
+	if !ok {
 		return
 	}
+	km := v.(*keyMeter)
 	km.mu.Lock()
 	if km.tpmLimit > 0 {
 		km.tpm.give(now, km.tpmLimit, time.Minute, unused)
@@ -563,9 +558,7 @@ func (m *Meter) Settle(ctx context.Context, h *aigrid.Hold, s aigrid.Served) err
 		}
 	}
 
-	m.mu.Lock()
-	tm := m.tenants[h.TenantID]
-	m.mu.Unlock()
+	tm := m.tenantMeter(h.TenantID)
 	tm.mu.Lock()
 	m.roll(tm, now)
 	var before int64
