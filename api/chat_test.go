@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/dispatch"
+	"aigrid/provider/openai"
 	"aigrid/sqlite"
 )
 
@@ -183,5 +187,61 @@ func TestStreamBurstOneWrite(t *testing.T) {
 		if got := writes.Load() - before; got != 1 || strings.Count(body.String(), "data: ") != 11 || !strings.HasSuffix(body.String(), "data: [DONE]\n\n") {
 			t.Fatalf("%d writes for %q", got, body.String())
 		}
+	}
+}
+
+// Through the whole path (dispatch, the openai provider, its transport and
+// event reader, the writer), a real upstream that waits after each chunk
+// sees the client receive it before it sends the next.
+func TestStreamSlowUpstream(t *testing.T) {
+	const n = 4
+	read := make(chan int, n)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for k := range n {
+			fmt.Fprintf(w, "data: {\"id\":\"u\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d\"},\"finish_reason\":null}]}\n\n", k)
+			w.(http.Flusher).Flush()
+			select {
+			case got := <-read:
+				if got != k {
+					return
+				}
+			case <-time.After(5 * time.Second):
+				return // chunk k did not reach the client: the stream ends early
+			}
+		}
+		io.WriteString(w, "data: {\"id\":\"u\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+		io.WriteString(w, "data: {\"id\":\"u\",\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":4,\"total_tokens\":6}}\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	d := dispatch.New(func(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) { return openai.New(cfg) }, nil, dispatch.Settings{})
+	defer d.Close()
+	if err := d.Set(&aigrid.ProviderConfig{Name: "up", Kind: aigrid.KindOpenAI, BaseURL: up.URL + "/v1",
+		Offers: []aigrid.Offer{{Model: "m", Serves: []string{"chat"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := streamServer(t, d)
+	resp := postStream(t, srv)
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	k := 0
+	var tail []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		switch {
+		case !strings.HasPrefix(line, "data: "):
+		case k < n && strings.Contains(line, `"content":"w`+strconv.Itoa(k)+`"`):
+			read <- k
+			k++
+		default:
+			tail = append(tail, line)
+		}
+	}
+	if k != n || len(tail) != 3 || !strings.Contains(tail[0], `"finish_reason":"stop"`) ||
+		!strings.Contains(tail[1], `"total_tokens":6`) || tail[2] != "data: [DONE]\n" {
+		t.Errorf("%d content chunks in time, then %q", k, tail)
 	}
 }
