@@ -55,6 +55,7 @@ func (m *metrics) handler() http.Handler {
 func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
 	inFlight := m.inFlight.WithLabelValues(endpoint)
 	duration := m.duration.WithLabelValues(endpoint)
+	ok := m.requests.WithLabelValues(endpoint, "200") // most requests': no label lookup for them
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		inFlight.Inc()
@@ -63,7 +64,11 @@ func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
 			inFlight.Dec()
 			elapsed := time.Since(start)
 			duration.Observe(elapsed.Seconds())
-			m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
+			if rec.status == http.StatusOK {
+				ok.Inc()
+			} else {
+				m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
+			}
 			if logEnabled(r, slog.LevelInfo) {
 				logger(r).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 					"duration_ms", float64(elapsed.Microseconds())/1000)
