@@ -121,13 +121,7 @@ func estimateOutputTokens(resp *aigrid.ChatResponse) int {
 	return (chars + 3) / 4
 }
 
-// count records the tokens of a served call in the metrics and the log.
-func (s *Server) count(r *http.Request, call *aigrid.Call, resp *aigrid.ChatResponse) {
-	if resp != nil && resp.Usage != nil {
-		s.countUsage(r, call, resp.Usage)
-	}
-}
-
+// countUsage records the tokens of a served call in the metrics and the log.
 func (s *Server) countUsage(r *http.Request, call *aigrid.Call, u *aigrid.Usage) {
 	class := string(call.Tenant.Class)
 	s.metrics.tokens.WithLabelValues("in", call.Service, call.Provider, class).Add(float64(u.PromptTokens))

@@ -87,5 +87,5 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 	}
 	setOffer(w, call)
 	writeJSON(w, http.StatusOK, resp)
-	s.count(r, call, &aigrid.ChatResponse{Usage: &resp.Usage})
+	s.countUsage(r, call, &resp.Usage)
 }
