@@ -174,9 +174,9 @@ func latency(mock, proxyURL string, proxyPID int, grid *aigridProcess, duration 
 				profiled <- saveProfile(grid.URL, cpuProfile, fmt.Sprintf("profile?seconds=%d", max(1, int(duration.Seconds()))))
 			}()
 		}
-		cpu0 := processCPU(s.pid)
+		cpu0 := serveproc.CPUTime(s.pid)
 		r := load(s.url, s.key, "fast", concurrency, duration)
-		if cpu := processCPU(s.pid) - cpu0; cpu > 0 && r.requests > 0 {
+		if cpu := serveproc.CPUTime(s.pid) - cpu0; cpu > 0 && r.requests > 0 {
 			r.CPUus = round(float64(cpu.Microseconds()) / float64(r.requests))
 		}
 		if profiled != nil {
@@ -521,29 +521,6 @@ func runtimeMemory(base string) {
 	}
 	line, _ := json.Marshal(out)
 	fmt.Println(string(line))
-}
-
-// processCPU is the CPU time a process has used (user and system, all its
-// threads), from /proc/PID/stat in Linux's USER_HZ ticks of 10 ms; 0 when
-// pid is 0 or unreadable.
-func processCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// utime and stime are the 12th and 13th fields after the command name,
-	// which is in parentheses and may hold spaces.
-	_, rest, _ := strings.Cut(string(raw), ") ")
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // residentSet reads a process's VmRSS from /proc, in bytes.

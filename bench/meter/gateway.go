@@ -253,24 +253,6 @@ func machineCPU() cpuTimes {
 	return t
 }
 
-// processCPU is the CPU time a process has used, from /proc/PID/stat, in
-// clock ticks of 10 ms (Linux's USER_HZ).
-func processCPU(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which may hold spaces, start at state.
-	_, rest, ok := strings.Cut(string(raw), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
 // load runs clients closed-loop clients against g for d or until limit
 // requests in all (0: no limit), each reading whole responses.
 func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) loadResult {
@@ -285,9 +267,9 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	stop := start.Add(d)
 	var cpu0 time.Duration
 	if g.pid != 0 {
-		cpu0 = processCPU(g.pid)
+		cpu0 = serveproc.CPUTime(g.pid)
 	}
-	client0, machine0 := processCPU(os.Getpid()), machineCPU()
+	client0, machine0 := serveproc.CPUTime(os.Getpid()), machineCPU()
 	journal0 := readJournalStats(g.url)
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
@@ -316,9 +298,9 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	r.journal = readJournalStats(g.url)
 	r.journal.add(journal0, -1)
 	if g.pid != 0 {
-		r.cpu = processCPU(g.pid) - cpu0
+		r.cpu = serveproc.CPUTime(g.pid) - cpu0
 	}
-	r.client = processCPU(os.Getpid()) - client0
+	r.client = serveproc.CPUTime(os.Getpid()) - client0
 	machine := machineCPU()
 	r.idle = cpuTimes{machine.idle - machine0.idle, machine.total - machine0.total}
 	r.summarize()

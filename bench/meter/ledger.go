@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/serveproc"
 	"aigrid/meter"
 	"aigrid/sqlite"
 )
@@ -201,7 +202,7 @@ func benchSettle(ctx context.Context, dir string, workers, tenants int, limit in
 			return r, err
 		}
 	}
-	start, cpu0 := time.Now(), processCPU(os.Getpid())
+	start, cpu0 := time.Now(), serveproc.CPUTime(os.Getpid())
 	stop := start.Add(d)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -250,7 +251,7 @@ func benchSettle(ctx context.Context, dir string, workers, tenants int, limit in
 	r.Settlements, r.Seconds = settled.Load(), round(elapsed)
 	r.PerSecond = round(float64(r.Settlements) / elapsed)
 	if r.Settlements > 0 {
-		r.CPUus = round(float64((processCPU(os.Getpid()) - cpu0).Microseconds()) / float64(r.Settlements))
+		r.CPUus = round(float64((serveproc.CPUTime(os.Getpid()) - cpu0).Microseconds()) / float64(r.Settlements))
 	}
 	r.Ratio = round(r.PerSecond / settleTarget)
 	r.SettleP50ms, r.SettleP99ms = pct(lat, 50), pct(lat, 99)

@@ -169,12 +169,3 @@ func TestGridConfig(t *testing.T) {
 		t.Fatalf("opening balance %d minor units, %v; want 1e9 KES", balance, err)
 	}
 }
-
-func TestProcessCPU(t *testing.T) {
-	before := processCPU(os.Getpid())
-	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
-	}
-	if after := processCPU(os.Getpid()); after <= before {
-		t.Fatalf("CPU time %v after 50 ms of work, %v before", after, before)
-	}
-}
