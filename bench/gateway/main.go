@@ -126,7 +126,7 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() {
 		runtimeMemory(grid.URL)
 		if heapProfile != "" {
-			if err := saveProfile(grid.URL, heapProfile, "heap?gc=1"); err != nil {
+			if err := serveproc.SaveProfile(grid.URL, adminKey, heapProfile, "heap?gc=1"); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 			}
 		}
@@ -171,7 +171,7 @@ func latency(mock, proxyURL string, proxyPID int, grid *aigridProcess, duration 
 		if s.name == "aigrid" && cpuProfile != "" {
 			profiled = make(chan error, 1)
 			go func() {
-				profiled <- saveProfile(grid.URL, cpuProfile, fmt.Sprintf("profile?seconds=%d", max(1, int(duration.Seconds()))))
+				profiled <- serveproc.SaveProfile(grid.URL, adminKey, cpuProfile, fmt.Sprintf("profile?seconds=%d", max(1, int(duration.Seconds()))))
 			}()
 		}
 		cpu0 := serveproc.CPUTime(s.pid)
@@ -209,29 +209,6 @@ func latency(mock, proxyURL string, proxyPID int, grid *aigridProcess, duration 
 	line, _ := json.Marshal(ratios)
 	fmt.Println(string(line))
 	return nil
-}
-
-// saveProfile fetches one of aigrid's profiles (see /admin/debug/pprof) into path.
-func saveProfile(base, path, profile string) error {
-	req, _ := http.NewRequest("GET", base+"/admin/debug/pprof/"+profile, nil)
-	req.Header.Set("Authorization", "Bearer "+adminKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", profile, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", profile, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // longChunks is the length of the "long" completion, which tells the cost of

@@ -375,7 +375,7 @@ func profiled(g *gateway, mode string, stream bool, clients int, limit int64, d 
 	}
 	done := make(chan error, 1)
 	path := filepath.Join(g.profiles, fmt.Sprintf("%s-%s-%d.pprof", g.name, mode, clients))
-	go func() { done <- saveProfile(g.url, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())))) }()
+	go func() { done <- serveproc.SaveProfile(g.url, adminKey, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())))) }()
 	r := load(g, stream, clients, limit, d)
 	if err := <-done; err != nil {
 		log.Printf("profile of %s: %v", g.name, err)
@@ -383,25 +383,3 @@ func profiled(g *gateway, mode string, stream bool, clients int, limit int64, d 
 	return r
 }
 
-// saveProfile fetches one of aigrid's profiles (see /admin/debug/pprof) into path.
-func saveProfile(base, path, profile string) error {
-	req, _ := http.NewRequest("GET", base+"/admin/debug/pprof/"+profile, nil)
-	req.Header.Set("Authorization", "Bearer "+adminKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", profile, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}

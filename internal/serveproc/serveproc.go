@@ -79,3 +79,30 @@ func (p *Process) end(sig os.Signal) error {
 	})
 	return p.err
 }
+
+// SaveProfile writes one of the server's profiles (see /admin/debug/pprof)
+// to path: profile is such as "heap?gc=1" or "profile?seconds=5".
+func SaveProfile(base, adminKey, path, profile string) error {
+	req, err := http.NewRequest("GET", base+"/admin/debug/pprof/"+profile, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", profile, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", profile, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
