@@ -375,11 +375,12 @@ func profiled(g *gateway, mode string, stream bool, clients int, limit int64, d 
 	}
 	done := make(chan error, 1)
 	path := filepath.Join(g.profiles, fmt.Sprintf("%s-%s-%d.pprof", g.name, mode, clients))
-	go func() { done <- serveproc.SaveProfile(g.url, adminKey, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())))) }()
+	go func() {
+		done <- serveproc.SaveProfile(g.url, adminKey, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds()))))
+	}()
 	r := load(g, stream, clients, limit, d)
 	if err := <-done; err != nil {
 		log.Printf("profile of %s: %v", g.name, err)
 	}
 	return r
 }
-
