@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"aigrid"
 	"aigrid/dispatch"
+	"aigrid/internal/wirecount"
 	"aigrid/provider/openai"
 	"aigrid/sqlite"
 )
@@ -35,30 +35,6 @@ func (chatFunc) Embed(context.Context, *aigrid.Call, *aigrid.EmbeddingRequest) (
 
 func (chatFunc) Models(*aigrid.Tenant) []string { return []string{"chat"} }
 
-// countingConn counts the writes a server makes to one connection.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
-}
-
 // streamServer serves d with one tenant key, and counts its writes.
 func streamServer(t *testing.T, d aigrid.Dispatcher) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
@@ -75,12 +51,12 @@ func streamServer(t *testing.T, d aigrid.Dispatcher) (*httptest.Server, *atomic.
 	if err := store.CreateKey(ctx, &aigrid.Key{TenantID: tenant.ID, Hint: "x", Hash: aigrid.HashKey("sk-test-0001")}); err != nil {
 		t.Fatal(err)
 	}
-	writes := new(atomic.Int64)
 	srv := httptest.NewUnstartedServer(New(Config{Store: store, Dispatcher: d}))
-	srv.Listener = countingListener{srv.Listener, writes}
+	counted := wirecount.New(srv.Listener)
+	srv.Listener = counted
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv, writes
+	return srv, &counted.Writes
 }
 
 func postStream(t *testing.T, srv *httptest.Server) *http.Response {

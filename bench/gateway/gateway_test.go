@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"testing"
 
 	"aigrid"
 	"aigrid/api"
 	"aigrid/dispatch"
+	"aigrid/internal/wirecount"
 	"aigrid/provider/openai"
 	"aigrid/sqlite"
 )
@@ -48,9 +47,9 @@ func BenchmarkStreamPath(b *testing.B) {
 		Offers: []aigrid.Offer{{Model: "fast", Serves: []string{"chat"}}, {Model: "long", Serves: []string{"chat-long"}}}}); err != nil {
 		b.Fatal(err)
 	}
-	var writes atomic.Int64
 	srv := httptest.NewUnstartedServer(api.New(api.Config{Store: store, Dispatcher: d, Providers: d, Explainer: d}))
-	srv.Listener = countingListener{srv.Listener, &writes}
+	writes := wirecount.New(srv.Listener)
+	srv.Listener = writes
 	srv.Start()
 	defer srv.Close()
 	request := func(model string, chunks int) {
@@ -71,14 +70,14 @@ func BenchmarkStreamPath(b *testing.B) {
 	request("chat-long", longChunks)
 	var m0, m1, m2 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	w0 := writes.Load()
+	w0 := writes.Writes.Load()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		request("chat", chunks)
 	}
 	b.StopTimer()
 	runtime.ReadMemStats(&m1)
-	b.ReportMetric(float64(writes.Load()-w0)/float64(b.N), "writes/stream")
+	b.ReportMetric(float64(writes.Writes.Load()-w0)/float64(b.N), "writes/stream")
 	for i := 0; i < b.N; i++ {
 		request("chat-long", longChunks)
 	}
@@ -87,28 +86,4 @@ func BenchmarkStreamPath(b *testing.B) {
 	long := float64(m2.Mallocs-m1.Mallocs) / float64(b.N)
 	b.ReportMetric(short, "allocs/stream")
 	b.ReportMetric((long-short)/float64(longChunks-chunks), "allocs/chunk")
-}
-
-// countingListener counts the writes to its connections.
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
 }
