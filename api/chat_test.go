@@ -113,27 +113,7 @@ func TestStreamFlushesEachChunk(t *testing.T) {
 	}))
 	resp := postStream(t, srv)
 	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	k := 0
-	var tail []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			break
-		}
-		if !strings.HasPrefix(line, "data: ") {
-			continue
-		}
-		if k < n {
-			if !strings.Contains(line, `"content":"w`+strconv.Itoa(k)+`"`) {
-				t.Fatalf("event %d: %s", k, line)
-			}
-			read <- k
-			k++
-			continue
-		}
-		tail = append(tail, line)
-	}
+	k, tail := readPaced(resp.Body, n, read)
 	if k != n || len(tail) != 3 || !strings.Contains(tail[0], `"finish_reason":"stop"`) ||
 		!strings.Contains(tail[1], `"total_tokens":5`) || tail[2] != "data: [DONE]\n" {
 		t.Errorf("%d content chunks, then %q", k, tail)
@@ -199,13 +179,22 @@ func TestStreamSlowUpstream(t *testing.T) {
 	srv, _ := streamServer(t, d)
 	resp := postStream(t, srv)
 	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	k := 0
-	var tail []string
+	k, tail := readPaced(resp.Body, n, read)
+	if k != n || len(tail) != 3 || !strings.Contains(tail[0], `"finish_reason":"stop"`) ||
+		!strings.Contains(tail[1], `"total_tokens":6`) || tail[2] != "data: [DONE]\n" {
+		t.Errorf("%d content chunks in time, then %q", k, tail)
+	}
+}
+
+// readPaced reads a stream's events: while the next is content chunk k
+// ("wk") of the first n, it tells read that k arrived, so that the sender
+// may go on; every other event is returned in tail.
+func readPaced(body io.Reader, n int, read chan<- int) (k int, tail []string) {
+	r := bufio.NewReader(body)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
-			break
+			return k, tail
 		}
 		switch {
 		case !strings.HasPrefix(line, "data: "):
@@ -215,9 +204,5 @@ func TestStreamSlowUpstream(t *testing.T) {
 		default:
 			tail = append(tail, line)
 		}
-	}
-	if k != n || len(tail) != 3 || !strings.Contains(tail[0], `"finish_reason":"stop"`) ||
-		!strings.Contains(tail[1], `"total_tokens":6`) || tail[2] != "data: [DONE]\n" {
-		t.Errorf("%d content chunks in time, then %q", k, tail)
 	}
 }
