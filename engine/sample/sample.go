@@ -11,6 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"aigrid/engine/tensor"
 )
 
 // Params are the sampling settings of one request.
@@ -92,6 +94,7 @@ type Sampler struct {
 	counts  map[int32]int
 	saved   []cand // logits adjust changed, with their raw values
 	cands   []cand
+	probs   []float32 // the whole vocabulary's probabilities, when sampled untruncated
 }
 
 type cand struct {
@@ -123,7 +126,7 @@ func (s *Sampler) Sample(logits []float32) Token {
 	var tok Token
 	var lse float32
 	if s.p.Logprobs {
-		lse = logSumExp(logits)
+		lse = s.logSumExp(logits)
 		if k := min(s.p.TopLogprobs, len(logits)); k > 0 {
 			s.cands = s.all(logits)
 			topN(s.cands, k)
@@ -196,6 +199,9 @@ func (s *Sampler) adjust(logits []float32) {
 // pick truncates with top-k, top-p and min-p (on the distribution at
 // temperature 1, as llama.cpp), then samples at the temperature.
 func (s *Sampler) pick(logits []float32) int32 {
+	if k := s.p.TopK; (k <= 0 || k >= len(logits)) && (s.p.TopP <= 0 || s.p.TopP >= 1) && s.p.MinP <= 0 {
+		return s.pickAll(logits)
+	}
 	c := s.all(logits)
 	if k := s.p.TopK; k > 0 && k < len(c) {
 		topN(c, k)
@@ -236,6 +242,44 @@ func (s *Sampler) pick(logits []float32) int32 {
 		}
 	}
 	return c[len(c)-1].id
+}
+
+// pickAll samples from the whole vocabulary at the temperature, with e^x
+// in the vector kernels: math.Exp over a 152k vocabulary took 3 ms a token,
+// more than a batched forward pass of a small model.
+func (s *Sampler) pickAll(logits []float32) int32 {
+	mx := float32(math.Inf(-1))
+	for _, l := range logits {
+		mx = max(mx, l)
+	}
+	if math.IsInf(float64(mx), -1) {
+		return argmax(logits) // every token banned: nothing better to do
+	}
+	p := s.softmax(logits, 1/s.p.Temperature)
+	total := 0.0
+	for _, w := range p {
+		total += float64(w)
+	}
+	u := s.rng.Float64() * total
+	last := int32(0)
+	for i, w := range p {
+		if w == 0 {
+			continue
+		}
+		if u -= float64(w); u < 0 {
+			return int32(i)
+		}
+		last = int32(i)
+	}
+	return last
+}
+
+// softmax is the probabilities of logits times scale, in a buffer of the
+// sampler's.
+func (s *Sampler) softmax(logits []float32, scale float32) []float32 {
+	s.probs = append(s.probs[:0], logits...)
+	tensor.SoftmaxF32(s.probs, scale)
+	return s.probs
 }
 
 // nucleus keeps the most likely candidates whose probability reaches p: it
@@ -331,14 +375,14 @@ func argmax(x []float32) int32 {
 	return int32(best)
 }
 
-func logSumExp(x []float32) float32 {
-	mx := float32(math.Inf(-1))
-	for _, v := range x {
-		mx = max(mx, v)
+// logSumExp is log Σ e^x. The most likely token's probability is e^(max − lse),
+// so lse = max − log p(max), with the probabilities from the vector kernels.
+func (s *Sampler) logSumExp(x []float32) float32 {
+	best := argmax(x)
+	mx := x[best]
+	if math.IsInf(float64(mx), 0) || mx != mx {
+		return mx
 	}
-	sum := 0.0
-	for _, v := range x {
-		sum += math.Exp(float64(v - mx))
-	}
-	return mx + float32(math.Log(sum))
+	p := s.softmax(x, 1)
+	return mx - float32(math.Log(float64(p[best])))
 }

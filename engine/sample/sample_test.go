@@ -1,6 +1,7 @@
 package sample
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -283,4 +284,28 @@ func FuzzText(f *testing.F) {
 			t.Fatalf("shown %q, want %q (finish %q)", shown.String(), want, fin)
 		}
 	})
+}
+
+// BenchmarkSampleVocab samples from a Qwen-sized vocabulary at temperature 1,
+// with and without log probabilities: the scheduler does this for every
+// sequence at every step.
+func BenchmarkSampleVocab(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	logits := make([]float32, 151936)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 3)
+	}
+	work := make([]float32, len(logits))
+	for _, logprobs := range []bool{false, true} {
+		b.Run(fmt.Sprintf("logprobs=%v", logprobs), func(b *testing.B) {
+			s, err := New(Params{Temperature: 1, Logprobs: logprobs})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				copy(work, logits)
+				s.Sample(work)
+			}
+		})
+	}
 }
