@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"aigrid/engine/tensor"
 )
 
 const usage = `aigrid: AI as a public utility.
@@ -84,7 +86,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "pull":
 		return runPull(ctx, rest, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "aigrid", version)
+		kernels := "portable"
+		if tensor.Vectorized() {
+			kernels = "vector (GOEXPERIMENT=simd)"
+		}
+		fmt.Fprintf(stdout, "aigrid %s\nengine kernels: %s\n", version, kernels)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

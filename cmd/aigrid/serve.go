@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"aigrid/api"
 	"aigrid/config"
 	"aigrid/dispatch"
+	"aigrid/engine/tensor"
 	gridmeter "aigrid/meter"
 	"aigrid/provider/local"
 	"aigrid/provider/openai"
@@ -357,6 +359,10 @@ func (m *Main) newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) 
 	case aigrid.KindOpenAI:
 		return openai.New(cfg)
 	case aigrid.KindLocal:
+		if runtime.GOARCH == "amd64" && !tensor.Vectorized() {
+			m.Logger.Warn("the embedded engine runs its portable kernels: this aigrid was built without GOEXPERIMENT=simd, "+
+				"and decodes a single request several times slower; build it with GOEXPERIMENT=simd (see README.md)", "provider", cfg.Name)
+		}
 		return local.New(cfg, local.Options{Threads: m.Threads, KVBudget: m.KVBudget})
 	default:
 		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: kind %q is not available in this version", cfg.Name, cfg.Kind)

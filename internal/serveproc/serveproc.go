@@ -15,12 +15,13 @@ import (
 	"time"
 )
 
-// Build builds aigrid as it ships, one static binary without cgo, into dir
-// and returns its path. It must run inside the module.
+// Build builds aigrid as it ships, one static binary without cgo and with
+// the engine's vector kernels, into dir and returns its path. It must run
+// inside the module.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "aigrid")
 	cmd := exec.Command("go", "build", "-o", bin, "aigrid/cmd/aigrid")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=simd")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building aigrid (run inside the module): %v\n%s", err, out)
 	}
