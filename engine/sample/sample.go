@@ -199,13 +199,14 @@ func (s *Sampler) adjust(logits []float32) {
 // pick truncates with top-k, top-p and min-p (on the distribution at
 // temperature 1, as llama.cpp), then samples at the temperature.
 func (s *Sampler) pick(logits []float32) int32 {
-	if k := s.p.TopK; (k <= 0 || k >= len(logits)) && (s.p.TopP <= 0 || s.p.TopP >= 1) && s.p.MinP <= 0 {
+	topK := s.p.TopK > 0 && s.p.TopK < len(logits)
+	if !topK && (s.p.TopP <= 0 || s.p.TopP >= 1) && s.p.MinP <= 0 {
 		return s.pickAll(logits)
 	}
 	c := s.all(logits)
-	if k := s.p.TopK; k > 0 && k < len(c) {
-		topN(c, k)
-		c = c[:k]
+	if topK {
+		topN(c, s.p.TopK)
+		c = c[:s.p.TopK]
 	}
 	mx := float32(math.Inf(-1))
 	for _, x := range c {
@@ -215,7 +216,15 @@ func (s *Sampler) pick(logits []float32) int32 {
 		return argmax(logits) // every token banned: nothing better to do
 	}
 	if p := s.p.TopP; p > 0 && p < 1 {
-		c = nucleus(c, mx, float64(p))
+		var weight func(cand) float64
+		if topK {
+			weight = func(x cand) float64 { return math.Exp(float64(x.logit - mx)) }
+		} else {
+			// The whole vocabulary: its e^x in the vector kernels.
+			probs := s.softmax(logits, 1)
+			weight = func(x cand) float64 { return float64(probs[x.id]) }
+		}
+		c = nucleus(c, float64(p), weight)
 	}
 	if mp := s.p.MinP; mp > 0 {
 		floor := mx + float32(math.Log(float64(mp)))
@@ -282,18 +291,19 @@ func (s *Sampler) softmax(logits []float32, scale float32) []float32 {
 	return s.probs
 }
 
-// nucleus keeps the most likely candidates whose probability reaches p: it
-// sorts a growing prefix only, since the nucleus is usually small.
-func nucleus(c []cand, mx float32, p float64) []cand {
+// nucleus keeps the most likely candidates whose probability, in
+// proportion to weight, reaches p: it sorts a growing prefix only, since the
+// nucleus is usually small.
+func nucleus(c []cand, p float64, weight func(cand) float64) []cand {
 	total := 0.0
 	for _, x := range c {
-		total += math.Exp(float64(x.logit - mx))
+		total += weight(x)
 	}
 	for k := min(64, len(c)); ; k = min(4*k, len(c)) {
 		topN(c, k)
 		cum := 0.0
 		for i, x := range c[:k] {
-			cum += math.Exp(float64(x.logit - mx))
+			cum += weight(x)
 			if cum >= p*total {
 				return c[:i+1]
 			}

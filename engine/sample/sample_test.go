@@ -1,7 +1,6 @@
 package sample
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -286,9 +285,9 @@ func FuzzText(f *testing.F) {
 	})
 }
 
-// BenchmarkSampleVocab samples from a Qwen-sized vocabulary at temperature 1,
-// with and without log probabilities: the scheduler does this for every
-// sequence at every step.
+// BenchmarkSampleVocab samples from a Qwen-sized vocabulary at temperature 1:
+// the whole distribution, with log probabilities, and its nucleus. The
+// scheduler does this for every sequence at every step.
 func BenchmarkSampleVocab(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	logits := make([]float32, 151936)
@@ -296,9 +295,16 @@ func BenchmarkSampleVocab(b *testing.B) {
 		logits[i] = float32(rng.NormFloat64() * 3)
 	}
 	work := make([]float32, len(logits))
-	for _, logprobs := range []bool{false, true} {
-		b.Run(fmt.Sprintf("logprobs=%v", logprobs), func(b *testing.B) {
-			s, err := New(Params{Temperature: 1, Logprobs: logprobs})
+	for _, c := range []struct {
+		name string
+		p    Params
+	}{
+		{"all", Params{Temperature: 1}},
+		{"logprobs", Params{Temperature: 1, Logprobs: true}},
+		{"top_p=0.9", Params{Temperature: 1, TopP: 0.9}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := New(c.p)
 			if err != nil {
 				b.Fatal(err)
 			}
