@@ -4,7 +4,7 @@
 // (../shared/tools/llamacpp/ref.mjs bench), so that compare.sh can divide one
 // by the other.
 //
-//	go run ./bench/engine -model FILE [-prompt 128] [-gen 64] [-threads 2] [-streams 8]
+//	go run ./bench/engine -model FILE [-prompt 128] [-gen 64] [-threads 2] [-streams 8] [-temperature 1]
 //	go run ./bench/engine -write-model DIR   # Qwen2.5-0.5B-shaped random models, Q8_0 and Q4_K_M
 //
 // Build with GOEXPERIMENT=simd for the SIMD kernels.
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"aigrid/engine/model"
+	"aigrid/engine/sample"
 	"aigrid/engine/tensor"
 	"aigrid/internal/shareddata"
 )
@@ -34,6 +35,7 @@ func main() {
 		nGen     = flag.Int("gen", 64, "generated tokens")
 		threads  = flag.Int("threads", 2, "compute threads")
 		streams  = flag.Int("streams", 1, "sequences decoding together for aggregate_gen_tps")
+		temp     = flag.Float64("temperature", 0, "sample each token at this temperature with the grid's sampler (0: greedy, as the llama.cpp comparison)")
 		writeDir = flag.String("write-model", "", "write Qwen2.5-0.5B-shaped random models (Q8_0, Q4_K_M) into this folder and exit")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
 	)
@@ -45,7 +47,7 @@ func main() {
 		}
 		return
 	}
-	if *path == "" || *nPrompt < 1 || *nGen < 1 || *streams < 1 {
+	if *path == "" || *nPrompt < 1 || *nGen < 1 || *streams < 1 || *temp < 0 || *temp > 2 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -60,7 +62,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	res, err := measure(*path, *nPrompt, *nGen, *threads, *streams)
+	res, err := measure(*path, *nPrompt, *nGen, *threads, *streams, float32(*temp))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,6 +78,7 @@ type result struct {
 	GenTokens    int     `json:"gen_tokens"`
 	GenTPS       float64 `json:"gen_tps"`
 	Streams      int     `json:"streams"`
+	Temperature  float32 `json:"temperature"`
 	AggregateTPS float64 `json:"aggregate_gen_tps"`
 	// Memory: the resident set after the run, the file, and the KV cache held.
 	RSSMiB  float64 `json:"rss_mib"`
@@ -92,7 +95,7 @@ func promptTokens(n, vocab int) []int32 {
 	return toks
 }
 
-func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) {
+func measure(path string, nPrompt, nGen, threads, streams int, temperature float32) (*result, error) {
 	m, err := model.Load(path)
 	if err != nil {
 		return nil, err
@@ -103,7 +106,11 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 	w := m.NewWorker(pool)
 	prompt := promptTokens(nPrompt, m.Vocab)
 	res := &result{Engine: "aigrid", Model: filepath.Base(path), Threads: threads,
-		PromptTokens: nPrompt, GenTokens: nGen, Streams: streams}
+		PromptTokens: nPrompt, GenTokens: nGen, Streams: streams, Temperature: temperature}
+	choose, err := newChooser(temperature, streams)
+	if err != nil {
+		return nil, err
+	}
 
 	// Warm the mapping and the worker's buffers, as llama.cpp's load does.
 	warm := m.NewSeq()
@@ -127,7 +134,7 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 		if err != nil {
 			return nil, err
 		}
-		next = argmax(out[0])
+		next = choose(0, out[0])
 	}
 	res.GenTPS = round(float64(nGen) / time.Since(t).Seconds())
 	kv := seq.Bytes()
@@ -148,7 +155,7 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 			if err != nil {
 				return nil, err
 			}
-			nexts[i] = argmax(out[0])
+			nexts[i] = choose(i, out[0])
 			steps[i] = model.Step{Seq: seqs[i]}
 		}
 		t = time.Now()
@@ -161,7 +168,7 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 				return nil, err
 			}
 			for i := range nexts {
-				nexts[i] = argmax(outs[i])
+				nexts[i] = choose(i, outs[i])
 			}
 		}
 		res.AggregateTPS = round(float64(streams*nGen) / time.Since(t).Seconds())
@@ -176,6 +183,23 @@ func measure(path string, nPrompt, nGen, threads, streams int) (*result, error) 
 	}
 	res.RSSMiB = round(float64(rss()) / (1 << 20))
 	return res, nil
+}
+
+// newChooser picks each stream's next token: the most likely one, or at a
+// temperature, drawn by the sampler the grid's scheduler uses, which then
+// counts in the speed as it does in a served request.
+func newChooser(temperature float32, streams int) (func(stream int, logits []float32) int32, error) {
+	if temperature == 0 {
+		return func(_ int, logits []float32) int32 { return argmax(logits) }, nil
+	}
+	samplers := make([]*sample.Sampler, streams)
+	for i := range samplers {
+		var err error
+		if samplers[i], err = sample.New(sample.Params{Temperature: temperature, Seed: uint64(i)}); err != nil {
+			return nil, err
+		}
+	}
+	return func(stream int, logits []float32) int32 { return samplers[stream].Sample(logits).ID }, nil
 }
 
 func argmax(x []float32) int32 {
