@@ -474,27 +474,16 @@ func holdStreams(url, key string, pid, n int, during func()) (before, rss int64,
 
 // runtimeMemory prints where aigrid's memory goes, from its own /metrics.
 func runtimeMemory(base string) {
-	resp, err := client.Get(base + "/metrics")
+	m, err := serveproc.Metrics(base)
 	if err != nil {
 		return
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := map[string]any{"memory_breakdown": "aigrid Go runtime while holding the streams (MiB)"}
-	for _, line := range strings.Split(string(raw), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "go_memstats_heap_alloc_bytes", "go_memstats_next_gc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes":
-			v, _ := strconv.ParseFloat(value, 64)
-			out[strings.TrimSuffix(strings.TrimPrefix(name, "go_memstats_"), "_bytes")] = round(v / (1 << 20))
-		case "go_goroutines":
-			out["goroutines"], _ = strconv.ParseFloat(value, 64)
-		case "aigrid_meter_settle_seconds_sum", "aigrid_meter_settle_seconds_count", "aigrid_meter_journal_group_size_sum", "aigrid_meter_journal_group_size_count", "aigrid_meter_journal_sync_seconds_sum":
-			out[strings.TrimPrefix(name, "aigrid_meter_")], _ = strconv.ParseFloat(value, 64)
-		}
+	out := map[string]any{"memory_breakdown": "aigrid Go runtime while holding the streams (MiB)", "goroutines": m["go_goroutines"]}
+	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "stack_inuse", "sys", "heap_idle", "heap_released"} {
+		out[name] = round(m["go_memstats_"+name+"_bytes"] / (1 << 20))
+	}
+	for _, name := range []string{"settle_seconds_sum", "settle_seconds_count", "journal_group_size_sum", "journal_group_size_count", "journal_sync_seconds_sum"} {
+		out[name] = m["aigrid_meter_"+name]
 	}
 	line, _ := json.Marshal(out)
 	fmt.Println(string(line))

@@ -206,27 +206,10 @@ func (j *journalStats) add(o journalStats, sign float64) {
 // readJournalStats reads the journal's series from a server's /metrics;
 // an unmetered server has none, and gives zeros.
 func readJournalStats(base string) journalStats {
-	var j journalStats
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		return j
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	fields := map[string]*float64{
-		"aigrid_meter_journal_group_size_count": &j.syncs,
-		"aigrid_meter_journal_group_size_sum":   &j.grouped,
-		"aigrid_meter_journal_sync_seconds_sum": &j.syncSeconds,
-		"aigrid_meter_settle_seconds_count":     &j.settles,
-		"aigrid_meter_settle_seconds_sum":       &j.settleSeconds,
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if f := fields[name]; ok && f != nil {
-			*f, _ = strconv.ParseFloat(value, 64)
-		}
-	}
-	return j
+	m, _ := serveproc.Metrics(base)
+	return journalStats{syncs: m["aigrid_meter_journal_group_size_count"], grouped: m["aigrid_meter_journal_group_size_sum"],
+		syncSeconds: m["aigrid_meter_journal_sync_seconds_sum"], settles: m["aigrid_meter_settle_seconds_count"],
+		settleSeconds: m["aigrid_meter_settle_seconds_sum"]}
 }
 
 // cpuTimes is the machine's idle and total CPU time, in clock ticks, from
