@@ -169,8 +169,7 @@ type sseWriter struct {
 	created      int64
 	includeUsage bool
 	started      bool
-	wrote        bool      // the headers went to the connection
-	deadline     time.Time // the connection's write deadline, as last set
+	deadline     time.Time // the connection's write deadline, as last set; zero before the first write
 	out          *[]byte   // events not written yet, nil when none
 	// usage is the provider's count, when a chunk carried it; outputChunks
 	// counts the chunks that carried output, the grid's own estimate of the
@@ -203,18 +202,15 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	if c.Usage != nil {
 		sw.usage, sw.sawUsage = *c.Usage, true
 	}
+	// final: every choice has finished, so only usage and [DONE] follow.
+	output, final := false, true
 	for i := range c.Choices {
-		if d := &c.Choices[i].Delta; d.Content != nil && *d.Content != "" || d.ReasoningContent != nil && *d.ReasoningContent != "" || len(d.ToolCalls) > 0 {
-			sw.outputChunks++
-			break
-		}
+		d := &c.Choices[i].Delta
+		output = output || d.Content != nil && *d.Content != "" || d.ReasoningContent != nil && *d.ReasoningContent != "" || len(d.ToolCalls) > 0
+		final = final && c.Choices[i].FinishReason != nil
 	}
-	final := true // every choice has finished: only usage and [DONE] follow
-	for i := range c.Choices {
-		if c.Choices[i].FinishReason == nil {
-			final = false
-			break
-		}
+	if output {
+		sw.outputChunks++
 	}
 	if c.Usage != nil && !sw.includeUsage {
 		if len(c.Choices) == 0 {
@@ -252,13 +248,13 @@ func (sw *sseWriter) send(flush bool) error {
 	// A write waits for a client that stopped reading for at least half of
 	// streamWriteTimeout and at most all of it: renewing the deadline only
 	// when half of it is gone spares a timer update on most writes.
+	first := sw.deadline.IsZero() // the headers have not gone out yet
 	if now := time.Now(); sw.deadline.Sub(now) < streamWriteTimeout/2 {
 		sw.deadline = now.Add(streamWriteTimeout)
 		sw.rc.SetWriteDeadline(sw.deadline)
 	}
 	var err error
-	if !sw.wrote {
-		sw.wrote = true
+	if first {
 		err = sw.writeFirst(flush)
 	} else {
 		err = sw.write(flush)

@@ -77,10 +77,18 @@ func newGroup(frames []byte, sts []*settlement) *group {
 
 var errClosed = errors.New("meter: closed")
 
-// noneInFlight is called, with gmu held, when the last call in flight has
-// settled or been released: a write that waits for more calls to join its
-// group need wait no longer.
-func (m *Meter) noneInFlight() {
+// callEnded counts a call out of those in flight, at its settlement or
+// release, with gmu held (locked says whether the caller holds it). When it
+// was the last, a write that waits for more calls to join its group need
+// wait no longer.
+func (m *Meter) callEnded(locked bool) {
+	if m.inFlight.Add(-1) != 0 {
+		return
+	}
+	if !locked {
+		m.gmu.Lock()
+		defer m.gmu.Unlock()
+	}
 	if m.pacing {
 		m.pacing = false
 		m.full <- struct{}{}
@@ -95,9 +103,7 @@ func (m *Meter) noneInFlight() {
 func (m *Meter) record(st *settlement) error {
 	start := time.Now()
 	m.gmu.Lock()
-	if m.inFlight.Add(-1) == 0 {
-		m.noneInFlight()
-	}
+	m.callEnded(true)
 	if m.closed {
 		m.gmu.Unlock()
 		return errClosed

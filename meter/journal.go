@@ -48,11 +48,10 @@ type journal struct {
 	// records may not all be applied yet.
 	ended []string
 
-	// spare is the next segment made ahead, or nil; spareMu guards it and
-	// preparing, which is set while it is being made.
-	spareMu   sync.Mutex
-	spare     *os.File
-	preparing bool
+	// spare is the next segment made ahead (by the applier alone), or nil;
+	// spareMu guards it against the writer taking it.
+	spareMu sync.Mutex
+	spare   *os.File
 }
 
 // segmentSize is the size segments are made at.
@@ -183,16 +182,15 @@ func (j *journal) next() error {
 	return nil
 }
 
-// prepare makes the next segment ahead, unless it is made or being made.
-// It runs beside the writer, which it never holds up.
+// prepare makes the next segment ahead, unless it is made. It runs in the
+// applier's goroutine only, beside the writer, which it never holds up.
 func (j *journal) prepare() error {
 	j.spareMu.Lock()
-	if j.spare != nil || j.preparing {
-		j.spareMu.Unlock()
+	made := j.spare != nil
+	j.spareMu.Unlock()
+	if made {
 		return nil
 	}
-	j.preparing = true
-	j.spareMu.Unlock()
 	path := filepath.Join(j.dir, spareName)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err == nil {
@@ -203,7 +201,7 @@ func (j *journal) prepare() error {
 		}
 	}
 	j.spareMu.Lock()
-	j.spare, j.preparing = f, false
+	j.spare = f
 	j.spareMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("meter: journal: make the next segment: %w", err)

@@ -503,11 +503,7 @@ func quota(period string, limit, used, tokens int64, renews, now time.Time) erro
 
 // Release gives back a hold whose call used nothing.
 func (m *Meter) Release(h *aigrid.Hold) {
-	if m.inFlight.Add(-1) == 0 {
-		m.gmu.Lock()
-		m.noneInFlight()
-		m.gmu.Unlock()
-	}
+	m.callEnded(false)
 	tm := m.tenantMeter(h.TenantID)
 	tm.mu.Lock()
 	tm.held -= h.Amount

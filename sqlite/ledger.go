@@ -70,7 +70,7 @@ func (db *DB) commitTxRows(ctx context.Context, tx *sql.Tx, txs []*aigrid.Ledger
 		}
 	}
 	ids := make(map[string]int64, len(fresh))
-	_, err := db.insertRows(ctx, tx, &insertTxs, len(fresh),
+	err := db.insertRows(ctx, tx, &insertTxs, len(fresh),
 		func(j int, args []any) []any {
 			t := txs[fresh[j]]
 			return append(args, t.Key, t.Kind, nullID(t.TenantID), toNanos(t.At), t.Memo, t.Actor)
@@ -99,7 +99,7 @@ func (db *DB) commitTxRows(ctx context.Context, tx *sql.Tx, txs []*aigrid.Ledger
 			entries = append(entries, entryRow{id, e})
 		}
 	}
-	_, err = db.insertRows(ctx, tx, &insertEntries, len(entries),
+	err = db.insertRows(ctx, tx, &insertEntries, len(entries),
 		func(j int, args []any) []any {
 			return append(args, entries[j].txID, entries[j].Account, int64(entries[j].Amount))
 		}, nil)
@@ -129,7 +129,7 @@ func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerT
 			return err
 		}
 		for _, i := range calls {
-			applied[i], txs[i].ID = false, 0
+			txs[i].ID = 0 // the posting's, rolled back; postUsage marked none applied
 		}
 		fresh, err := unrecorded(ctx, tx, txs, calls)
 		if err != nil {
@@ -240,7 +240,7 @@ func (db *DB) postUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx,
 		}
 	}
 	var blocks []byte
-	_, err := db.insertRows(ctx, tx, &insertUsage, len(fresh),
+	err := db.insertRows(ctx, tx, &insertUsage, len(fresh),
 		func(j int, args []any) []any {
 			t := txs[fresh[j]]
 			u := t.Usage
@@ -248,7 +248,7 @@ func (db *DB) postUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx,
 			return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
 				u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
 		}, nil)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: usage.id") {
+	if isUniqueViolation(err) { // the usage table's one unique key: the call ID
 		return false, nil
 	}
 	if err != nil {
@@ -332,13 +332,11 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	return nil
 }
 
-// insertRows inserts n rows in chunks of the sizes in insertChunks, and
-// returns how many were written (without scan) or given back (with it). row
+// insertRows inserts n rows in chunks of the sizes in insertChunks. row
 // appends the parameters of row j; scan, when set, reads the rows a
 // RETURNING tail gives back.
 func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, in *insert, n int,
-	row func(j int, args []any) []any, scan func(*sql.Rows) error) (int64, error) {
-	var written int64
+	row func(j int, args []any) []any, scan func(*sql.Rows) error) error {
 	args := make([]any, 0, min(n, insertChunks[0])*in.width)
 	for lo := 0; lo < n; {
 		size := 1
@@ -355,36 +353,29 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, in *insert, n int,
 		}
 		lo += size
 		if scan == nil {
-			res, err := stmt.ExecContext(ctx, args...)
-			if err != nil {
-				return written, err
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return written, err
-			}
-			written += n
 			continue
 		}
 		rows, err := stmt.QueryContext(ctx, args...)
 		if err != nil {
-			return written, err
+			return err
 		}
 		for rows.Next() {
 			if err := scan(rows); err != nil {
 				rows.Close()
-				return written, err
+				return err
 			}
-			written++
 		}
 		if err := rows.Close(); err != nil {
-			return written, err
+			return err
 		}
 		if err := rows.Err(); err != nil {
-			return written, err
+			return err
 		}
 	}
-	return written, nil
+	return nil
 }
 
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }

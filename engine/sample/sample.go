@@ -257,14 +257,12 @@ func (s *Sampler) pick(logits []float32) int32 {
 // in the vector kernels: math.Exp over a 152k vocabulary took 3 ms a token,
 // more than a batched forward pass of a small model.
 func (s *Sampler) pickAll(logits []float32) int32 {
-	mx := float32(math.Inf(-1))
-	for _, l := range logits {
-		mx = max(mx, l)
-	}
-	if math.IsInf(float64(mx), -1) {
-		return argmax(logits) // every token banned: nothing better to do
+	if best := argmax(logits); math.IsInf(float64(logits[best]), -1) {
+		return best // every token banned: nothing better to do
 	}
 	p := s.softmax(logits, 1/s.p.Temperature)
+	// p sums to 1 only up to float32 rounding over the whole vocabulary: the
+	// draw is scaled to its actual sum.
 	total := 0.0
 	for _, w := range p {
 		total += float64(w)

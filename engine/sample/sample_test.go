@@ -285,6 +285,21 @@ func FuzzText(f *testing.F) {
 	})
 }
 
+// With every token banned there is no distribution: the sampler still
+// answers, with the first token, at any temperature.
+func TestAllBanned(t *testing.T) {
+	for _, temp := range []float32{0, 1} {
+		logits := make([]float32, 1000)
+		for i := range logits {
+			logits[i] = float32(math.Inf(-1))
+		}
+		s := mustNew(t, Params{Temperature: temp})
+		if tok := s.Sample(logits); tok.ID != 0 {
+			t.Errorf("temperature %v: token %d", temp, tok.ID)
+		}
+	}
+}
+
 // BenchmarkSampleVocab samples from a Qwen-sized vocabulary at temperature 1:
 // the whole distribution, with log probabilities, and its nucleus. The
 // scheduler does this for every sequence at every step.

@@ -145,7 +145,7 @@ func (p *Pool) quantize(w Matrix, xs []float32, batch int) {
 		return
 	}
 	if batch > 1 {
-		a.group(w.Cols, batch, actBlock(w.Type))
+		a.group(w.Cols, batch, block)
 	}
 	if w.Type == Q8_0 {
 		a.packGroups(w.Cols, batch)

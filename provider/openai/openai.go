@@ -151,11 +151,11 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 
 	out := &aigrid.ChatResponse{}
 	chars, finished := 0, false
-	var net netSource
+	var src netSource
 	if b, ok := resp.Body.(*body); ok && b.plain() {
-		net = b
+		src = b
 	}
-	events := newSSEReader(resp.Body, net)
+	events := newSSEReader(resp.Body, src)
 	defer events.close()
 	var chunks chunkDecoder
 	for {
