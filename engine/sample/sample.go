@@ -95,6 +95,10 @@ type Sampler struct {
 	saved   []cand // logits adjust changed, with their raw values
 	cands   []cand
 	probs   []float32 // the whole vocabulary's probabilities, when sampled untruncated
+	// probsScale is the scale of the logits in probs when they are this
+	// token's logits unchanged since, or 0: log probabilities and a draw at
+	// temperature 1 share one softmax.
+	probsScale float32
 }
 
 type cand struct {
@@ -125,6 +129,7 @@ func (s *Sampler) Accept(ids ...int32) { s.history = append(s.history, ids...) }
 func (s *Sampler) Sample(logits []float32) Token {
 	var tok Token
 	var lse float32
+	s.probsScale = 0
 	if s.p.Logprobs {
 		lse = s.logSumExp(logits)
 		if k := min(s.p.TopLogprobs, len(logits)); k > 0 {
@@ -160,6 +165,11 @@ func (s *Sampler) Sample(logits []float32) Token {
 // recent tokens, saving the raw logit of every token it changes.
 func (s *Sampler) adjust(logits []float32) {
 	s.saved = s.saved[:0]
+	defer func() {
+		if len(s.saved) > 0 {
+			s.probsScale = 0
+		}
+	}()
 	for id, b := range s.p.LogitBias {
 		if id >= 0 && int(id) < len(logits) {
 			s.saved = append(s.saved, cand{id, logits[id]})
@@ -210,7 +220,9 @@ func (s *Sampler) pick(logits []float32) int32 {
 	}
 	mx := float32(math.Inf(-1))
 	for _, x := range c {
-		mx = max(mx, x.logit)
+		if x.logit > mx { // not max(), whose NaN handling costs a third of the loop
+			mx = x.logit
+		}
 	}
 	if math.IsInf(float64(mx), -1) {
 		return argmax(logits) // every token banned: nothing better to do
@@ -237,9 +249,16 @@ func (s *Sampler) pick(logits []float32) int32 {
 		c = kept
 	}
 	inv := 1 / s.p.Temperature
+	weight := func(x cand) float64 { return math.Exp(float64((x.logit - mx) * inv)) }
+	if len(c) > len(logits)/8 {
+		// A wide nucleus: e^x of the whole vocabulary in the vector kernels
+		// costs less than math.Exp of each candidate.
+		probs := s.softmax(logits, inv)
+		weight = func(x cand) float64 { return float64(probs[x.id]) }
+	}
 	sum := 0.0
 	for i := range c {
-		w := math.Exp(float64((c[i].logit - mx) * inv))
+		w := weight(c[i])
 		c[i].logit = float32(w)
 		sum += w
 	}
@@ -284,32 +303,49 @@ func (s *Sampler) pickAll(logits []float32) int32 {
 // softmax is the probabilities of logits times scale, in a buffer of the
 // sampler's.
 func (s *Sampler) softmax(logits []float32, scale float32) []float32 {
+	if s.probsScale == scale {
+		return s.probs
+	}
 	s.probs = append(s.probs[:0], logits...)
 	tensor.SoftmaxF32(s.probs, scale)
+	s.probsScale = scale
 	return s.probs
 }
 
-// nucleus keeps the most likely candidates whose probability, in
-// proportion to weight, reaches p: it sorts a growing prefix only, since the
-// nucleus is usually small.
+// nucleus keeps the fewest most likely candidates whose weight reaches p
+// of the total, most likely first. It selects by weight as quickselect
+// selects by rank: each round partitions what is left around a pivot and
+// goes on in the side that holds the boundary, so that only the nucleus is
+// sorted, once. A wide nucleus (a flat distribution) costs a few passes
+// over the vocabulary, not a sort of it.
 func nucleus(c []cand, p float64, weight func(cand) float64) []cand {
 	total := 0.0
 	for _, x := range c {
 		total += weight(x)
 	}
-	for k := min(64, len(c)); ; k = min(4*k, len(c)) {
-		topN(c, k)
-		cum := 0.0
-		for i, x := range c[:k] {
-			cum += weight(x)
-			if cum >= p*total {
-				return c[:i+1]
-			}
+	// c[:lo] is in the nucleus and weighs less than it must; the boundary
+	// is in c[lo:hi]; need is the weight still missing.
+	need := p * total
+	lo, hi := 0, len(c)
+	for hi-lo > 1 {
+		j := lo + partition(c[lo:hi])
+		mass := 0.0
+		for _, x := range c[lo:j] {
+			mass += weight(x)
 		}
-		if k == len(c) {
-			return c
+		switch {
+		case mass >= need:
+			hi = j
+		case mass+weight(c[j]) >= need:
+			lo, hi = j+1, j+1
+		default:
+			need -= mass + weight(c[j])
+			lo = j + 1
 		}
 	}
+	c = c[:max(hi, 1)]
+	slices.SortFunc(c, compare)
+	return c
 }
 
 func (s *Sampler) all(logits []float32) []cand {
@@ -321,56 +357,63 @@ func (s *Sampler) all(logits []float32) []cand {
 	return c
 }
 
-// topN moves the k largest candidates to the front of c, largest first
-// (ties by lower id, so that the order is deterministic).
+// better orders candidates most likely first, ties by lower id, so that
+// the order is total and every result deterministic.
+func better(a, b cand) bool { return a.logit > b.logit || a.logit == b.logit && a.id < b.id }
+
+func compare(a, b cand) int {
+	switch {
+	case better(a, b):
+		return -1
+	case better(b, a):
+		return 1
+	}
+	return 0
+}
+
+// partition moves the candidates better than a pivot (the median of three)
+// before it and the others after it, and returns where the pivot ends.
+func partition(c []cand) int {
+	last := len(c) - 1
+	mid := last / 2
+	if better(c[mid], c[0]) {
+		c[mid], c[0] = c[0], c[mid]
+	}
+	if better(c[last], c[0]) {
+		c[last], c[0] = c[0], c[last]
+	}
+	if better(c[last], c[mid]) {
+		c[last], c[mid] = c[mid], c[last]
+	}
+	// c[0] ≻ c[mid] ≻ c[last]: the median goes to the end while the others
+	// are moved.
+	c[mid], c[last] = c[last], c[mid]
+	pivot, j := c[last], 0
+	for i := range last {
+		if better(c[i], pivot) {
+			c[i], c[j] = c[j], c[i]
+			j++
+		}
+	}
+	c[j], c[last] = c[last], c[j]
+	return j
+}
+
+// topN moves the k largest candidates to the front of c, largest first.
 func topN(c []cand, k int) {
-	less := func(a, b cand) bool { return a.logit > b.logit || a.logit == b.logit && a.id < b.id }
-	lo, hi := 0, len(c)-1
-	for lo < hi {
-		// Quickselect around the median of three.
-		mid := lo + (hi-lo)/2
-		if less(c[mid], c[lo]) {
-			c[mid], c[lo] = c[lo], c[mid]
-		}
-		if less(c[hi], c[lo]) {
-			c[hi], c[lo] = c[lo], c[hi]
-		}
-		if less(c[hi], c[mid]) {
-			c[hi], c[mid] = c[mid], c[hi]
-		}
-		pivot := c[mid]
-		i, j := lo, hi
-		for i <= j {
-			for less(c[i], pivot) {
-				i++
-			}
-			for less(pivot, c[j]) {
-				j--
-			}
-			if i <= j {
-				c[i], c[j] = c[j], c[i]
-				i++
-				j--
-			}
-		}
+	lo, hi := 0, len(c)
+	for hi-lo > 1 {
+		j := lo + partition(c[lo:hi])
 		switch {
-		case k-1 <= j:
+		case j > k-1:
 			hi = j
-		case k-1 >= i:
-			lo = i
+		case j < k-1:
+			lo = j + 1
 		default:
 			lo = hi
 		}
 	}
-	slices.SortFunc(c[:k], func(a, b cand) int {
-		if less(a, b) {
-			return -1
-		}
-		if less(b, a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(c[:k], compare)
 }
 
 func argmax(x []float32) int32 {

@@ -196,6 +196,39 @@ func TestTopN(t *testing.T) {
 	}
 }
 
+// TestNucleus checks the selection by weight against the definition: the
+// shortest prefix of the candidates, sorted most likely first, whose
+// weight reaches p of the total.
+func TestNucleus(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := range 500 {
+		n := 1 + r.IntN(300)
+		c := make([]cand, n)
+		for i := range c {
+			c[i] = cand{int32(i), float32(r.IntN(12))} // many ties
+		}
+		weight := func(x cand) float64 { return math.Exp(float64(x.logit)) }
+		p := []float64{0.1, 0.5, 0.9, 0.99, r.Float64()}[trial%5]
+		sorted := slices.Clone(c)
+		slices.SortFunc(sorted, compare)
+		total := 0.0
+		for _, x := range sorted {
+			total += weight(x)
+		}
+		want, cum := sorted, 0.0
+		for i, x := range sorted {
+			if cum += weight(x); cum >= p*total {
+				want = sorted[:i+1]
+				break
+			}
+		}
+		got := nucleus(c, p, weight)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d: nucleus %.3f of %d:\n got %v\nwant %v", trial, p, n, got, want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	nan := float32(math.NaN())
 	for _, p := range []Params{
