@@ -49,3 +49,30 @@ func TestVoucherCodesCatchTypos(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeVoucherCode feeds what a tenant may type: nothing panics, an
+// accepted code is its input's digits, 20 of them, passing the check, and
+// normalizing it again changes nothing.
+func FuzzNormalizeVoucherCode(f *testing.F) {
+	for _, seed := range []string{"", "1234-5678 9012-3456 7890", "00000000000000000000", "１２３", "12345678901234567897", "\xff"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		code, err := NormalizeVoucherCode(in)
+		if err != nil {
+			return
+		}
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, in)
+		if code != digits || len(code) != VoucherDigits || luhnCheckDigit(code[:VoucherDigits-1]) != int(code[VoucherDigits-1]-'0') {
+			t.Fatalf("%q accepted as %q", in, code)
+		}
+		if again, err := NormalizeVoucherCode(code); err != nil || again != code {
+			t.Fatalf("%q normalized again: %q, %v", code, again, err)
+		}
+	})
+}
