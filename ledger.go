@@ -43,6 +43,24 @@ type LedgerTx struct {
 	Entries  []Entry   `json:"entries"`
 	// Usage is the metered call a usage transaction charges.
 	Usage *UsageRecord `json:"usage,omitempty"`
+	// Journal is where the meter's settlement journal holds a usage
+	// transaction; zero for one that did not come from the journal.
+	Journal JournalPos `json:"-"`
+}
+
+// JournalPos is a place in the meter's settlement journal: the end of a
+// record, in bytes from the start of its segment, which the segment's number
+// orders. The ledger records how far it has applied the journal in the same
+// database transaction as what it applied, so that a replay of the journal
+// after a crash applies each record once.
+type JournalPos struct {
+	Segment uint64
+	Offset  int64
+}
+
+// Before reports whether p comes before q in the journal.
+func (p JournalPos) Before(q JournalPos) bool {
+	return p.Segment < q.Segment || p.Segment == q.Segment && p.Offset < q.Offset
 }
 
 // Entry moves Amount into Account (negative: out of it).
@@ -133,8 +151,15 @@ type RevenueLine struct {
 // LedgerService keeps accounts, tariffs, the ledger, usage and vouchers.
 type LedgerService interface {
 	// CommitTxs writes transactions in one database transaction (a group
-	// commit); applied[i] is false for a transaction whose key already exists.
+	// commit); applied[i] is false for a transaction the ledger holds
+	// already: a usage transaction at or before the journal position
+	// applied so far (see JournalPos), or whose call comes earlier in txs,
+	// or, when it has no position, whose call the ledger holds; any other
+	// transaction whose key exists. Usage transactions with positions come
+	// in the journal's order, and the last one's is recorded as applied.
 	CommitTxs(ctx context.Context, txs []*LedgerTx) (applied []bool, err error)
+	// JournalApplied is the journal position applied so far (zero: none).
+	JournalApplied(ctx context.Context) (JournalPos, error)
 	// AccountBalance is the sum of an account's entries before time before
 	// (zero time: all of them).
 	AccountBalance(ctx context.Context, account string, before time.Time) (Money, error)

@@ -15,9 +15,16 @@ import (
 // writing groups, and applying them to the ledger.
 
 // openJournal applies what an earlier run left in the journal, before any
-// tenant's state is read from the ledger, and starts a new segment.
+// tenant's state is read from the ledger, and starts a new segment. Each
+// record goes with its position, so that the ledger applies only those
+// after the position it has applied: those before were applied by a run
+// that stopped before it could delete their segment.
 func (m *Meter) openJournal(ctx context.Context) error {
-	j, segs, err := openJournal(m.set.JournalDir)
+	mark, err := m.ledger.JournalApplied(ctx)
+	if err != nil {
+		return fmt.Errorf("meter: journal: %w", err)
+	}
+	j, segs, err := openJournal(m.set.JournalDir, mark.Segment)
 	if err != nil {
 		return err
 	}
@@ -28,19 +35,29 @@ func (m *Meter) openJournal(ctx context.Context) error {
 			m.set.Logger.Warn("meter: journal segment ends in an incomplete group, which is dropped",
 				"segment", seg.path, "bytes", seg.torn)
 		}
+		var end int64
 		for _, rec := range seg.records {
+			end += frameHeader + int64(len(rec))
 			tx, err := decodeSettlement(rec)
 			if err != nil {
 				j.close(true)
 				return fmt.Errorf("meter: journal %s: %w", seg.path, err)
 			}
+			tx.Journal = aigrid.JournalPos{Segment: seg.seq, Offset: end}
 			txs = append(txs, tx)
 		}
 	}
+	replayed := 0
 	for lo := 0; lo < len(txs); lo += m.set.MaxBatch {
-		if _, err := m.ledger.CommitTxs(ctx, txs[lo:min(len(txs), lo+m.set.MaxBatch)]); err != nil {
+		applied, err := m.ledger.CommitTxs(ctx, txs[lo:min(len(txs), lo+m.set.MaxBatch)])
+		if err != nil {
 			j.close(true)
 			return fmt.Errorf("meter: apply the settlement journal left by the last run: %w", err)
+		}
+		for _, a := range applied {
+			if a {
+				replayed++
+			}
 		}
 	}
 	for _, seg := range segs {
@@ -50,7 +67,8 @@ func (m *Meter) openJournal(ctx context.Context) error {
 		}
 	}
 	if len(txs) > 0 {
-		m.set.Logger.Info("meter: applied the settlement journal left by the last run", "settlements", len(txs), "segments", len(segs))
+		m.set.Logger.Info("meter: applied the settlement journal left by the last run", "settlements", replayed,
+			"applied_before", len(txs)-replayed, "segments", len(segs))
 	}
 	m.journal = j
 	return nil
@@ -115,6 +133,8 @@ func (m *Meter) record(st *settlement) error {
 	g := m.open
 	at := len(g.frames)
 	g.frames = closeFrame(encodeSettlement(openFrame(g.frames), &st.tx), at)
+	// The record's end in the group, until write adds where the group lands.
+	st.tx.Journal = aigrid.JournalPos{Offset: int64(len(g.frames))}
 	g.sts = append(g.sts, st)
 	first, writing := len(g.sts) == 1, m.writing
 	m.writing = true
@@ -164,9 +184,12 @@ func (m *Meter) write(g *group) {
 
 	m.jmu.Lock()
 	m.lastSync = time.Now()
-	err := m.journal.write(g.frames)
+	at, err := m.journal.write(g.frames)
 	m.metrics.sync.Observe(time.Since(m.lastSync).Seconds())
 	if err == nil {
+		for _, st := range g.sts {
+			st.tx.Journal = aigrid.JournalPos{Segment: at.Segment, Offset: at.Offset + st.tx.Journal.Offset}
+		}
 		m.pending = append(m.pending, g.sts...)
 	}
 	waiting := len(m.pending)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"aigrid"
 )
 
 // journal is the meter's write-ahead log of settlements: segment files of
@@ -72,14 +74,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // segmentRead is what an existing segment held.
 type segmentRead struct {
 	path    string
+	seq     uint64
 	records [][]byte
 	// torn counts the bytes after the last whole frame.
 	torn int64
 }
 
 // openJournal reads the segments left in dir by an earlier run, oldest
-// first, and starts a new segment after them for writing.
-func openJournal(dir string) (*journal, []segmentRead, error) {
+// first, and starts a new segment for writing, numbered after them and
+// after segment after: a segment's number must never come again, or its
+// records would be taken for ones the ledger applied.
+func openJournal(dir string, after uint64) (*journal, []segmentRead, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("meter: journal: %w", err)
 	}
@@ -101,14 +106,15 @@ func openJournal(dir string) (*journal, []segmentRead, error) {
 	}
 	slices.SortFunc(segs, func(a, b numbered) int { return cmp.Compare(a.seq, b.seq) })
 	var read []segmentRead
-	var last uint64
+	last := after
 	for _, s := range segs {
 		r, err := readSegment(s.path)
 		if err != nil {
 			return nil, nil, err
 		}
+		r.seq = s.seq
 		read = append(read, r)
-		last = s.seq
+		last = max(last, s.seq)
 	}
 	// A spare left by the last run holds no record.
 	if err := os.Remove(filepath.Join(dir, spareName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -257,18 +263,20 @@ func closeFrame(buf []byte, at int) []byte {
 var errJournalBroken = errors.New("meter: the settlement journal could not be repaired after a failed write")
 
 // write appends frames (made by openFrame and closeFrame) and syncs them to disk,
-// starting a new segment when they do not fit in the current one. When the
+// starting a new segment when they do not fit in the current one, and
+// returns where they start. When the
 // write or the sync fails, the segment is cut back to its last whole group,
 // so that what the caller will report as not recorded is not replayed later.
-func (j *journal) write(frames []byte) error {
+func (j *journal) write(frames []byte) (aigrid.JournalPos, error) {
 	if j.f == nil {
-		return errJournalBroken
+		return aigrid.JournalPos{}, errJournalBroken
 	}
 	if j.size > 0 && j.size+int64(len(frames)) > segmentSize {
 		if err := j.next(); err != nil {
-			return err
+			return aigrid.JournalPos{}, err
 		}
 	}
+	at := aigrid.JournalPos{Segment: j.seq, Offset: j.size}
 	_, err := j.f.WriteAt(frames, j.size)
 	if err == nil {
 		err = syncData(j.f)
@@ -277,12 +285,12 @@ func (j *journal) write(frames []byte) error {
 		if terr := j.f.Truncate(j.size); terr != nil {
 			j.f.Close()
 			j.f = nil
-			return fmt.Errorf("%w: %w (and then %w)", errJournalBroken, err, terr)
+			return at, fmt.Errorf("%w: %w (and then %w)", errJournalBroken, err, terr)
 		}
-		return fmt.Errorf("meter: journal write: %w", err)
+		return at, fmt.Errorf("meter: journal write: %w", err)
 	}
 	j.size += int64(len(frames))
-	return nil
+	return at, nil
 }
 
 // close closes the current segment and, when remove is set (everything in

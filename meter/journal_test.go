@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,7 +67,7 @@ func TestJournalRefusesStrangeFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "copy"+segmentSuffix), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := openJournal(dir); err == nil {
+	if _, _, err := openJournal(dir, 0); err == nil {
 		t.Fatal("opened a journal with a stray segment")
 	}
 }
@@ -273,7 +274,7 @@ func TestSyncedStoreReadsEverySettlement(t *testing.T) {
 // other; a spare that a crash left is removed at the next start.
 func TestJournalTakesThePreparedSegment(t *testing.T) {
 	dir := t.TempDir()
-	j, _, err := openJournal(dir)
+	j, _, err := openJournal(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestJournalTakesThePreparedSegment(t *testing.T) {
 	frame := appendFrame(nil, []byte("record"))
 	n := 0
 	for j.seq == 1 {
-		if err := j.write(frame); err != nil {
+		if _, err := j.write(frame); err != nil {
 			t.Fatal(err)
 		}
 		n++
@@ -307,7 +308,7 @@ func TestJournalTakesThePreparedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crash: the journal is not closed.
-	again, segs, err := openJournal(dir)
+	again, segs, err := openJournal(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +318,118 @@ func TestJournalTakesThePreparedSegment(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
 		t.Fatalf("the spare a crash left is still there: %v", err)
+	}
+}
+
+// A crash after the ledger committed an apply and before the applied
+// segments were deleted leaves records the ledger holds: the next start
+// applies only those after the position the ledger recorded, over several
+// segments, with a spare and a torn group beside them. A meter started
+// later on an empty journal numbers its segments after that position, so
+// that its records are never taken for applied ones.
+func TestReplaySkipsWhatTheLedgerApplied(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid, Tariff: "public"})
+	if _, err := f.m.TopUp(ctx, f.tenant.ID, 1_000_000, "opening", "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Close()
+	dir := t.TempDir()
+	dead, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: dir, ApplyEvery: time.Hour, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.now = func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+	settle := func(m *Meter, n int, prefix string) {
+		t.Helper()
+		for i := range n {
+			h, err := m.Reserve(ctx, f.call(fmt.Sprintf("%s%d", prefix, i)), aigrid.Estimate{PromptTokens: 100_000, MaxTokens: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Settle(ctx, h, served(100_000, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// copyJournal copies the journal's files into crashed; segments only
+	// grow, so a later copy of one holds all an earlier one did.
+	crashed := t.TempDir()
+	copyJournal := func() {
+		t.Helper()
+		names, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, p := range names {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(crashed, filepath.Base(p)), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settle(dead, 500, "a")
+	dead.journal.prepare()
+	copyJournal()
+	if segs, _ := filepath.Glob(filepath.Join(crashed, "*"+segmentSuffix)); len(segs) < 3 {
+		t.Fatalf("%d segments; the test wants several", len(segs))
+	}
+	if err := dead.Sync(ctx); err != nil { // committed; the crash takes the deletions
+		t.Fatal(err)
+	}
+	settle(dead, 20, "b")
+	copyJournal()
+	last, _ := filepath.Glob(filepath.Join(crashed, "*"+segmentSuffix))
+	torn, err := os.OpenFile(last[len(last)-1], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := torn.Seek(0, io.SeekEnd)
+	r, _ := readSegment(last[len(last)-1])
+	frame := appendFrame(nil, encodeSettlement(nil, sampleSettlement()))
+	if _, err := torn.WriteAt(frame[:len(frame)-3], end-r.torn); err != nil {
+		t.Fatal(err)
+	}
+	torn.Close()
+	want, _ := dead.Balance(ctx, f.tenant.ID)
+
+	restarted, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: crashed, ApplyEvery: time.Hour, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted.now = dead.now
+	rows, err := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000)
+	if err != nil || len(rows) != 520 {
+		t.Fatalf("%d calls after the restart, %v; want 520", len(rows), err)
+	}
+	got, _ := restarted.Balance(ctx, f.tenant.ID)
+	if got.BalanceMinor != want.BalanceMinor || got.TokensMonth != want.TokensMonth {
+		t.Fatalf("after the restart: %+v; before the crash: %+v", got, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(crashed, "*"+segmentSuffix)); len(left) != 1 || left[0] <= last[len(last)-1] {
+		t.Errorf("segments after the restart: %v; want only a new one", left)
+	}
+	if bad, err := f.db.CheckLedger(ctx); err != nil || len(bad) != 0 {
+		t.Fatalf("ledger check: %v, %v", bad, err)
+	}
+	dead.Close() // the dead meter's own apply of b* finds them applied
+	restarted.Close()
+	mark, _ := f.db.JournalApplied(ctx)
+
+	again, err := New(ctx, f.db, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: time.Hour, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	again.now = dead.now
+	if again.journal.seq <= mark.Segment {
+		t.Fatalf("a new journal starts at segment %d, at or before the applied %d", again.journal.seq, mark.Segment)
+	}
+	settle(again, 1, "c")
+	if err := again.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000); len(rows) != 521 {
+		t.Fatalf("%d calls after a settlement in a new journal, want 521", len(rows))
 	}
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkCommitUsage applies usage settlements in batches of 512, as the
-// meter's applier does, to a ledger that grows as it runs: ns/op is per
-// settlement.
+// meter's applier does (with their journal positions), to a ledger that
+// grows as it runs: ns/op is per settlement.
 func BenchmarkCommitUsage(b *testing.B) {
 	ctx := context.Background()
 	db, tenants := openWithTenants(b, "clinic-a", "clinic-b")
@@ -27,7 +27,8 @@ func BenchmarkCommitUsage(b *testing.B) {
 			batch[k] = &aigrid.LedgerTx{Key: "usage:" + id, Kind: aigrid.TxUsage, TenantID: tenant, At: at,
 				Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(tenant), Amount: -30}, {Account: aigrid.AccountRevenue, Amount: 30}},
 				Usage: &aigrid.UsageRecord{ID: id, TenantID: tenant, KeyID: "k1", At: at, Service: "chat", Provider: "up1", Model: "fast",
-					PromptTokens: 8, CompletionTokens: 32, Charge: aigrid.Charge{Total: 30, Blocks: []aigrid.BlockCharge{{Block: 2, Input: 8, Output: 32, Amount: 30, Exact: 30_123_456}}}}}
+					PromptTokens: 8, CompletionTokens: 32, Charge: aigrid.Charge{Total: 30, Blocks: []aigrid.BlockCharge{{Block: 2, Input: 8, Output: 32, Amount: 30, Exact: 30_123_456}}}},
+				Journal: aigrid.JournalPos{Segment: 1, Offset: int64(n + 1)}}
 			n++
 		}
 		if _, err := db.CommitTxs(ctx, batch); err != nil {

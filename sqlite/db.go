@@ -190,6 +190,32 @@ var migrations = []string{
 	// Every call writes a usage row: one index fewer to update per call.
 	// Revenue reads the period through usage_tenant_at, tenant by tenant.
 	`DROP INDEX usage_at;`,
+	// Calls are packed, a usage posting's calls a row (see usage.go), and
+	// the ledger records how far it has applied the meter's journal: its
+	// one row is missing while that is unknown. packUsageRows moves the
+	// usage rows into packs.
+	`CREATE TABLE usage_packs (
+		tx_id INTEGER PRIMARY KEY REFERENCES ledger_tx(id),
+		tenant_id INTEGER NOT NULL,
+		first_at INTEGER NOT NULL,
+		last_at INTEGER NOT NULL,
+		calls INTEGER NOT NULL,
+		tokens INTEGER NOT NULL,
+		charge INTEGER NOT NULL,
+		body BLOB NOT NULL
+	);
+	CREATE INDEX usage_packs_tenant_at ON usage_packs(tenant_id, first_at);
+	CREATE TABLE journal_applied (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		segment INTEGER NOT NULL,
+		byte_offset INTEGER NOT NULL
+	);`,
+}
+
+// migrationSteps do, in Go, what SQL alone cannot: each runs after the
+// migration to its schema version, in the same transaction.
+var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
+	7: packUsageRows,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -204,6 +230,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		err := db.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 				return err
+			}
+			if step := migrationSteps[v+1]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return err
+				}
 			}
 			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
 			return err

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,12 +23,11 @@ const snapshotEvery = 1000
 // group commit's cost is mostly SQLite's per-statement work.
 //
 // Usage transactions are posted the way a sales journal posts to a general
-// ledger: each call is a usage row, keyed by its call ID, and the calls of
-// one tenant in one minute are posted together as one balanced ledger
-// transaction whose entries sum theirs. A call then costs one row and its
-// indexes instead of a transaction row, two entry rows and five indexes.
-// Minutes are whole in every time zone, so a balance at a month's start in
-// any zone counts exactly the calls before it.
+// ledger: the calls of one tenant in one minute are posted together as one
+// balanced ledger transaction whose entries sum theirs, and kept in one
+// packed row beside it (see usage.go). Minutes are whole in every time
+// zone, so a balance at a month's start in any zone counts exactly the
+// calls before it.
 func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, error) {
 	applied := make([]bool, len(txs))
 	for _, t := range txs {
@@ -106,184 +104,6 @@ func (db *DB) commitTxRows(ctx context.Context, tx *sql.Tx, txs []*aigrid.Ledger
 	return err
 }
 
-// commitUsage writes the usage transactions txs[i] for i in calls: a usage
-// row for each call not recorded before, and one posting per tenant and
-// minute. A call is recorded before only when a crash left its settlement
-// in the meter's journal after it was applied, so the calls are first
-// written as if none were, and only when the ledger refuses one as a
-// repeat are they written again without those it holds: looking every
-// call up first cost about a tenth of the apply.
-func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int, applied []bool) error {
-	if len(calls) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT usage"); err != nil {
-		return err
-	}
-	written, err := db.postUsage(ctx, tx, txs, calls, applied)
-	if err != nil {
-		return err
-	}
-	if !written {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO usage"); err != nil {
-			return err
-		}
-		for _, i := range calls {
-			txs[i].ID = 0 // the posting's, rolled back; postUsage marked none applied
-		}
-		fresh, err := unrecorded(ctx, tx, txs, calls)
-		if err != nil {
-			return err
-		}
-		if written, err = db.postUsage(ctx, tx, txs, fresh, applied); err != nil {
-			return err
-		}
-		if !written {
-			return errors.New("usage rows of calls not recorded before were refused as repeats")
-		}
-	}
-	_, err = tx.ExecContext(ctx, "RELEASE usage")
-	return err
-}
-
-// unrecorded returns those of calls whose call ID the ledger does not hold
-// yet, each once.
-func unrecorded(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int) ([]int, error) {
-	ids := make([]string, len(calls))
-	for j, i := range calls {
-		ids[j] = txs[i].Usage.ID
-	}
-	list, _ := json.Marshal(ids)
-	rows, err := tx.QueryContext(ctx, `SELECT u.id FROM json_each(?) j JOIN usage u ON u.id = j.value`, string(list))
-	if err != nil {
-		return nil, err
-	}
-	recorded := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		recorded[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var fresh []int
-	for _, i := range calls {
-		if id := txs[i].Usage.ID; !recorded[id] {
-			recorded[id] = true // a second copy in this batch is a replay too
-			fresh = append(fresh, i)
-		}
-	}
-	return fresh, nil
-}
-
-// postUsage writes a usage row for each of calls and one posting per tenant
-// and minute, and marks them applied. It reports false, having written
-// part of them, when a call's row or a posting is refused as a repeat (the
-// usage insert fails on the call ID's uniqueness: an upsert that skipped
-// the repeat would look every call up again).
-func (db *DB) postUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int, applied []bool) (bool, error) {
-	type minute struct {
-		tenant int64
-		at     int64 // Unix nanoseconds at the minute's start
-	}
-	var order []minute
-	groups := map[minute][]int{}
-	for _, i := range calls {
-		at := toNanos(txs[i].At)
-		m := minute{txs[i].TenantID, at - ((at%int64(time.Minute))+int64(time.Minute))%int64(time.Minute)}
-		if groups[m] == nil {
-			order = append(order, m)
-		}
-		groups[m] = append(groups[m], i)
-	}
-	postings := make([]*aigrid.LedgerTx, len(order))
-	for k, m := range order {
-		group := groups[m]
-		sums := map[string]aigrid.Money{}
-		var accounts []string
-		for _, i := range group {
-			for _, e := range txs[i].Entries {
-				if _, ok := sums[e.Account]; !ok {
-					accounts = append(accounts, e.Account)
-				}
-				sums[e.Account] += e.Amount
-			}
-		}
-		p := &aigrid.LedgerTx{Key: "usage-posting:" + txs[group[0]].Usage.ID, Kind: aigrid.TxUsage, TenantID: m.tenant,
-			At: fromNanos(m.at), Memo: fmt.Sprintf("%d calls", len(group))}
-		for _, a := range accounts {
-			p.Entries = append(p.Entries, aigrid.Entry{Account: a, Amount: sums[a]})
-		}
-		postings[k] = p
-	}
-	posted := make([]bool, len(postings))
-	all := make([]int, len(postings))
-	for k := range all {
-		all[k] = k
-	}
-	if err := db.commitTxRows(ctx, tx, postings, all, posted); err != nil {
-		return false, err
-	}
-	fresh := make([]int, 0, len(calls))
-	for k, m := range order {
-		if !posted[k] {
-			return false, nil
-		}
-		for _, i := range groups[m] {
-			txs[i].ID = postings[k].ID
-			fresh = append(fresh, i)
-		}
-	}
-	var blocks []byte
-	err := db.insertRows(ctx, tx, &insertUsage, len(fresh),
-		func(j int, args []any) []any {
-			t := txs[fresh[j]]
-			u := t.Usage
-			blocks = appendBlocksJSON(blocks[:0], u.Charge.Blocks)
-			return append(args, u.ID, t.ID, u.TenantID, u.KeyID, toNanos(u.At), u.Service, u.Provider, u.Model,
-				u.PromptTokens, u.CompletionTokens, int64(u.Charge.Total), string(blocks), u.Charge.OffPeak, int64(u.Cost), u.Estimated)
-		}, nil)
-	if isUniqueViolation(err) { // the usage table's one unique key: the call ID
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, i := range fresh {
-		applied[i] = true
-	}
-	return true, nil
-}
-
-// appendBlocksJSON appends a call's blocks as encoding/json writes them
-// (the statement's queries read them with json_extract), without its
-// reflection, for every call applied; a free call's list is empty.
-func appendBlocksJSON(buf []byte, blocks []aigrid.BlockCharge) []byte {
-	buf = append(buf, '[')
-	for i, b := range blocks {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"block":`...)
-		buf = strconv.AppendInt(buf, int64(b.Block), 10)
-		buf = append(buf, `,"input_tokens":`...)
-		buf = strconv.AppendInt(buf, b.Input, 10)
-		buf = append(buf, `,"output_tokens":`...)
-		buf = strconv.AppendInt(buf, b.Output, 10)
-		buf = append(buf, `,"amount":`...)
-		buf = strconv.AppendInt(buf, int64(b.Amount), 10)
-		buf = append(buf, `,"exact_micro":`...)
-		buf = strconv.AppendInt(buf, b.Exact, 10)
-		buf = append(buf, '}')
-	}
-	return append(buf, ']')
-}
-
 type entryRow struct {
 	txID int64
 	aigrid.Entry
@@ -300,8 +120,6 @@ type insert struct {
 var (
 	insertTxs     = insert{"INSERT INTO ledger_tx (key, kind, tenant_id, at, memo, actor) VALUES ", 6, " ON CONFLICT(key) DO NOTHING RETURNING id, key"}
 	insertEntries = insert{"INSERT INTO ledger_entries (tx_id, account, amount) VALUES ", 3, ""}
-	insertUsage   = insert{`INSERT INTO usage (id, tx_id, tenant_id, key_id, at, service, provider, model,
-		prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated) VALUES `, 15, ""}
 )
 
 // insertChunks are the row counts of the statements insertRows runs,
@@ -318,7 +136,7 @@ type chunkKey struct {
 // prepareInserts prepares every insert in every chunk size.
 func (db *DB) prepareInserts(ctx context.Context) error {
 	db.inserts = map[chunkKey]*sql.Stmt{}
-	for _, in := range []*insert{&insertTxs, &insertEntries, &insertUsage} {
+	for _, in := range []*insert{&insertTxs, &insertEntries, &insertPacks} {
 		one := "(" + strings.Repeat("?, ", in.width-1) + "?)"
 		for _, n := range insertChunks {
 			text := in.head + strings.Repeat(one+", ", n-1) + one + in.tail
@@ -412,74 +230,6 @@ func (db *DB) AccountBalance(ctx context.Context, account string, before time.Ti
 	return aigrid.Money(balance), nil
 }
 
-// TokensSince sums a tenant's tokens at or after t.
-func (db *DB) TokensSince(ctx context.Context, tenantID int64, t time.Time) (int64, error) {
-	var n int64
-	err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage WHERE tenant_id = ? AND at >= ?`,
-		tenantID, toNanos(t)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: tokens: %w", err)
-	}
-	return n, nil
-}
-
-const usageColumns = `id, tenant_id, key_id, at, service, provider, model, prompt_tokens, completion_tokens, charge, blocks, off_peak, cost, estimated`
-
-// ListUsage returns a tenant's calls in [from, to).
-func (db *DB) ListUsage(ctx context.Context, tenantID int64, from, to time.Time, limit int) ([]*aigrid.UsageRecord, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage WHERE tenant_id = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?`,
-		tenantID, toNanos(from), toNanos(to), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", err)
-	}
-	defer rows.Close()
-	var out []*aigrid.UsageRecord
-	for rows.Next() {
-		var u aigrid.UsageRecord
-		var at, charge, cost int64
-		var blocks string
-		if err := rows.Scan(&u.ID, &u.TenantID, &u.KeyID, &at, &u.Service, &u.Provider, &u.Model, &u.PromptTokens, &u.CompletionTokens,
-			&charge, &blocks, &u.Charge.OffPeak, &cost, &u.Estimated); err != nil {
-			return nil, fmt.Errorf("sqlite: list usage: %w", err)
-		}
-		if err := json.Unmarshal([]byte(blocks), &u.Charge.Blocks); err != nil {
-			return nil, fmt.Errorf("sqlite: usage %s: blocks: %w", u.ID, err)
-		}
-		u.At, u.Charge.Total, u.Cost = fromNanos(at), aigrid.Money(charge), aigrid.Money(cost)
-		out = append(out, &u)
-	}
-	return out, rows.Err()
-}
-
-// UsageByBlock sums a tenant's usage by service model and block.
-func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Time) ([]aigrid.UsageLine, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT u.service, json_extract(b.value, '$.block'), COUNT(*),
-		SUM(json_extract(b.value, '$.input_tokens')), SUM(json_extract(b.value, '$.output_tokens')), SUM(json_extract(b.value, '$.amount')),
-		COALESCE(SUM(json_extract(b.value, '$.exact_micro')), 0)
-		FROM usage u, json_each(u.blocks) b WHERE u.tenant_id = ? AND u.at >= ? AND u.at < ? AND b.type = 'object'
-		GROUP BY 1, 2
-		UNION ALL
-		SELECT service, 0, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), 0, 0
-		FROM usage WHERE tenant_id = ? AND at >= ? AND at < ? AND (json_type(blocks) != 'array' OR json_array_length(blocks) = 0)
-		GROUP BY 1
-		ORDER BY 1, 2`, tenantID, toNanos(from), toNanos(to), tenantID, toNanos(from), toNanos(to))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
-	}
-	defer rows.Close()
-	var out []aigrid.UsageLine
-	for rows.Next() {
-		var l aigrid.UsageLine
-		var amount int64
-		if err := rows.Scan(&l.Service, &l.Block, &l.Calls, &l.InputTokens, &l.OutputTokens, &amount, &l.Exact); err != nil {
-			return nil, fmt.Errorf("sqlite: usage by block: %w", err)
-		}
-		l.Amount = aigrid.Money(amount)
-		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
 // ListTxs returns the non-usage transactions touching an account in [from, to).
 func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) ([]*aigrid.LedgerTx, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT t.id, t.key, t.kind, COALESCE(t.tenant_id, 0), t.at, t.memo, t.actor, e.account, e.amount
@@ -509,29 +259,8 @@ func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) (
 	return out, rows.Err()
 }
 
-// Revenue sums usage by provider in [from, to).
-func (db *DB) Revenue(ctx context.Context, from, to time.Time) ([]aigrid.RevenueLine, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT provider, COUNT(*), SUM(prompt_tokens + completion_tokens), SUM(charge), SUM(cost)
-		FROM usage WHERE tenant_id IN (SELECT id FROM tenants) AND at >= ? AND at < ? GROUP BY provider ORDER BY provider`, toNanos(from), toNanos(to))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: revenue: %w", err)
-	}
-	defer rows.Close()
-	var out []aigrid.RevenueLine
-	for rows.Next() {
-		var l aigrid.RevenueLine
-		var revenue, cost int64
-		if err := rows.Scan(&l.Provider, &l.Calls, &l.Tokens, &revenue, &cost); err != nil {
-			return nil, fmt.Errorf("sqlite: revenue: %w", err)
-		}
-		l.Revenue, l.Cost, l.Margin = aigrid.Money(revenue), aigrid.Money(cost), aigrid.Money(revenue-cost)
-		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
 // CheckLedger reports transactions whose entries do not sum to zero, and
-// usage rows whose charge differs from their transaction's.
+// usage postings whose calls' charges differ from what they posted.
 func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 	var bad []string
 	rows, err := db.read.QueryContext(ctx, `SELECT t.key, COALESCE(SUM(e.amount), 0), COUNT(e.tx_id) FROM ledger_tx t LEFT JOIN ledger_entries e ON e.tx_id = t.id
@@ -549,26 +278,14 @@ func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 		bad = append(bad, fmt.Sprintf("transaction %s: %d entries summing to %d", key, n, sum))
 	}
 	rows.Close()
-	// Each usage transaction posts its calls' charges to revenue: the sum of
-	// their usage rows must be what it posted.
-	rows, err = db.read.QueryContext(ctx, `SELECT t.key, u.calls, u.charged, COALESCE(r.amount, 0)
-		FROM (SELECT tx_id, COUNT(*) AS calls, SUM(charge) AS charged FROM usage GROUP BY tx_id) u
-		JOIN ledger_tx t ON t.id = u.tx_id
-		LEFT JOIN (SELECT tx_id, SUM(amount) AS amount FROM ledger_entries WHERE account = 'revenue' GROUP BY tx_id) r ON r.tx_id = u.tx_id
-		WHERE u.charged != COALESCE(r.amount, 0)`)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
+	}
+	packs, err := db.checkPacks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var calls, charged, amount int64
-		if err := rows.Scan(&key, &calls, &charged, &amount); err != nil {
-			return nil, err
-		}
-		bad = append(bad, fmt.Sprintf("usage transaction %s: its %d calls were charged %d, and it posted %d to revenue", key, calls, charged, amount))
-	}
-	return bad, rows.Err()
+	return append(bad, packs...), nil
 }
 
 // GetAccount returns a tenant's account; ENotFound if it has none.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"aigrid"
+	"aigrid/internal/usagepack"
 )
 
 // A group larger than one statement's parameters, with a key repeated
@@ -82,8 +82,7 @@ func TestCommitTxsLargeGroupsAndReplays(t *testing.T) {
 	}
 }
 
-// A free call (no tariff: no blocks) is in the usage by block as block 0,
-// also as rows written before free calls got "[]".
+// A free call (no tariff: no blocks) is in the usage by block as block 0.
 func TestUsageByBlockWithFreeCalls(t *testing.T) {
 	ctx := context.Background()
 	db, tenants := openWithTenants(t, "clinic-a")
@@ -95,9 +94,6 @@ func TestUsageByBlockWithFreeCalls(t *testing.T) {
 	if _, err := db.CommitTxs(ctx, []*aigrid.LedgerTx{free}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.write.ExecContext(ctx, `UPDATE usage SET blocks = 'null'`); err != nil {
-		t.Fatal(err)
-	}
 	lines, err := db.UsageByBlock(ctx, tenant.ID, at.Add(-time.Hour), at.Add(time.Hour))
 	if err != nil || len(lines) != 1 || lines[0].Block != 0 || lines[0].InputTokens != 40 || lines[0].Calls != 1 {
 		t.Fatalf("lines %+v, %v", lines, err)
@@ -106,7 +102,7 @@ func TestUsageByBlockWithFreeCalls(t *testing.T) {
 
 // Calls are posted one transaction per tenant and minute: a balance at a
 // minute's start counts exactly the calls before it, in every time zone, and
-// the check finds a usage row whose charge differs from what was posted.
+// the check finds a packed call whose charge differs from what was posted.
 func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 	ctx := context.Background()
 	db, tenants := openWithTenants(t, "clinic-a", "school-b")
@@ -146,9 +142,11 @@ func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
 		t.Fatalf("check: %v, %v", bad, err)
 	}
-	if _, err := db.write.ExecContext(ctx, `UPDATE usage SET charge = 8 WHERE id = 'a2'`); err != nil {
-		t.Fatal(err)
-	}
+	rewritePack(t, db, txs[1].ID, func(u *aigrid.UsageRecord) {
+		if u.ID == "a2" {
+			u.Charge.Total = 8
+		}
+	})
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 1 || !strings.Contains(bad[0], "charged 13, and it posted 12") {
 		t.Fatalf("check after tampering: %q, %v", bad, err)
 	}
@@ -174,16 +172,33 @@ func openWithTenants(t testing.TB, names ...string) (*DB, []*aigrid.Tenant) {
 	return db, tenants
 }
 
-// The blocks written by hand are what encoding/json writes.
-func TestHandWrittenJSON(t *testing.T) {
-	blocks := [][]aigrid.BlockCharge{nil, {{Block: 1}}, {{Block: 2, Input: -1, Output: 1 << 40, Amount: 7, Exact: -9}, {Block: 3, Exact: 1}}}
-	for _, b := range blocks {
-		want, _ := json.Marshal(b)
-		if b == nil {
-			want = []byte("[]")
+// rewritePack changes the calls packed with the posting txID, as a
+// tampering hand would, leaving the pack's totals as they were.
+func rewritePack(t *testing.T, db *DB, txID int64, change func(*aigrid.UsageRecord)) {
+	t.Helper()
+	ctx := context.Background()
+	var body []byte
+	if err := db.write.QueryRowContext(ctx, `SELECT body FROM usage_packs WHERE tx_id = ?`, txID).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	p, err := usagepack.OpenPack(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []*aigrid.UsageRecord
+	for {
+		u := &aigrid.UsageRecord{}
+		if !p.Next(u) {
+			break
 		}
-		if got := appendBlocksJSON(nil, b); string(got) != string(want) {
-			t.Errorf("blocks %s, want %s", got, want)
-		}
+		change(u)
+		calls = append(calls, u)
+	}
+	if p.Err() != nil {
+		t.Fatal(p.Err())
+	}
+	var packer usagepack.Packer
+	if _, err := db.write.ExecContext(ctx, `UPDATE usage_packs SET body = ? WHERE tx_id = ?`, packer.Append(nil, calls), txID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -127,9 +127,8 @@ type ledgerCheck struct {
 	CheckSkipped string  `json:"check_ledger_skipped,omitempty"`
 }
 
-// checkTimeout bounds the store's CheckLedger, whose join of usage and
-// entries is quadratic at this commit (see docs/performance.md, Meter): past
-// it the run reports the check as not done rather than hang.
+// checkTimeout bounds the store's CheckLedger, which reads the whole
+// ledger: past it the run reports the check as not done rather than hang.
 const checkTimeout = 20 * time.Second
 
 // checkLedger sums the usage of calls made in [from, to) and checks that
@@ -300,8 +299,9 @@ type commitResult struct {
 }
 
 // benchCommit writes batches of usage transactions, shaped as the meter
-// writes them, straight to a fresh store in dir, one CommitTxs after
-// another, for d or until limit batches (0: no limit).
+// writes them (with journal positions, which make them idempotent), straight
+// to a fresh store in dir, one CommitTxs after another, for d or until limit
+// batches (0: no limit).
 func benchCommit(ctx context.Context, dir string, size int, limit int64, d time.Duration) (commitResult, error) {
 	r := commitResult{Bench: "ledger_commit_txs", BatchSize: size}
 	db, ts, err := openLedger(ctx, dir, 1)
@@ -324,7 +324,8 @@ func benchCommit(ctx context.Context, dir string, size int, limit int64, d time.
 			txs[i] = &aigrid.LedgerTx{Key: "usage:" + id, Kind: aigrid.TxUsage, TenantID: tenant, At: now,
 				Entries: []aigrid.Entry{{Account: account, Amount: -charge.Total}, {Account: aigrid.AccountRevenue, Amount: charge.Total}},
 				Usage: &aigrid.UsageRecord{ID: id, TenantID: tenant, At: now, Service: "chat", Provider: "mock", Model: "fast",
-					PromptTokens: 30, CompletionTokens: 40, Charge: charge, Cost: 1}}
+					PromptTokens: 30, CompletionTokens: 40, Charge: charge, Cost: 1},
+				Journal: aigrid.JournalPos{Segment: 1, Offset: n}}
 		}
 		applied, err := db.CommitTxs(ctx, txs)
 		if err != nil {
