@@ -1,6 +1,7 @@
 package usagepack
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -108,10 +109,13 @@ func TestCallRoundTrip(t *testing.T) {
 	}
 }
 
+// BenchmarkPack packs and reads 512 calls with IDs of the grid's form
+// (req_ and 24 hex digits).
 func BenchmarkPack(b *testing.B) {
 	calls := make([]*aigrid.UsageRecord, 512)
 	for i := range calls {
 		c := *sampleCalls()[0]
+		c.ID = fmt.Sprintf("req_%024x", i*7919)
 		c.At = c.At.Add(time.Duration(i) * 97 * time.Microsecond)
 		calls[i] = &c
 	}
