@@ -263,6 +263,23 @@ func (m *Meter) Sync(ctx context.Context) error {
 	ended := m.journal.takeEnded()
 	m.jmu.Unlock()
 
+	// An apply that reported failure may have committed all the same: what
+	// the ledger holds of batch is in it once, and is not taken back as a
+	// repeat would be.
+	mark, err := m.ledger.JournalApplied(ctx)
+	if err != nil {
+		m.jmu.Lock()
+		m.pending = append(batch[:len(batch):len(batch)], m.pending...)
+		m.journal.keepEnded(ended)
+		m.jmu.Unlock()
+		return err
+	}
+	held := 0
+	for held < len(batch) && !mark.Before(batch[held].tx.Journal) {
+		held++
+	}
+	batch = batch[held:]
+
 	txs := make([]*aigrid.LedgerTx, 0, min(len(batch), m.set.MaxBatch))
 	for lo := 0; lo < len(batch); lo += m.set.MaxBatch {
 		part := batch[lo:min(len(batch), lo+m.set.MaxBatch)]

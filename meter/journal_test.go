@@ -3,6 +3,7 @@ package meter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -431,5 +432,72 @@ func TestReplaySkipsWhatTheLedgerApplied(t *testing.T) {
 	}
 	if rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000); len(rows) != 521 {
 		t.Fatalf("%d calls after a settlement in a new journal, want 521", len(rows))
+	}
+}
+
+// failingLedger fails its next CommitTxs when failNext is set: before
+// writing anything, or (committed) after writing it all.
+type failingLedger struct {
+	aigrid.LedgerService
+	failNext, committed bool
+}
+
+func (l *failingLedger) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, error) {
+	if !l.failNext {
+		return l.LedgerService.CommitTxs(ctx, txs)
+	}
+	l.failNext = false
+	if l.committed {
+		if _, err := l.LedgerService.CommitTxs(ctx, txs); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("the apply failed")
+}
+
+// An apply that fails is retried by the next Sync: one that wrote nothing
+// is applied whole, and one that reported failure after it committed is
+// not applied again, and the meter does not take its calls back either.
+func TestSyncAfterAFailedApply(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid, Tariff: "public"})
+	if _, err := f.m.TopUp(ctx, f.tenant.ID, 1_000_000, "opening", "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Close()
+	ledger := &failingLedger{LedgerService: f.db}
+	m, err := New(ctx, ledger, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: time.Hour, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.now = func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+	calls := 0
+	for _, committed := range []bool{false, true} {
+		for range 10 {
+			calls++
+			h, err := m.Reserve(ctx, f.call(fmt.Sprintf("c%d", calls)), aigrid.Estimate{PromptTokens: 100_000, MaxTokens: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Settle(ctx, h, served(100_000, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ledger.failNext, ledger.committed = true, committed
+		if err := m.Sync(ctx); err == nil {
+			t.Fatal("the failed apply reported no error")
+		}
+		if err := m.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 100)
+		live, _ := m.Balance(ctx, f.tenant.ID)
+		stored, _ := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+		tokens, _ := f.db.TokensSince(ctx, f.tenant.ID, time.Time{})
+		if len(rows) != calls || live.BalanceMinor != stored || live.TokensMonth != tokens {
+			t.Fatalf("committed %v: %d calls in the ledger, want %d; the meter's balance %d and tokens %d, the ledger's %d and %d",
+				committed, len(rows), calls, live.BalanceMinor, live.TokensMonth, stored, tokens)
+		}
 	}
 }
