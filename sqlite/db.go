@@ -26,6 +26,9 @@ type DB struct {
 	// inserts are the ledger's multi-row inserts, prepared on the write
 	// connection (see insertRows).
 	inserts map[chunkKey]*sql.Stmt
+	// markRead and markWrite read and move the journal position applied,
+	// once an apply, prepared on the write connection.
+	markRead, markWrite *sql.Stmt
 }
 
 // Open opens or creates the database file at path and brings its schema up to date.
@@ -60,6 +63,11 @@ func Open(path string) (*DB, error) {
 func (db *DB) Close() error {
 	for _, st := range db.inserts {
 		st.Close()
+	}
+	for _, st := range []*sql.Stmt{db.markRead, db.markWrite} {
+		if st != nil {
+			st.Close()
+		}
 	}
 	rerr := db.read.Close()
 	if err := db.write.Close(); err != nil {

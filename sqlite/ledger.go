@@ -35,20 +35,31 @@ func (db *DB) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, er
 			return nil, fmt.Errorf("sqlite: commit ledger: transaction %s does not balance", t.Key)
 		}
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var calls, others []int
-		for i, t := range txs {
-			if t.Kind == aigrid.TxUsage && t.Usage != nil {
-				calls = append(calls, i)
-			} else {
-				others = append(others, i)
+	var calls, others []int
+	for i, t := range txs {
+		if t.Kind == aigrid.TxUsage && t.Usage != nil {
+			calls = append(calls, i)
+		} else {
+			others = append(others, i)
+		}
+	}
+	commit := func(lookup bool) error {
+		return db.tx(ctx, func(tx *sql.Tx) error {
+			if err := db.commitTxRows(ctx, tx, txs, others, applied); err != nil {
+				return err
 			}
+			return db.commitUsage(ctx, tx, txs, calls, applied, lookup)
+		})
+	}
+	err := commit(false)
+	if errors.Is(err, errPostedBefore) {
+		// Rolled back: written again, every call looked up by ID.
+		clear(applied)
+		for _, t := range txs {
+			t.ID = 0
 		}
-		if err := db.commitTxRows(ctx, tx, txs, others, applied); err != nil {
-			return err
-		}
-		return db.commitUsage(ctx, tx, txs, calls, applied)
-	})
+		err = commit(true)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: commit ledger: %w", err)
 	}
@@ -133,7 +144,8 @@ type chunkKey struct {
 	rows   int
 }
 
-// prepareInserts prepares every insert in every chunk size.
+// prepareInserts prepares every insert in every chunk size, and the
+// statements of the journal position.
 func (db *DB) prepareInserts(ctx context.Context) error {
 	db.inserts = map[chunkKey]*sql.Stmt{}
 	for _, in := range []*insert{&insertTxs, &insertEntries, &insertPacks} {
@@ -146,6 +158,13 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			}
 			db.inserts[chunkKey{in, n}] = st
 		}
+	}
+	var err error
+	if db.markRead, err = db.write.PrepareContext(ctx, markRead); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	if db.markWrite, err = db.write.PrepareContext(ctx, markWrite); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	return nil
 }

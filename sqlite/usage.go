@@ -39,13 +39,18 @@ const packSpan = int64(time.Minute)
 // minuteOf is the start of the minute of t, in Unix nanoseconds.
 func minuteOf(at int64) int64 { return at - ((at%packSpan)+packSpan)%packSpan }
 
+// errPostedBefore is commitUsage's report of a posting whose key exists: a
+// call applied before that neither its journal position nor a lookup
+// caught (a call settled twice, the second time first in its posting).
+// CommitTxs then writes everything again, every call looked up by ID.
+var errPostedBefore = errors.New("a call's posting exists already")
+
 // commitUsage writes the usage transactions txs[i] for i in calls that the
-// ledger does not hold yet: one posting and one pack per tenant and minute.
-// A posting is named by its first call, so a posting key that exists
-// already is a call applied before that neither its position nor a lookup
-// caught (a call settled twice); the calls are then written again, all
-// looked up by ID.
-func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int, applied []bool) error {
+// ledger does not hold yet (see LedgerService.CommitTxs): one posting and
+// one pack per tenant and minute, and the journal position of the last. It
+// looks up by ID the calls with no position, all of them while the
+// position applied is unknown, and all when lookup is set.
+func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx, calls []int, applied []bool, lookup bool) error {
 	if len(calls) == 0 {
 		return nil
 	}
@@ -54,7 +59,7 @@ func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerT
 			return fmt.Errorf("usage transaction %s: its call's time or tenant is not the transaction's", txs[i].Key)
 		}
 	}
-	mark, known, err := journalMark(ctx, tx)
+	mark, known, err := journalMark(tx.StmtContext(ctx, db.markRead).QueryRowContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -76,53 +81,39 @@ func (db *DB) commitUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerT
 	if len(after) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT usage"); err != nil {
-		return err
-	}
-	fresh, err := unrecorded(ctx, tx, txs, after, func(t *aigrid.LedgerTx) bool { return !known || t.Journal == (aigrid.JournalPos{}) })
+	fresh, err := unrecorded(ctx, tx, txs, after, func(t *aigrid.LedgerTx) bool {
+		return lookup || !known || t.Journal == (aigrid.JournalPos{})
+	})
 	if err != nil {
 		return err
 	}
 	written, err := db.postUsage(ctx, tx, txs, fresh, applied)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if !written {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO usage"); err != nil {
-			return err
-		}
-		for _, i := range calls {
-			txs[i].ID = 0 // the posting's, rolled back; postUsage marked none applied
-		}
-		if fresh, err = unrecorded(ctx, tx, txs, after, func(*aigrid.LedgerTx) bool { return true }); err != nil {
-			return err
-		}
-		if written, err = db.postUsage(ctx, tx, txs, fresh, applied); err != nil {
-			return err
-		}
-		if !written {
-			return errors.New("a posting of calls not recorded before was refused as a repeat")
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "RELEASE usage"); err != nil {
-		return err
-	}
-	if last == mark {
+	case !written && lookup:
+		return errors.New("a posting of calls not recorded before was refused as a repeat")
+	case !written:
+		return errPostedBefore
+	case last == mark:
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO journal_applied (id, segment, byte_offset) VALUES (1, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET segment = excluded.segment, byte_offset = excluded.byte_offset`, int64(last.Segment), last.Offset)
+	_, err = tx.StmtContext(ctx, db.markWrite).ExecContext(ctx, int64(last.Segment), last.Offset)
 	return err
 }
 
-// journalMark reads the journal position applied so far; known is false
-// for a ledger upgraded from one row a call that has applied no position
-// since.
-func journalMark(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (mark aigrid.JournalPos, known bool, err error) {
+// The journal position applied: one row, missing while it is unknown (a
+// ledger upgraded from one row a call that has applied no position since).
+const (
+	markRead  = `SELECT segment, byte_offset FROM journal_applied WHERE id = 1`
+	markWrite = `INSERT INTO journal_applied (id, segment, byte_offset) VALUES (1, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET segment = excluded.segment, byte_offset = excluded.byte_offset`
+)
+
+// journalMark reads the journal position from row, a result of markRead.
+func journalMark(row *sql.Row) (mark aigrid.JournalPos, known bool, err error) {
 	var seg int64
-	err = q.QueryRowContext(ctx, `SELECT segment, byte_offset FROM journal_applied WHERE id = 1`).Scan(&seg, &mark.Offset)
+	err = row.Scan(&seg, &mark.Offset)
 	if errors.Is(err, sql.ErrNoRows) {
 		return aigrid.JournalPos{}, false, nil
 	}
@@ -132,7 +123,7 @@ func journalMark(ctx context.Context, q interface {
 
 // JournalApplied is the journal position applied so far.
 func (db *DB) JournalApplied(ctx context.Context) (aigrid.JournalPos, error) {
-	mark, _, err := journalMark(ctx, db.read)
+	mark, _, err := journalMark(db.read.QueryRowContext(ctx, markRead))
 	if err != nil {
 		return mark, fmt.Errorf("sqlite: journal position: %w", err)
 	}

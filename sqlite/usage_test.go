@@ -80,20 +80,28 @@ func TestReplayByJournalPosition(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(applied, []bool{true, true, true, false}) {
 		t.Fatalf("segment 2: applied %v, %v", applied, err)
 	}
+	// A call settled twice, the second time first in its posting, at a
+	// later position: its posting's key exists, and it counts once.
+	again := batch(2, 3, 5)
+	again[0].Usage.ID = "s1-c0"
+	applied, err = db.CommitTxs(ctx, again)
+	if err != nil || !reflect.DeepEqual(applied, []bool{false, true}) {
+		t.Fatalf("a call settled twice: applied %v, %v", applied, err)
+	}
 	out := batch(3, 0, 2)
 	out[0], out[1] = out[1], out[0]
 	if _, err := db.CommitTxs(ctx, out); err == nil || !strings.Contains(err.Error(), "is not after") {
 		t.Fatalf("positions out of order: %v", err)
 	}
-	if mark, _ := db.JournalApplied(ctx); mark != (aigrid.JournalPos{Segment: 2, Offset: 350}) {
+	if mark, _ := db.JournalApplied(ctx); mark != (aigrid.JournalPos{Segment: 2, Offset: 500}) {
 		t.Fatalf("position after a refused batch: %v", mark)
 	}
 	usage, err := db.ListUsage(ctx, tenant, time.Time{}, at.Add(time.Hour), 100)
-	if err != nil || len(usage) != 18 {
-		t.Fatalf("%d calls, %v; want 15 of segment 1 and 3 of segment 2", len(usage), err)
+	if err != nil || len(usage) != 19 {
+		t.Fatalf("%d calls, %v; want 15 of segment 1 and 4 of segment 2", len(usage), err)
 	}
-	if bal, _ := db.AccountBalance(ctx, aigrid.TenantAccount(tenant), time.Time{}); bal != -36 {
-		t.Fatalf("balance %d, want -36", bal)
+	if bal, _ := db.AccountBalance(ctx, aigrid.TenantAccount(tenant), time.Time{}); bal != -38 {
+		t.Fatalf("balance %d, want -38", bal)
 	}
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
 		t.Fatalf("check: %v, %v", bad, err)
