@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -301,14 +302,28 @@ var insertPacks = insert{`INSERT INTO usage_packs (tx_id, tenant_id, first_at, l
 const overlapping = ` AND first_at > ? AND first_at < ? AND last_at >= ?`
 
 func overlapArgs(from, to time.Time) []any {
-	return []any{toNanos(from) - packSpan, toNanos(to), toNanos(from)}
+	return []any{boundNanos(from) - packSpan, boundNanos(to), boundNanos(from)}
+}
+
+// boundNanos is t in Unix nanoseconds, held within what they can count
+// (the years 1678 to 2262, less a minute at the start for overlapping's
+// margin): a period's far ends, such as the zero time, still bound it.
+func boundNanos(t time.Time) int64 {
+	lo, hi := time.Unix(0, math.MinInt64+packSpan), time.Unix(0, math.MaxInt64)
+	switch {
+	case t.Before(lo):
+		return math.MinInt64 + packSpan
+	case t.After(hi):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // TokensSince sums a tenant's tokens at or after t: the totals of the packs
 // that start at or after it, and the calls of those that straddle it.
 func (db *DB) TokensSince(ctx context.Context, tenantID int64, t time.Time) (int64, error) {
 	var n int64
-	at := toNanos(t)
+	at := boundNanos(t)
 	err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(tokens), 0) FROM usage_packs WHERE tenant_id = ? AND first_at >= ?`,
 		tenantID, at).Scan(&n)
 	if err != nil {

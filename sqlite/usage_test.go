@@ -147,7 +147,7 @@ func TestUsageReadersAcrossPacks(t *testing.T) {
 		t.Fatalf("%d packs; the test wants many that overlap", packs)
 	}
 	slices.SortFunc(all, compareCalls)
-	periods := [][2]time.Time{{time.Time{}, start.Add(time.Hour)}, {start.Add(90 * time.Second), start.Add(150 * time.Second)},
+	periods := [][2]time.Time{{time.Time{}, start.Add(time.Hour)}, {time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, {start.Add(90 * time.Second), start.Add(150 * time.Second)},
 		{start.Add(61 * time.Second), start.Add(61*time.Second + 250*time.Millisecond)}, {start.Add(time.Hour), start.Add(2 * time.Hour)}}
 	for range 20 {
 		from := start.Add(time.Duration(rng.IntN(5*60*4)) * 250 * time.Millisecond)
