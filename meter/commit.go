@@ -30,10 +30,10 @@ func (m *Meter) openJournal(ctx context.Context) error {
 	}
 	var txs []*aigrid.LedgerTx
 	for _, seg := range segs {
-		if seg.torn > 0 {
+		if seg.cut > 0 {
 			// A group cut by a crash: its calls were never told they were recorded.
 			m.set.Logger.Warn("meter: journal segment ends in an incomplete group, which is dropped",
-				"segment", seg.path, "bytes", seg.torn)
+				"segment", seg.path, "bytes", seg.cut)
 		}
 		var end int64
 		for _, rec := range seg.records {

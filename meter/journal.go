@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -76,8 +77,10 @@ type segmentRead struct {
 	path    string
 	seq     uint64
 	records [][]byte
-	// torn counts the bytes after the last whole frame.
-	torn int64
+	// torn counts the bytes after the last whole frame; cut counts them up
+	// to the last that is not zero: a group a crash cut short. A segment
+	// is made whole and zeroed, so a torn tail of zeros was never written.
+	torn, cut int64
 }
 
 // openJournal reads the segments left in dir by an earlier run, oldest
@@ -134,7 +137,8 @@ func readSegment(path string) (segmentRead, error) {
 		return segmentRead{path: path}, fmt.Errorf("meter: journal: %w", err)
 	}
 	records, torn := parseFrames(data)
-	return segmentRead{path: path, records: records, torn: torn}, nil
+	cut := len(bytes.TrimRight(data[len(data)-int(torn):], "\x00"))
+	return segmentRead{path: path, records: records, torn: torn, cut: int64(cut)}, nil
 }
 
 // parseFrames splits data into the payloads of its whole frames, and counts

@@ -38,7 +38,8 @@ func TestJournalReadsWholeFramesOnly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "0000000000000001"+segmentSuffix)
-			data := append(bytes.Clone(whole), c.tail...)
+			// The segment's zeroed, unwritten rest follows.
+			data := append(append(bytes.Clone(whole), c.tail...), make([]byte, 100)...)
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -56,6 +57,10 @@ func TestJournalReadsWholeFramesOnly(t *testing.T) {
 			}
 			if wantTorn := int64(len(data) - len(whole)); c.want == 3 && r.torn != wantTorn {
 				t.Errorf("torn %d bytes, want %d", r.torn, wantTorn)
+			}
+			// Only bytes a crash cut short are reported, not the zeros.
+			if cut := int64(len(bytes.TrimRight(c.tail, "\x00"))); c.want == 3 && r.cut != cut {
+				t.Errorf("cut %d bytes, want %d", r.cut, cut)
 			}
 		})
 	}
