@@ -123,8 +123,9 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	if err != nil {
 		return err
 	}
+	runtimeMemory(grid.URL, "before the streams")
 	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() {
-		runtimeMemory(grid.URL)
+		runtimeMemory(grid.URL, "while holding the streams")
 		if heapProfile != "" {
 			if err := serveproc.SaveProfile(grid.URL, adminKey, heapProfile, "heap?gc=1"); err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -135,18 +136,20 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 		return err
 	}
 	mib := func(b int64) float64 { return round(float64(b) / (1 << 20)) }
-	perStream := func(before, during, n int64) float64 {
+	perStream := func(before, during resident, n int64) float64 {
 		if n == 0 {
 			return 0
 		}
-		return round(float64(during-before) / float64(n) / 1024)
+		return round(float64(during.total-before.total) / float64(n) / 1024)
 	}
 	line, _ := json.Marshal(map[string]any{"memory": "resident set while holding concurrent slow streams",
-		"streams_held_aigrid": held, "rss_mib_aigrid": mib(rss), "target_mib": "< 64",
-		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": mib(proxyRSS),
-		"rss_ratio": round(float64(rss) / float64(proxyRSS)),
+		"streams_held_aigrid": held, "rss_mib_aigrid": mib(rss.total), "target_mib": "< 64",
+		"rss_anon_mib_aigrid": mib(rss.anon), "rss_file_mib_aigrid": mib(rss.file),
+		"streams_held_reverse_proxy": proxyHeld, "rss_mib_reverse_proxy": mib(proxyRSS.total),
+		"rss_ratio": round(float64(rss.total) / float64(proxyRSS.total)),
 		// Before the streams: the program, and what the load phases left behind.
-		"rss_mib_aigrid_before": mib(base), "rss_mib_reverse_proxy_before": mib(proxyBase),
+		"rss_mib_aigrid_before": mib(base.total), "rss_mib_reverse_proxy_before": mib(proxyBase.total),
+		"rss_anon_mib_aigrid_before": mib(base.anon), "rss_file_mib_aigrid_before": mib(base.file),
 		"kib_per_stream_aigrid": perStream(base, rss, held), "kib_per_stream_reverse_proxy": perStream(proxyBase, proxyRSS, proxyHeld)})
 	fmt.Println(string(line))
 	return nil
@@ -429,9 +432,9 @@ func pct(xs []float64, p float64) float64 {
 // holdStreams opens n slow streams through a gateway at once and reads its
 // resident set before, and once they all have their first chunk.
 // While they are held it calls during, if not nil.
-func holdStreams(url, key string, pid, n int, during func()) (before, rss int64, held int64, err error) {
+func holdStreams(url, key string, pid, n int, during func()) (before, rss resident, held int64, err error) {
 	if before, err = residentSet(pid); err != nil {
-		return 0, 0, 0, err
+		return before, rss, 0, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -473,13 +476,13 @@ func holdStreams(url, key string, pid, n int, during func()) (before, rss int64,
 }
 
 // runtimeMemory prints where aigrid's memory goes, from its own /metrics.
-func runtimeMemory(base string) {
+func runtimeMemory(base, when string) {
 	m, err := serveproc.Metrics(base)
 	if err != nil {
 		return
 	}
-	out := map[string]any{"memory_breakdown": "aigrid Go runtime while holding the streams (MiB)", "goroutines": m["go_goroutines"]}
-	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "stack_inuse", "sys", "heap_idle", "heap_released"} {
+	out := map[string]any{"memory_breakdown": "aigrid Go runtime " + when + " (MiB)", "goroutines": m["go_goroutines"]}
+	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "stack_inuse", "sys", "heap_idle", "heap_released", "gc_sys", "other_sys", "mspan_inuse"} {
 		out[name] = round(m["go_memstats_"+name+"_bytes"] / (1 << 20))
 	}
 	for _, name := range []string{"settle_seconds_sum", "settle_seconds_count", "journal_group_size_sum", "journal_group_size_count", "journal_sync_seconds_sum"} {
@@ -489,17 +492,33 @@ func runtimeMemory(base string) {
 	fmt.Println(string(line))
 }
 
-// residentSet reads a process's VmRSS from /proc, in bytes.
-func residentSet(pid int) (int64, error) {
+// resident is a process's resident set, in bytes: anonymous memory (the
+// heap, stacks, SQLite's caches) apart from the pages of files mapped (the
+// binary's code and data), which the kernel can drop and read again.
+type resident struct{ total, anon, file int64 }
+
+// residentSet reads a process's resident set from /proc.
+func residentSet(pid int) (resident, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return resident{}, err
 	}
+	var r resident
+	fields := map[string]*int64{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
+		for name, v := range fields {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err != nil {
+					return resident{}, fmt.Errorf("pid %d: %s %v", pid, name, err)
+				}
+				*v = kb << 10
+				delete(fields, name)
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	if len(fields) > 0 {
+		return resident{}, fmt.Errorf("no VmRSS, RssAnon or RssFile for pid %d", pid)
+	}
+	return r, nil
 }
