@@ -129,25 +129,41 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 
 // stream relays a streamed completion chunk by chunk.
 func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	// The first chunk must come within the first-byte timeout, every later one
 	// within the idle timeout of the one before.
 	firstByte, idle := time.Duration(p.timeouts.FirstByte), time.Duration(p.timeouts.Idle)
-	watchdog := newWatchdog(firstByte, idle, func(started bool) {
+	watchdog := newWatchdog(firstByte, idle, func(started bool) error {
 		if started {
-			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s went silent for %s in the middle of a stream", p.name, idle))
-		} else {
-			cancel(aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, firstByte))
+			return aigrid.Errorf(aigrid.EUpstream, "provider %s went silent for %s in the middle of a stream", p.name, idle)
 		}
+		return aigrid.Errorf(aigrid.EUpstream, "provider %s timed out waiting for the first byte after %s", p.name, firstByte)
 	})
 	defer watchdog.stop()
+	// The grid's transport bounds the exchange itself (connecting, then the
+	// request and the headers within the first-byte timeout), and the
+	// watchdog closes the body; net/http's, for upstreams behind a proxy, is
+	// ended through a context that the watchdog cancels.
+	_, direct := p.client.Transport.(*transport)
+	if !direct {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		watchdog.watch(cancelCloser(cancel))
+	}
 
 	resp, err := p.post(ctx, p.chatURL, up, false)
 	if err != nil {
+		if werr := watchdog.err(); werr != nil {
+			return nil, werr
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if direct {
+		if err := watchdog.watch(resp.Body); err != nil {
+			return nil, err
+		}
+	}
 
 	out := &aigrid.ChatResponse{}
 	chars, finished := 0, false
@@ -161,6 +177,9 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	for {
 		data, err := events.next()
 		if err != nil {
+			if werr := watchdog.err(); werr != nil {
+				return nil, werr
+			}
 			if err == io.EOF && finished {
 				break // some servers end without [DONE]
 			}
@@ -204,6 +223,18 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 	}
 	return out, nil
 }
+
+// cancelCloser cancels a context when closed.
+type cancelCloser context.CancelCauseFunc
+
+func (c cancelCloser) Close() error {
+	c(errSilenced)
+	return nil
+}
+
+// errSilenced is the cause of a stream's context cancelled by its watchdog,
+// which keeps the error that says why.
+var errSilenced = errors.New("openai: the upstream went silent")
 
 // Embed computes embeddings upstream.
 func (p *Provider) Embed(ctx context.Context, offer *aigrid.Offer, req *aigrid.EmbeddingRequest) (*aigrid.EmbeddingResponse, error) {
@@ -319,6 +350,11 @@ func (p *Provider) post(ctx context.Context, u *url.URL, body any, whole bool) (
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		return nil, p.statusError(resp)
+	}
+	if !whole {
+		// Nothing reads a stream's headers once its status is known; a hosted
+		// upstream sends a few dozen, which the stream would hold to its end.
+		resp.Header = nil
 	}
 	return resp, nil
 }

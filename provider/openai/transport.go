@@ -245,6 +245,11 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 		return err
 	}
 	pc.read = 0
+	// The request goes out and the headers come back within the header
+	// timeout: an upstream that stops reading the request is as silent as
+	// one that does not answer.
+	deadline := time.Now().Add(t.headerTimeout)
+	pc.conn.SetDeadline(deadline)
 	w := writerPool.Get().(*requestWriter)
 	w.conn, w.n = pc.conn, 0
 	var err error
@@ -257,6 +262,11 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	w.bw.Reset(w)
 	w.conn = nil
 	writerPool.Put(w)
+	// (net/http reports a failed write of the body as a failed read of it,
+	// which does not say why: the clock does.)
+	if err != nil && !time.Now().Before(deadline) {
+		err = errHeaderTimeout
+	}
 	writeErr := err
 	if err != nil && (wrote == 0 || ctx.Err() != nil) {
 		return nil, wrote, fail(err)
@@ -265,7 +275,6 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 	// A server may answer before it has read the whole request (refusing a
 	// body too large) and then stop reading: its answer counts, not the
 	// write it broke.
-	pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	pc.limit = maxHeaderBytes
 	if pc.conn == pc.raw {
 		// The wait for the answer, as long as the upstream takes to start,
@@ -286,7 +295,7 @@ func (t *transport) exchange(ctx context.Context, pc *pconn, req *http.Request) 
 		}
 		return nil, wrote, fail(err)
 	}
-	pc.conn.SetReadDeadline(time.Time{})
+	pc.conn.SetDeadline(time.Time{})
 	b := &body{rc: resp.Body, t: t, pc: pc, stop: stop, keepAlive: writeErr == nil && !resp.Close && !req.Close}
 	if resp.Body == http.NoBody {
 		b.finish(true)

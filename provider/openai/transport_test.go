@@ -410,6 +410,43 @@ func TestTransportHeaderTimeout(t *testing.T) {
 	}
 }
 
+// TestTransportRequestNotRead checks that an upstream that stops reading a
+// request is given up within the header timeout, as one that does not answer.
+func TestTransportRequestNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never read
+		}
+	}()
+	tr := testTransport(t, "http://"+ln.Addr().String(), nil)
+	tr.headerTimeout = 100 * time.Millisecond
+	// Larger than what the sockets of both ends buffer.
+	body := strings.Repeat("x", 64<<20)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/v1/chat/completions", strings.NewReader(body))
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errHeaderTimeout) {
+			t.Errorf("got %v, want the header timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("still writing after 5s") // the cleanup closes the connection
+	}
+}
+
 // TestTransportStoppedAtDone checks that a stream read up to its last event,
 // but not to the end of its chunked body, keeps its connection.
 func TestTransportStoppedAtDone(t *testing.T) {

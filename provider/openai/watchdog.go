@@ -1,6 +1,8 @@
 package openai
 
 import (
+	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -12,18 +14,27 @@ import (
 // timer, set once, reads them when it fires and sets itself again for what
 // is left: a chunk costs two atomic stores and a clock read, not two timer
 // updates.
+//
+// When a limit passes, the watchdog keeps the error that says why and closes
+// what it was handed to watch (the response body), which ends a read waiting
+// on it. A stream so needs no cancel context of its own, which would be held
+// for its whole life with a map of children in the context above it.
 type watchdog struct {
 	start           time.Time
 	firstByte, idle time.Duration
-	expire          func(started bool) // called once, from the timer, when the limit passed
+	expire          func(started bool) error // says why the stream ends; called once, from the timer
 	timer           *time.Timer
 	started         atomic.Bool  // an event came
 	emitting        atomic.Bool  // the client is taking a chunk
 	last            atomic.Int64 // when the client last took a chunk, from start
 	stopped         atomic.Bool
+
+	mu     sync.Mutex
+	cause  error     // what expire said, once a limit passed
+	target io.Closer // closed when a limit passes
 }
 
-func newWatchdog(firstByte, idle time.Duration, expire func(started bool)) *watchdog {
+func newWatchdog(firstByte, idle time.Duration, expire func(started bool) error) *watchdog {
 	w := &watchdog{start: time.Now(), firstByte: firstByte, idle: idle, expire: expire}
 	w.timer = time.AfterFunc(firstByte, w.fire)
 	return w
@@ -45,7 +56,30 @@ func (w *watchdog) fire() {
 		w.timer.Reset(limit - quiet)
 		return
 	}
-	w.expire(started)
+	cause := w.expire(started)
+	w.mu.Lock()
+	w.cause = cause
+	target := w.target
+	w.mu.Unlock()
+	if target != nil {
+		target.Close()
+	}
+}
+
+// watch hands the watchdog what to close when a limit passes. If one passed
+// already, it returns why, and c is left to the caller.
+func (w *watchdog) watch(c io.Closer) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.target = c
+	return w.cause
+}
+
+// err says why the watchdog ended the stream, or nil if it did not.
+func (w *watchdog) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cause
 }
 
 // event marks an event read from the upstream.

@@ -1,6 +1,8 @@
 package openai
 
 import (
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -11,7 +13,7 @@ func TestWatchdog(t *testing.T) {
 	const limit = 100 * time.Millisecond
 	watch := func() (*watchdog, chan bool) {
 		expired := make(chan bool, 1)
-		w := newWatchdog(limit, limit, func(started bool) { expired <- started })
+		w := newWatchdog(limit, limit, func(started bool) error { expired <- started; return nil })
 		t.Cleanup(w.stop)
 		return w, expired
 	}
@@ -42,5 +44,34 @@ func TestWatchdog(t *testing.T) {
 	}
 	if started := <-expired; !started || time.Since(silent) < limit {
 		t.Errorf("silence: expired after %s, started %v", time.Since(silent), started)
+	}
+}
+
+// closeCounter counts its Close calls.
+type closeCounter struct{ n atomic.Int32 }
+
+func (c *closeCounter) Close() error { c.n.Add(1); return nil }
+
+// A limit passed closes what the watchdog watches, and err says why; what it
+// is handed once the limit passed is not closed, but refused with the cause.
+func TestWatchdogCloses(t *testing.T) {
+	silent := errors.New("silent")
+	w := newWatchdog(20*time.Millisecond, 20*time.Millisecond, func(bool) error { return silent })
+	defer w.stop()
+	var body closeCounter
+	if err := w.watch(&body); err != nil {
+		t.Fatalf("watch before the limit: %v", err)
+	}
+	eventually(t, "the watched body was not closed", func() bool { return body.n.Load() == 1 })
+	if err := w.err(); err != silent {
+		t.Errorf("err: got %v", err)
+	}
+	var late closeCounter
+	if err := w.watch(&late); err != silent {
+		t.Errorf("watch after the limit: got %v", err)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if late.n.Load() != 0 || body.n.Load() != 1 {
+		t.Errorf("closed %d and %d times", body.n.Load(), late.n.Load())
 	}
 }
