@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // decodeJSON decodes a request body into v, turning decoder errors into
 // messages that name the parameter at fault.
 func decodeJSON(body []byte, v any) error {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return aigrid.Errorf(aigrid.EInvalid, "The request body is empty: send a JSON object.")
 	}
 	err := json.Unmarshal(body, v)
