@@ -105,7 +105,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("tenant created", "tenant", t.Name, "class", t.Class)
+	logger(w).Info("tenant created", "tenant", t.Name, "class", t.Class)
 	writeJSON(w, http.StatusCreated, &t)
 }
 
@@ -141,7 +141,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.keys.flush()
-	logger(r).Info("tenant updated", "tenant", t.Name, "disabled", t.Disabled)
+	logger(w).Info("tenant updated", "tenant", t.Name, "disabled", t.Disabled)
 	writeJSON(w, http.StatusOK, t)
 }
 
@@ -186,7 +186,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("key created", "tenant", t.Name, "key_id", k.ID)
+	logger(w).Info("key created", "tenant", t.Name, "key_id", k.ID)
 	writeJSON(w, http.StatusCreated, createdKey{Key: k, Secret: secret})
 }
 
@@ -214,7 +214,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.keys.flush()
-	logger(r).Info("key revoked", "key_id", k.ID)
+	logger(w).Info("key revoked", "key_id", k.ID)
 	writeJSON(w, http.StatusOK, k)
 }
 
@@ -269,7 +269,7 @@ func (s *Server) putProvider(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("provider set", "provider", p.Name, "offers", len(p.Offers))
+	logger(w).Info("provider set", "provider", p.Name, "offers", len(p.Offers))
 	writeJSON(w, http.StatusOK, redact(&p))
 }
 
@@ -280,7 +280,7 @@ func (s *Server) deleteProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Providers.Remove(name)
-	logger(r).Info("provider removed", "provider", name)
+	logger(w).Info("provider removed", "provider", name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -307,7 +307,7 @@ func (s *Server) putServiceModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Providers.SetServiceModel(&m)
-	logger(r).Info("service model set", "service_model", m.Name, "fallback", m.Fallback)
+	logger(w).Info("service model set", "service_model", m.Name, "fallback", m.Fallback)
 	writeJSON(w, http.StatusOK, &m)
 }
 

@@ -115,7 +115,7 @@ func (s *Server) tenantAuth(h func(http.ResponseWriter, *http.Request, *aigrid.C
 			writeError(w, r, aigrid.Errorf(aigrid.EForbidden, "The tenant %q is disabled. Contact the grid's operator.", tenant.Name))
 			return
 		}
-		h(w, r, &aigrid.Call{ID: callID(r), Tenant: tenant, Key: key})
+		h(w, r, &aigrid.Call{ID: callID(w, r), Tenant: tenant, Key: key})
 	})
 }
 
@@ -143,8 +143,8 @@ func (s *Server) adminAuth(h http.HandlerFunc) http.Handler {
 // callID names a call in the ledger. It is the grid's own, never the
 // client's X-Request-Id: two clients may send the same one, and a call ID
 // must count once.
-func callID(r *http.Request) string {
-	id := requestID(r)
+func callID(w http.ResponseWriter, r *http.Request) string {
+	id := requestID(w)
 	if id == r.Header.Get("X-Request-Id") {
 		return newRequestID()
 	}

@@ -213,7 +213,7 @@ func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigri
 	case "text/html":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if err := statementHTML.Execute(w, st); err != nil {
-			logger(r).Error("render statement", "error", err.Error())
+			logger(w).Error("render statement", "error", err.Error())
 		}
 	default:
 		writeJSON(w, http.StatusOK, st)
@@ -354,7 +354,7 @@ func (s *Server) redeemVoucher(w http.ResponseWriter, r *http.Request, call *aig
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("voucher redeemed", "tenant", call.Tenant.Name, "value", value)
+	logger(w).Info("voucher redeemed", "tenant", call.Tenant.Name, "value", value)
 	cur := m.Currency()
 	writeJSON(w, http.StatusOK, redeemResponse{Object: "voucher.redemption", Currency: cur.Code, Value: cur.Decimal(value), Balance: cur.Decimal(balance)})
 }

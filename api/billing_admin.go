@@ -98,7 +98,7 @@ func (s *Server) putTariff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("tariff set", "tariff", t.Name, "effective", t.Effective, "actor", adminActor(r))
+	logger(w).Info("tariff set", "tariff", t.Name, "effective", t.Effective, "actor", adminActor(r))
 	writeJSON(w, http.StatusOK, &t)
 }
 
@@ -179,7 +179,7 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("account set", "tenant", t.Name, "type", a.Type, "tariff", a.Tariff, "actor", adminActor(r))
+	logger(w).Info("account set", "tenant", t.Name, "type", a.Type, "tariff", a.Tariff, "actor", adminActor(r))
 	s.writeBalance(w, r, t)
 }
 
@@ -249,7 +249,7 @@ func (s *Server) credit(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info(kind, "tenant", t.Name, "amount", amount, "reference", req.Reference, "reason", req.Reason, "actor", adminActor(r))
+	logger(w).Info(kind, "tenant", t.Name, "amount", amount, "reference", req.Reference, "reason", req.Reason, "actor", adminActor(r))
 	cur := m.Currency()
 	writeJSON(w, http.StatusCreated, creditResponse{Object: kind, Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
 }
@@ -315,7 +315,7 @@ func (s *Server) mintVouchers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	logger(r).Info("vouchers minted", "batch", batch, "count", len(codes), "value", value, "actor", adminActor(r))
+	logger(w).Info("vouchers minted", "batch", batch, "count", len(codes), "value", value, "actor", adminActor(r))
 	cur := m.Currency()
 	writeJSON(w, http.StatusCreated, mintResponse{Object: "voucher.batch", Batch: batch, Currency: cur.Code,
 		Value: cur.Decimal(value), Expires: expires, Codes: codes})

@@ -69,7 +69,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		} else if estimated {
 			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: sw.outputChunks, TotalTokens: promptEstimate + sw.outputChunks}
 		}
-		if serr := s.settle(r, call, hold, u, estimated); serr != nil && err == nil {
+		if serr := s.settle(w, r, call, hold, u, estimated); serr != nil && err == nil {
 			err = serr
 		}
 		if err != nil {
@@ -92,7 +92,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		} else {
 			u = *resp.Usage
 		}
-		if err := s.settle(r, call, hold, u, estimated); err != nil {
+		if err := s.settle(w, r, call, hold, u, estimated); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -103,7 +103,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		setOffer(w, call)
 		writeJSON(w, http.StatusOK, resp)
 	}
-	s.countUsage(r, call, &u)
+	s.countUsage(w, r, call, &u)
 }
 
 // estimateOutputTokens guesses the output of a response whose provider did
@@ -122,12 +122,12 @@ func estimateOutputTokens(resp *aigrid.ChatResponse) int {
 }
 
 // countUsage records the tokens of a served call in the metrics and the log.
-func (s *Server) countUsage(r *http.Request, call *aigrid.Call, u *aigrid.Usage) {
+func (s *Server) countUsage(w http.ResponseWriter, r *http.Request, call *aigrid.Call, u *aigrid.Usage) {
 	class := string(call.Tenant.Class)
 	s.metrics.tokens.WithLabelValues("in", call.Service, call.Provider, class).Add(float64(u.PromptTokens))
 	s.metrics.tokens.WithLabelValues("out", call.Service, call.Provider, class).Add(float64(u.CompletionTokens))
-	if logEnabled(r, slog.LevelInfo) {
-		logger(r).Info("served", "tenant", call.Tenant.Name, "service_model", call.Service, "provider", call.Provider,
+	if logEnabled(w, r, slog.LevelInfo) {
+		logger(w).Info("served", "tenant", call.Tenant.Name, "service_model", call.Service, "provider", call.Provider,
 			"attempts", call.Attempts, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
 	}
 }
@@ -301,7 +301,7 @@ func (sw *sseWriter) fail(r *http.Request, err error) {
 	e := openaierr.From(err)
 	_, typ := openaierr.Status(e.Code)
 	if e.Code == aigrid.EInternal {
-		logger(r).Error("stream failed", "error", err.Error())
+		logger(sw.w).Error("stream failed", "error", err.Error())
 	}
 	body, _ := json.Marshal(openaierr.Detailed(e, typ))
 	sw.take()

@@ -10,7 +10,7 @@ import (
 // writeError writes err as an OpenAI error response, logging internal ones
 // with the request's logger.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	openaierr.Write(w, err, logger(r))
+	openaierr.Write(w, err, logger(w))
 }
 
 func writeErrorStatus(w http.ResponseWriter, status int, typ string, e *aigrid.Error) {

@@ -87,12 +87,12 @@ func appendReset(b []byte, d time.Duration) []byte {
 // settle records what the call used. A call whose hold is nil (metering off)
 // records nothing. When it fails, the client must not be told the call
 // succeeded: what is not in the ledger was not sold.
-func (s *Server) settle(r *http.Request, call *aigrid.Call, h *aigrid.Hold, u aigrid.Usage, estimated bool) error {
+func (s *Server) settle(w http.ResponseWriter, r *http.Request, call *aigrid.Call, h *aigrid.Hold, u aigrid.Usage, estimated bool) error {
 	if h == nil {
 		return nil
 	}
 	if err := s.cfg.Meter.Settle(r.Context(), h, aigrid.ServedBy(call, u, estimated)); err != nil {
-		logger(r).Error("settle", "call", call.ID, "error", err.Error())
+		logger(w).Error("settle", "call", call.ID, "error", err.Error())
 		return aigrid.Errorf(aigrid.EUnavailable, "The grid could not record this request in its ledger, so it was not completed. Try again.")
 	}
 	return nil

@@ -59,7 +59,11 @@ func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		inFlight.Inc()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := requestOf(w)
+		if rec == nil {
+			rec = &reqWriter{ResponseWriter: w, status: http.StatusOK, base: slog.Default()}
+			w = rec
+		}
 		defer func() {
 			inFlight.Dec()
 			elapsed := time.Since(start)
@@ -69,25 +73,11 @@ func (m *metrics) instrument(endpoint string, next http.Handler) http.Handler {
 			} else {
 				m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
 			}
-			if logEnabled(r, slog.LevelInfo) {
-				logger(r).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			if logEnabled(w, r, slog.LevelInfo) {
+				logger(w).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 					"duration_ms", float64(elapsed.Microseconds())/1000)
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(w, r)
 	})
 }
-
-// statusRecorder remembers the status code written. Unwrap lets
-// http.ResponseController reach the connection's Flush and deadlines.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

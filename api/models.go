@@ -77,7 +77,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 	if estimated {
 		u = aigrid.Usage{PromptTokens: req.EstimateTokens(), TotalTokens: req.EstimateTokens()}
 	}
-	if err := s.settle(r, call, hold, u, estimated); err != nil {
+	if err := s.settle(w, r, call, hold, u, estimated); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -87,5 +87,5 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 	}
 	setOffer(w, call)
 	writeJSON(w, http.StatusOK, resp)
-	s.countUsage(r, call, &resp.Usage)
+	s.countUsage(w, r, call, &resp.Usage)
 }

@@ -32,7 +32,7 @@ func (s *Server) packageRoutes(mux *http.ServeMux) {
 				writeError(w, r, err)
 				return
 			}
-			call := &aigrid.Call{ID: callID(r), Tenant: t, Key: key}
+			call := &aigrid.Call{ID: callID(w, r), Tenant: t, Key: key}
 			s.servePackage(w, r, call, p, "/admin/v1/tenants/"+t.Name+"/packages/"+name)
 		})))
 	}
@@ -67,8 +67,8 @@ func (s *Server) servePackage(w http.ResponseWriter, r *http.Request, call *aigr
 	call.Provider = aigrid.PackageProvider
 	// The answer is written: a settlement that fails is logged, and the
 	// hold goes back.
-	if err := s.settle(r, call, hold, aigrid.PackageUsage(int(call.Units)), false); err != nil {
-		logger(r).Error("package usage not recorded", "package", name, "units", call.Units)
+	if err := s.settle(w, r, call, hold, aigrid.PackageUsage(int(call.Units)), false); err != nil {
+		logger(w).Error("package usage not recorded", "package", name, "units", call.Units)
 	}
 }
 

@@ -148,7 +148,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			logger(r).Error("not ready", "error", err.Error())
+			logger(w).Error("not ready", "error", err.Error())
 			writeError(w, r, aigrid.Errorf(aigrid.EUnavailable, "The store is not reachable."))
 			return
 		}
@@ -158,22 +158,49 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 type ctxKey int
 
-const (
-	requestKey ctxKey = iota
-	adminKeyIDKey
-)
+const adminKeyIDKey ctxKey = iota
 
-// requestInfo is what withRequestID puts in a request's context. The logger
-// that carries the id is made when the request first logs: a stream would
-// otherwise hold one (a few hundred bytes) for its whole life, mostly unused.
-type requestInfo struct {
-	id   string
-	base *slog.Logger
-	log  *slog.Logger
+// reqWriter is a request's response writer: it remembers the status written,
+// for the metrics and the request log, and carries the request's id and
+// logger. withRequestID makes one a request, so that the id travels without
+// a context value: a stream holds its request for its whole life, and
+// r.WithContext copies the request (a few hundred bytes). The logger that
+// carries the id is made when the request first logs, for the same reason.
+// Unwrap lets http.ResponseController reach the connection's Flush and
+// deadlines.
+type reqWriter struct {
+	http.ResponseWriter
+	status int
+	id     string
+	base   *slog.Logger
+	log    *slog.Logger
+}
+
+func (w *reqWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *reqWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requestOf finds the request's writer under w's wrappers, or nil when w was
+// not made by withRequestID.
+func requestOf(w http.ResponseWriter) *reqWriter {
+	for {
+		switch x := w.(type) {
+		case *reqWriter:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // withRequestID keeps a client's X-Request-Id (when it is sane) or makes one,
-// echoes it in the response and puts it in the context, for the logger.
+// echoes it in the response and gives it to the request's writer, for the
+// logger.
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -181,8 +208,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestKey, &requestInfo{id: id, base: s.cfg.Logger})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(&reqWriter{ResponseWriter: w, status: http.StatusOK, id: id, base: s.cfg.Logger}, r)
 	})
 }
 
@@ -195,7 +221,7 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				logger(r).Error("panic", "panic", v)
+				logger(w).Error("panic", "panic", v)
 				writeError(w, r, aigrid.Errorf(aigrid.EInternal, "Internal error."))
 			}
 		}()
@@ -226,9 +252,9 @@ func newRequestID() string {
 	return "req_" + hex.EncodeToString(b[:])
 }
 
-func requestID(r *http.Request) string {
-	if info, ok := r.Context().Value(requestKey).(*requestInfo); ok {
-		return info.id
+func requestID(w http.ResponseWriter) string {
+	if rw := requestOf(w); rw != nil {
+		return rw.id
 	}
 	return ""
 }
@@ -236,23 +262,23 @@ func requestID(r *http.Request) string {
 // logEnabled reports whether the request's logger writes at level, without
 // making the logger: a line logged on every call is skipped at no cost when
 // the operator's level leaves it out.
-func logEnabled(r *http.Request, level slog.Level) bool {
+func logEnabled(w http.ResponseWriter, r *http.Request, level slog.Level) bool {
 	base := slog.Default()
-	if info, ok := r.Context().Value(requestKey).(*requestInfo); ok {
-		base = info.base
+	if rw := requestOf(w); rw != nil {
+		base = rw.base
 	}
 	return base.Enabled(r.Context(), level)
 }
 
 // logger returns the request's logger, which carries its id. Only the
 // request's own goroutine calls it.
-func logger(r *http.Request) *slog.Logger {
-	info, ok := r.Context().Value(requestKey).(*requestInfo)
-	if !ok {
+func logger(w http.ResponseWriter) *slog.Logger {
+	rw := requestOf(w)
+	if rw == nil {
 		return slog.Default()
 	}
-	if info.log == nil {
-		info.log = info.base.With("request_id", info.id)
+	if rw.log == nil {
+		rw.log = rw.base.With("request_id", rw.id)
 	}
-	return info.log
+	return rw.log
 }

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +35,35 @@ func TestRequestIDsSortByTime(t *testing.T) {
 	}
 	if first, last := newRequestID(), (func() string { time.Sleep(2 * time.Millisecond); return newRequestID() })(); first >= last {
 		t.Errorf("%s made before %s sorts after it", first, last)
+	}
+}
+
+// A request's log line carries its id (the client's, when sane) and the
+// status written, which the request's writer keeps.
+func TestRequestLog(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	for _, id := range []string{"clinic-req-42", "bad id"} {
+		logs.Reset()
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{}`))
+		r.Header.Set("X-Request-Id", id)
+		s.ServeHTTP(w, r) // no key: 401
+		var line struct {
+			Msg       string
+			RequestID string `json:"request_id"`
+			Status    int
+		}
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("log %q: %v", logs.String(), err)
+		}
+		echoed := w.Header().Get("X-Request-Id")
+		if line.Msg != "request" || line.Status != http.StatusUnauthorized || line.RequestID != echoed || echoed == "" {
+			t.Errorf("id %q: log %s, X-Request-Id %q", id, logs.String(), echoed)
+		}
+		if (echoed == id) != (id == "clinic-req-42") {
+			t.Errorf("id %q echoed as %q", id, echoed)
+		}
 	}
 }
 
