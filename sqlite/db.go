@@ -56,6 +56,10 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.prepareSlotUpserts(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -218,12 +222,33 @@ var migrations = []string{
 		segment INTEGER NOT NULL,
 		byte_offset INTEGER NOT NULL
 	);`,
+	// The rollup: a tenant's usage summed by 15-minute slot, service model,
+	// provider and block (see usage.go), so that a month is read in slots,
+	// not calls. rollUpPacks sums the packs written before it.
+	`CREATE TABLE usage_slots (
+		tenant_id INTEGER NOT NULL,
+		slot INTEGER NOT NULL,
+		service TEXT NOT NULL,
+		provider TEXT NOT NULL,
+		block INTEGER NOT NULL,
+		lines INTEGER NOT NULL,
+		input INTEGER NOT NULL,
+		output INTEGER NOT NULL,
+		amount INTEGER NOT NULL,
+		exact INTEGER NOT NULL,
+		calls INTEGER NOT NULL,
+		tokens INTEGER NOT NULL,
+		charge INTEGER NOT NULL,
+		cost INTEGER NOT NULL,
+		PRIMARY KEY (tenant_id, slot, service, provider, block)
+	) WITHOUT ROWID;`,
 }
 
 // migrationSteps do, in Go, what SQL alone cannot: each runs after the
 // migration to its schema version, in the same transaction.
 var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
 	7: packUsageRows,
+	8: rollUpPacks,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

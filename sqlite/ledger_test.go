@@ -102,7 +102,8 @@ func TestUsageByBlockWithFreeCalls(t *testing.T) {
 
 // Calls are posted one transaction per tenant and minute: a balance at a
 // minute's start counts exactly the calls before it, in every time zone, and
-// the check finds a packed call whose charge differs from what was posted.
+// the check finds a packed call whose charge differs from what was posted
+// (and from what the rollup summed).
 func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 	ctx := context.Background()
 	db, tenants := openWithTenants(t, "clinic-a", "school-b")
@@ -147,7 +148,8 @@ func TestUsagePostingsByTenantAndMinute(t *testing.T) {
 			u.Charge.Total = 8
 		}
 	})
-	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 1 || !strings.Contains(bad[0], "charged 13, and it posted 12") {
+	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 2 || !strings.Contains(bad[0], "charged 13, and it posted 12") ||
+		!strings.Contains(bad[1], "charge:12 cost:0}, its calls sum to {lines:2 input:20 output:10 amount:0 exact:0 calls:2 tokens:30 charge:13") {
 		t.Fatalf("check after tampering: %q, %v", bad, err)
 	}
 }

@@ -25,6 +25,10 @@ import (
 // on; the readers decode only the packs whose minute overlaps the period
 // asked for.
 //
+// The readers that sum (statements, the meter's carry and token counters
+// at a start, revenue) read the rollup's whole slots instead, and the packs
+// only at a period's ends (see rollup.go).
+//
 // Packs cannot be looked up by call ID. A replay of the journal is
 // recognised instead by the journal position that each apply records with
 // what it applied (journal_applied); calls with no position, and calls
@@ -243,11 +247,13 @@ func (db *DB) postUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx,
 	packs := make([]packRow, len(order))
 	var packer usagepack.Packer
 	var list []*aigrid.UsageRecord
+	var sums rollup
 	for k, m := range order {
 		list = list[:0]
 		for _, i := range groups[m] {
 			txs[i].ID = postings[k].ID
 			list = append(list, txs[i].Usage)
+			sums.add(m.tenant, txs[i].Usage)
 		}
 		packs[k] = newPackRow(&packer, postings[k].ID, m.tenant, list)
 	}
@@ -262,7 +268,7 @@ func (db *DB) postUsage(ctx context.Context, tx *sql.Tx, txs []*aigrid.LedgerTx,
 	for _, i := range calls {
 		applied[i] = true
 	}
-	return true, nil
+	return true, db.writeSlots(ctx, tx, &sums)
 }
 
 // packRow is a row of usage_packs.
@@ -319,18 +325,29 @@ func boundNanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// TokensSince sums a tenant's tokens at or after t: the totals of the packs
-// that start at or after it, and the calls of those that straddle it.
+// TokensSince sums a tenant's tokens at or after t: the rollup's from the
+// first whole slot on, the packs' totals before it, and the calls of the
+// packs that straddle t.
 func (db *DB) TokensSince(ctx context.Context, tenantID int64, t time.Time) (int64, error) {
-	var n int64
 	at := boundNanos(t)
-	err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(tokens), 0) FROM usage_packs WHERE tenant_id = ? AND first_at >= ?`,
-		tenantID, at).Scan(&n)
+	lo, _, ok := wholeSlots(t, time.Unix(0, math.MaxInt64))
+	if !ok {
+		lo = math.MaxInt64
+	}
+	tx, err := db.readTx(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: tokens: %w", err)
+	}
+	defer tx.Rollback()
+	var n int64
+	err = tx.QueryRowContext(ctx, `SELECT (SELECT COALESCE(SUM(tokens), 0) FROM usage_slots WHERE tenant_id = ?1 AND slot >= ?3)
+		+ (SELECT COALESCE(SUM(tokens), 0) FROM usage_packs WHERE tenant_id = ?1 AND first_at >= ?2 AND first_at < ?3)`,
+		tenantID, at, lo).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: tokens: %w", err)
 	}
 	var u aigrid.UsageRecord
-	err = readPacks(ctx, db.read, `SELECT tx_id, body FROM usage_packs WHERE tenant_id = ? AND first_at > ? AND first_at < ? AND last_at >= ?`,
+	err = readPacks(ctx, tx, `SELECT tx_id, body FROM usage_packs WHERE tenant_id = ? AND first_at > ? AND first_at < ? AND last_at >= ?`,
 		[]any{tenantID, at - packSpan, at, at}, func(_ int64, p *usagepack.Pack) {
 			for p.Next(&u) {
 				if !u.At.Before(t) {
@@ -422,29 +439,52 @@ func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Ti
 			l = &aigrid.UsageLine{Service: service, Block: block}
 			sums[line{service, block}] = l
 		}
-		l.Calls++
 		return l
 	}
-	var u aigrid.UsageRecord
-	err := readPacks(ctx, db.read, `SELECT tx_id, body FROM usage_packs WHERE tenant_id = ?`+overlapping,
-		append([]any{tenantID}, overlapArgs(from, to)...), func(_ int64, p *usagepack.Pack) {
-			for p.Next(&u) {
-				if u.At.Before(from) || !u.At.Before(to) {
-					continue
-				}
-				if len(u.Charge.Blocks) == 0 {
-					l := add(u.Service, 0)
-					l.InputTokens += u.PromptTokens
-					l.OutputTokens += u.CompletionTokens
-				}
-				for _, b := range u.Charge.Blocks {
-					l := add(u.Service, b.Block)
-					l.InputTokens += b.Input
-					l.OutputTokens += b.Output
-					l.Amount += b.Amount
-					l.Exact += b.Exact
-				}
+	tx, err := db.readTx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
+	}
+	defer tx.Rollback()
+	err = readPeriod(ctx, tx, from, to, `SELECT tx_id, body FROM usage_packs WHERE tenant_id = ?`, []any{tenantID},
+		func(u *aigrid.UsageRecord) {
+			if len(u.Charge.Blocks) == 0 {
+				l := add(u.Service, 0)
+				l.Calls++
+				l.InputTokens += u.PromptTokens
+				l.OutputTokens += u.CompletionTokens
 			}
+			for _, b := range u.Charge.Blocks {
+				l := add(u.Service, b.Block)
+				l.Calls++
+				l.InputTokens += b.Input
+				l.OutputTokens += b.Output
+				l.Amount += b.Amount
+				l.Exact += b.Exact
+			}
+		},
+		func(lo, hi int64) error {
+			rows, err := tx.QueryContext(ctx, `SELECT service, block, SUM(lines), SUM(input), SUM(output), SUM(amount), SUM(exact)
+				FROM usage_slots WHERE tenant_id = ? AND slot >= ? AND slot < ? GROUP BY service, block`, tenantID, lo, hi)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var service string
+				var block int
+				var calls, input, output, amount, exact int64
+				if err := rows.Scan(&service, &block, &calls, &input, &output, &amount, &exact); err != nil {
+					return err
+				}
+				l := add(service, block)
+				l.Calls += calls
+				l.InputTokens += input
+				l.OutputTokens += output
+				l.Amount += aigrid.Money(amount)
+				l.Exact += exact
+			}
+			return rows.Err()
 		})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
@@ -459,27 +499,51 @@ func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Ti
 	return out, nil
 }
 
-// Revenue sums usage by provider in [from, to), reading the period's packs
-// tenant by tenant through their index.
+// Revenue sums usage by provider in [from, to), reading the period's slots
+// and packs tenant by tenant through their indexes.
 func (db *DB) Revenue(ctx context.Context, from, to time.Time) ([]aigrid.RevenueLine, error) {
 	sums := map[string]*aigrid.RevenueLine{}
-	var u aigrid.UsageRecord
-	err := readPacks(ctx, db.read, `SELECT tx_id, body FROM usage_packs WHERE tenant_id IN (SELECT id FROM tenants)`+overlapping,
-		overlapArgs(from, to), func(_ int64, p *usagepack.Pack) {
-			for p.Next(&u) {
-				if u.At.Before(from) || !u.At.Before(to) {
-					continue
-				}
-				l := sums[u.Provider]
-				if l == nil {
-					l = &aigrid.RevenueLine{Provider: u.Provider}
-					sums[u.Provider] = l
-				}
-				l.Calls++
-				l.Tokens += u.PromptTokens + u.CompletionTokens
-				l.Revenue += u.Charge.Total
-				l.Cost += u.Cost
+	add := func(provider string) *aigrid.RevenueLine {
+		l := sums[provider]
+		if l == nil {
+			l = &aigrid.RevenueLine{Provider: provider}
+			sums[provider] = l
+		}
+		return l
+	}
+	tx, err := db.readTx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revenue: %w", err)
+	}
+	defer tx.Rollback()
+	err = readPeriod(ctx, tx, from, to, `SELECT tx_id, body FROM usage_packs WHERE tenant_id IN (SELECT id FROM tenants)`, nil,
+		func(u *aigrid.UsageRecord) {
+			l := add(u.Provider)
+			l.Calls++
+			l.Tokens += u.PromptTokens + u.CompletionTokens
+			l.Revenue += u.Charge.Total
+			l.Cost += u.Cost
+		},
+		func(lo, hi int64) error {
+			rows, err := tx.QueryContext(ctx, `SELECT provider, SUM(calls), SUM(tokens), SUM(charge), SUM(cost)
+				FROM usage_slots WHERE tenant_id IN (SELECT id FROM tenants) AND slot >= ? AND slot < ? GROUP BY provider`, lo, hi)
+			if err != nil {
+				return err
 			}
+			defer rows.Close()
+			for rows.Next() {
+				var provider string
+				var calls, tokens, charge, cost int64
+				if err := rows.Scan(&provider, &calls, &tokens, &charge, &cost); err != nil {
+					return err
+				}
+				l := add(provider)
+				l.Calls += calls
+				l.Tokens += tokens
+				l.Revenue += aigrid.Money(charge)
+				l.Cost += aigrid.Money(cost)
+			}
+			return rows.Err()
 		})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: revenue: %w", err)
@@ -494,12 +558,18 @@ func (db *DB) Revenue(ctx context.Context, from, to time.Time) ([]aigrid.Revenue
 }
 
 // checkPacks reports each usage posting whose calls' charges differ from
-// what it posted to revenue, and each pack whose totals differ from its
-// calls'.
+// what it posted to revenue, each pack whose totals differ from its
+// calls', and each tenant whose rollup differs from its calls' sums. It
+// reads the packs a tenant at a time, in one snapshot.
 func (db *DB) checkPacks(ctx context.Context) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT t.key, p.calls, p.tokens, p.charge, p.body,
+	tx, err := db.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT p.tenant_id, t.key, p.calls, p.tokens, p.charge, p.body,
 		COALESCE((SELECT SUM(e.amount) FROM ledger_entries e WHERE e.tx_id = p.tx_id AND e.account = 'revenue'), 0)
-		FROM usage_packs p JOIN ledger_tx t ON t.id = p.tx_id`)
+		FROM usage_packs p JOIN ledger_tx t ON t.id = p.tx_id ORDER BY p.tenant_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -507,12 +577,22 @@ func (db *DB) checkPacks(ctx context.Context) ([]string, error) {
 	var bad []string
 	var body []byte
 	var u aigrid.UsageRecord
+	var sums rollup
+	tenant, started := int64(0), false
 	for rows.Next() {
+		var tn int64
 		var key string
 		var calls, tokens, charge, posted int64
-		if err := rows.Scan(&key, &calls, &tokens, &charge, &body, &posted); err != nil {
+		if err := rows.Scan(&tn, &key, &calls, &tokens, &charge, &body, &posted); err != nil {
 			return nil, err
 		}
+		if started && tn != tenant {
+			if bad, err = checkSlots(ctx, tx, tenant, &sums, bad); err != nil {
+				return nil, err
+			}
+			sums.reset()
+		}
+		tenant, started = tn, true
 		p, err := usagepack.OpenPack(body)
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("usage transaction %s: %v", key, err))
@@ -524,6 +604,7 @@ func (db *DB) checkPacks(ctx context.Context) ([]string, error) {
 			n++
 			sumTokens += u.PromptTokens + u.CompletionTokens
 			sum += u.Charge.Total
+			sums.add(tn, &u)
 		}
 		switch {
 		case p.Err() != nil:
@@ -535,7 +616,41 @@ func (db *DB) checkPacks(ctx context.Context) ([]string, error) {
 				key, n, sumTokens, sum, calls, tokens, charge))
 		}
 	}
-	return bad, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if started {
+		if bad, err = checkSlots(ctx, tx, tenant, &sums, bad); err != nil {
+			return nil, err
+		}
+	}
+	// The rollup of tenants with no packs at all.
+	var orphans []int64
+	err = func() error {
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT tenant_id FROM usage_slots WHERE tenant_id NOT IN (SELECT tenant_id FROM usage_packs)`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var tn int64
+			if err := rows.Scan(&tn); err != nil {
+				return err
+			}
+			orphans = append(orphans, tn)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	for _, tn := range orphans {
+		sums.reset()
+		if bad, err = checkSlots(ctx, tx, tn, &sums, bad); err != nil {
+			return nil, err
+		}
+	}
+	return bad, nil
 }
 
 // packUsageRows moves the usage rows of a ledger from before packs into

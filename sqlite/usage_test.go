@@ -201,24 +201,7 @@ func TestUsageReadersAcrossPacks(t *testing.T) {
 		}
 	}
 	for _, p := range periods {
-		var want []aigrid.RevenueLine
-		for _, u := range all {
-			if u.At.Before(p[0]) || !u.At.Before(p[1]) {
-				continue
-			}
-			k := slices.IndexFunc(want, func(l aigrid.RevenueLine) bool { return l.Provider == u.Provider })
-			if k < 0 {
-				k = len(want)
-				want = append(want, aigrid.RevenueLine{Provider: u.Provider})
-			}
-			l := &want[k]
-			l.Calls++
-			l.Tokens += u.PromptTokens + u.CompletionTokens
-			l.Revenue += u.Charge.Total
-			l.Cost += u.Cost
-			l.Margin = l.Revenue - l.Cost
-		}
-		slices.SortFunc(want, func(a, b aigrid.RevenueLine) int { return strings.Compare(a.Provider, b.Provider) })
+		want := byProvider(within(all, p[0], p[1]))
 		if got, err := db.Revenue(ctx, p[0], p[1]); err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("revenue in [%v, %v): %+v, %v; want %+v", p[0], p[1], got, err, want)
 		}
@@ -226,6 +209,37 @@ func TestUsageReadersAcrossPacks(t *testing.T) {
 	if bad, err := db.CheckLedger(ctx); err != nil || len(bad) != 0 {
 		t.Fatalf("check: %v, %v", bad, err)
 	}
+}
+
+// within is those of calls in [from, to).
+func within(calls []*aigrid.UsageRecord, from, to time.Time) []*aigrid.UsageRecord {
+	var out []*aigrid.UsageRecord
+	for _, u := range calls {
+		if !u.At.Before(from) && u.At.Before(to) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// byProvider sums calls by provider, as Revenue does.
+func byProvider(calls []*aigrid.UsageRecord) []aigrid.RevenueLine {
+	var out []aigrid.RevenueLine
+	for _, u := range calls {
+		k := slices.IndexFunc(out, func(l aigrid.RevenueLine) bool { return l.Provider == u.Provider })
+		if k < 0 {
+			k = len(out)
+			out = append(out, aigrid.RevenueLine{Provider: u.Provider})
+		}
+		l := &out[k]
+		l.Calls++
+		l.Tokens += u.PromptTokens + u.CompletionTokens
+		l.Revenue += u.Charge.Total
+		l.Cost += u.Cost
+		l.Margin = l.Revenue - l.Cost
+	}
+	slices.SortFunc(out, func(a, b aigrid.RevenueLine) int { return strings.Compare(a.Provider, b.Provider) })
+	return out
 }
 
 // byBlock sums calls by service model and block, as UsageByBlock does.
