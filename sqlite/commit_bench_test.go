@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -101,4 +103,24 @@ func BenchmarkUsageReaders(b *testing.B) {
 			}
 		}
 	})
+	// The upgrade's step: the rollup built again from the packs, in a
+	// transaction rolled back after.
+	b.Run("RollUpPacks", func(b *testing.B) {
+		for b.Loop() {
+			err := db.tx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM usage_slots`); err != nil {
+					return err
+				}
+				if err := rollUpPacks(ctx, tx); err != nil {
+					return err
+				}
+				return errRolledBack
+			})
+			if err != errRolledBack {
+				b.Fatal(err)
+			}
+		}
+	})
 }
+
+var errRolledBack = errors.New("rolled back")
