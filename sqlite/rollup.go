@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -205,35 +206,76 @@ func (db *DB) readTx(ctx context.Context) (*sql.Tx, error) {
 	return db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 }
 
-// readPeriod reads a period's sums: its whole slots through slots, which
-// gets their bounds, and the calls of its partial slots at either end
-// through call.
-func readPeriod(ctx context.Context, tx *sql.Tx, from, to time.Time, query string, tenant []any,
-	call func(*aigrid.UsageRecord), slots func(lo, hi int64) error) error {
+// A slotSum is how a reader sums the rollup's rows: the columns it groups
+// by, and what sumPeriod selects, in the order of a slotKey's service,
+// provider and block and of slotSums' fields, with zeros for what the
+// reader does not read (each sum costs SQLite a step a row).
+type slotSum struct{ columns, group string }
+
+var (
+	sumByBlock = slotSum{`service, '', block, SUM(lines), SUM(input), SUM(output), SUM(amount), SUM(exact), 0, 0, 0, 0`,
+		`service, block`}
+	sumByProvider = slotSum{`'', provider, 0, 0, 0, 0, 0, 0, SUM(calls), SUM(tokens), SUM(charge), SUM(cost)`,
+		`provider`}
+)
+
+// sumPeriod gives fn the sums of the calls in [from, to) of the tenants
+// that where selects (a condition on tenant_id, whose parameters are args),
+// in parts: the rollup's rows of the period's whole slots summed as by
+// says, and the sums of the calls of its partial slots at either end, read
+// from the packs, by service model, provider and block. fn reads only the
+// fields of a part that by sums and groups by.
+func sumPeriod(ctx context.Context, tx *sql.Tx, from, to time.Time, where string, args []any, by slotSum, fn func(*slotKey, *slotSums)) error {
+	var partial rollup
 	var u aigrid.UsageRecord
 	calls := func(from, to time.Time) error {
 		if !from.Before(to) {
 			return nil
 		}
-		return readPacks(ctx, tx, query+overlapping, append(tenant, overlapArgs(from, to)...), func(_ int64, p *usagepack.Pack) {
-			for p.Next(&u) {
-				if !u.At.Before(from) && u.At.Before(to) {
-					call(&u)
+		return readPacks(ctx, tx, `SELECT tx_id, body FROM usage_packs WHERE `+where+overlapping, slices.Concat(args, overlapArgs(from, to)),
+			func(_ int64, p *usagepack.Pack) {
+				for p.Next(&u) {
+					if !u.At.Before(from) && u.At.Before(to) {
+						partial.add(0, &u) // the tenant is not read
+					}
 				}
-			}
-		})
+			})
 	}
 	lo, hi, ok := wholeSlots(from, to)
 	if !ok {
-		return calls(from, to)
+		if err := calls(from, to); err != nil {
+			return err
+		}
+	} else {
+		if err := calls(from, fromNanos(lo)); err != nil {
+			return err
+		}
+		if err := calls(fromNanos(hi), to); err != nil {
+			return err
+		}
 	}
-	if err := calls(from, fromNanos(lo)); err != nil {
+	for j := range partial.keys {
+		fn(&partial.keys[j], &partial.sums[j])
+	}
+	if !ok {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+by.columns+` FROM usage_slots WHERE `+where+` AND slot >= ? AND slot < ? GROUP BY `+by.group,
+		slices.Concat(args, []any{lo, hi})...)
+	if err != nil {
 		return err
 	}
-	if err := calls(fromNanos(hi), to); err != nil {
-		return err
+	defer rows.Close()
+	for rows.Next() {
+		var k slotKey
+		var s slotSums
+		if err := rows.Scan(&k.service, &k.provider, &k.block,
+			&s.lines, &s.input, &s.output, &s.amount, &s.exact, &s.calls, &s.tokens, &s.charge, &s.cost); err != nil {
+			return err
+		}
+		fn(&k, &s)
 	}
-	return slots(lo, hi)
+	return rows.Err()
 }
 
 // checkSlots compares tenant's rows of the rollup with want, the sums of

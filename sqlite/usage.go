@@ -446,46 +446,14 @@ func (db *DB) UsageByBlock(ctx context.Context, tenantID int64, from, to time.Ti
 		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
 	}
 	defer tx.Rollback()
-	err = readPeriod(ctx, tx, from, to, `SELECT tx_id, body FROM usage_packs WHERE tenant_id = ?`, []any{tenantID},
-		func(u *aigrid.UsageRecord) {
-			if len(u.Charge.Blocks) == 0 {
-				l := add(u.Service, 0)
-				l.Calls++
-				l.InputTokens += u.PromptTokens
-				l.OutputTokens += u.CompletionTokens
-			}
-			for _, b := range u.Charge.Blocks {
-				l := add(u.Service, b.Block)
-				l.Calls++
-				l.InputTokens += b.Input
-				l.OutputTokens += b.Output
-				l.Amount += b.Amount
-				l.Exact += b.Exact
-			}
-		},
-		func(lo, hi int64) error {
-			rows, err := tx.QueryContext(ctx, `SELECT service, block, SUM(lines), SUM(input), SUM(output), SUM(amount), SUM(exact)
-				FROM usage_slots WHERE tenant_id = ? AND slot >= ? AND slot < ? GROUP BY service, block`, tenantID, lo, hi)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var service string
-				var block int
-				var calls, input, output, amount, exact int64
-				if err := rows.Scan(&service, &block, &calls, &input, &output, &amount, &exact); err != nil {
-					return err
-				}
-				l := add(service, block)
-				l.Calls += calls
-				l.InputTokens += input
-				l.OutputTokens += output
-				l.Amount += aigrid.Money(amount)
-				l.Exact += exact
-			}
-			return rows.Err()
-		})
+	err = sumPeriod(ctx, tx, from, to, `tenant_id = ?`, []any{tenantID}, sumByBlock, func(k *slotKey, s *slotSums) {
+		l := add(k.service, k.block)
+		l.Calls += s.lines
+		l.InputTokens += s.input
+		l.OutputTokens += s.output
+		l.Amount += aigrid.Money(s.amount)
+		l.Exact += s.exact
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: usage by block: %w", err)
 	}
@@ -516,35 +484,13 @@ func (db *DB) Revenue(ctx context.Context, from, to time.Time) ([]aigrid.Revenue
 		return nil, fmt.Errorf("sqlite: revenue: %w", err)
 	}
 	defer tx.Rollback()
-	err = readPeriod(ctx, tx, from, to, `SELECT tx_id, body FROM usage_packs WHERE tenant_id IN (SELECT id FROM tenants)`, nil,
-		func(u *aigrid.UsageRecord) {
-			l := add(u.Provider)
-			l.Calls++
-			l.Tokens += u.PromptTokens + u.CompletionTokens
-			l.Revenue += u.Charge.Total
-			l.Cost += u.Cost
-		},
-		func(lo, hi int64) error {
-			rows, err := tx.QueryContext(ctx, `SELECT provider, SUM(calls), SUM(tokens), SUM(charge), SUM(cost)
-				FROM usage_slots WHERE tenant_id IN (SELECT id FROM tenants) AND slot >= ? AND slot < ? GROUP BY provider`, lo, hi)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var provider string
-				var calls, tokens, charge, cost int64
-				if err := rows.Scan(&provider, &calls, &tokens, &charge, &cost); err != nil {
-					return err
-				}
-				l := add(provider)
-				l.Calls += calls
-				l.Tokens += tokens
-				l.Revenue += aigrid.Money(charge)
-				l.Cost += aigrid.Money(cost)
-			}
-			return rows.Err()
-		})
+	err = sumPeriod(ctx, tx, from, to, `tenant_id IN (SELECT id FROM tenants)`, nil, sumByProvider, func(k *slotKey, s *slotSums) {
+		l := add(k.provider)
+		l.Calls += s.calls
+		l.Tokens += s.tokens
+		l.Revenue += aigrid.Money(s.charge)
+		l.Cost += aigrid.Money(s.cost)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: revenue: %w", err)
 	}
