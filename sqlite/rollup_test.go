@@ -106,7 +106,8 @@ func TestRollupReadersMatchCalls(t *testing.T) {
 		day := time.Date(2026, 11, 30, 0, 0, 0, 0, z)
 		periods = append(periods, [2]time.Time{day, day.AddDate(0, 0, 1)})
 	}
-	periods = append(periods, [2]time.Time{time.Time{}, end}, [2]time.Time{start, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, [2]time.Time{end, start})
+	periods = append(periods, [2]time.Time{time.Time{}, end}, [2]time.Time{start, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, [2]time.Time{end, start},
+		[2]time.Time{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 2, 0, 0, 0, 0, time.UTC)})
 	for range 40 {
 		from := start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)))))
 		var span time.Duration

@@ -100,6 +100,12 @@ func TestReplayByJournalPosition(t *testing.T) {
 	if err != nil || len(usage) != 19 {
 		t.Fatalf("%d calls, %v; want 15 of segment 1 and 4 of segment 2", len(usage), err)
 	}
+	// The rollup counts what was applied once, the rolled-back apply of the
+	// call settled twice included.
+	day := at.Truncate(24 * time.Hour)
+	if lines, err := db.UsageByBlock(ctx, tenant, day, day.AddDate(0, 0, 1)); err != nil || !reflect.DeepEqual(lines, byBlock(usage)) {
+		t.Fatalf("the day by block: %+v, %v; want %+v", lines, err, byBlock(usage))
+	}
 	if bal, _ := db.AccountBalance(ctx, aigrid.TenantAccount(tenant), time.Time{}); bal != -38 {
 		t.Fatalf("balance %d, want -38", bal)
 	}
