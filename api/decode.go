@@ -84,7 +84,7 @@ func jsonKind(goKind string) string {
 // part, tool call), which on a stream's handler would double its stack to
 // 16 KiB for the stream's whole life, where 8 KiB hold it.
 func decodeChatRequest(body []byte) (req *aigrid.ChatRequest, err error) {
-	offstack.Run(func() { req, err = checkChatRequest(body) })
+	offstack.Compute(func() { req, err = checkChatRequest(body) })
 	return req, err
 }
 

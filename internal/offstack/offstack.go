@@ -45,6 +45,12 @@ func Run(f func()) {
 	default:
 		go work(c)
 	}
+	wait(c)
+}
+
+// wait waits for c's call to return, gives c back to the pool, and raises
+// the call's panic again.
+func wait(c *call) {
 	<-c.done
 	panicked := c.panicked
 	c.f, c.panicked = nil, nil
@@ -52,6 +58,37 @@ func Run(f func()) {
 	if panicked != nil {
 		panic(panicked)
 	}
+}
+
+// computeCalls is served by computeWorkers workers of its own, started by
+// the first Compute call, which never end.
+var (
+	computeCalls   = make(chan *call)
+	computeWorkers = 2 * runtime.GOMAXPROCS(0)
+	startCompute   sync.Once
+)
+
+// Compute is Run for a call that waits on nothing but the CPU (decoding,
+// encoding). It waits for one of a few workers kept for such calls, as it
+// would for the CPU anyway, rather than start a worker when none is idle: a
+// burst of a thousand requests started one for most of their decodes, which
+// ended afterwards, each leaving the stack it had grown as a free slot in
+// the runtime's stack spans, megabytes of them in all.
+func Compute(f func()) {
+	startCompute.Do(func() {
+		for range computeWorkers {
+			go func() {
+				for c := range computeCalls {
+					c.run()
+					c.done <- struct{}{}
+				}
+			}()
+		}
+	})
+	c := pool.Get().(*call)
+	c.f = f
+	computeCalls <- c
+	wait(c)
 }
 
 func work(c *call) {

@@ -2,6 +2,7 @@ package offstack
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -66,4 +67,39 @@ func BenchmarkRun(b *testing.B) {
 	for b.Loop() {
 		Run(func() {})
 	}
+}
+
+// Compute runs no more calls at once than its workers; the rest wait for
+// one, and all complete; a panic comes back to the caller.
+func TestComputeBounded(t *testing.T) {
+	release := make(chan struct{})
+	var running, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			Compute(func() {
+				n := running.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				<-release
+				running.Add(-1)
+			})
+		})
+	}
+	for deadline := time.Now().Add(5 * time.Second); running.Load() < int32(computeWorkers); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls running, want %d", running.Load(), computeWorkers)
+		}
+	}
+	close(release)
+	wg.Wait()
+	if got := most.Load(); got != int32(computeWorkers) {
+		t.Errorf("%d calls ran at once, want %d", got, computeWorkers)
+	}
+	defer func() {
+		if v := recover(); v != "deep" {
+			t.Errorf("recovered %v, want the panic of the function run", v)
+		}
+	}()
+	Compute(func() { panic("deep") })
 }

@@ -314,7 +314,7 @@ var (
 func (p *Provider) post(ctx context.Context, u *url.URL, body any, whole bool) (*http.Response, error) {
 	var b []byte
 	var err error
-	offstack.Run(func() { b, err = encodeRequest(body) })
+	offstack.Compute(func() { b, err = encodeRequest(body) })
 	if err != nil {
 		return nil, fmt.Errorf("openai: encode request: %w", err)
 	}
