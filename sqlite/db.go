@@ -56,10 +56,6 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := db.prepareSlotUpserts(context.Background()); err != nil {
-		db.Close()
-		return nil, err
-	}
 	return db, nil
 }
 

@@ -144,11 +144,11 @@ type chunkKey struct {
 	rows   int
 }
 
-// prepareInserts prepares every insert in every chunk size, and the
-// statements of the journal position.
+// prepareInserts prepares every insert, and the rollup's upsert, in every
+// chunk size, and the statements of the journal position.
 func (db *DB) prepareInserts(ctx context.Context) error {
 	db.inserts = map[chunkKey]*sql.Stmt{}
-	for _, in := range []*insert{&insertTxs, &insertEntries, &insertPacks} {
+	for _, in := range []*insert{&insertTxs, &insertEntries, &insertPacks, &upsertSlots} {
 		one := "(" + strings.Repeat("?, ", in.width-1) + "?)"
 		for _, n := range insertChunks {
 			text := in.head + strings.Repeat(one+", ", n-1) + one + in.tail

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"aigrid"
@@ -125,20 +124,6 @@ var upsertSlots = insert{`INSERT INTO usage_slots (tenant_id, slot, service, pro
 	input = input + excluded.input, output = output + excluded.output, amount = amount + excluded.amount,
 	exact = exact + excluded.exact, calls = calls + excluded.calls, tokens = tokens + excluded.tokens,
 	charge = charge + excluded.charge, cost = cost + excluded.cost`}
-
-// prepareSlotUpserts prepares upsertSlots in every chunk size, as
-// prepareInserts does the ledger's inserts.
-func (db *DB) prepareSlotUpserts(ctx context.Context) error {
-	one := "(" + strings.Repeat("?, ", upsertSlots.width-1) + "?)"
-	for _, n := range insertChunks {
-		st, err := db.write.PrepareContext(ctx, upsertSlots.head+strings.Repeat(one+", ", n-1)+one+upsertSlots.tail)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare: %w", err)
-		}
-		db.inserts[chunkKey{&upsertSlots, n}] = st
-	}
-	return nil
-}
 
 // writeSlots adds r's sums to the rollup.
 func (db *DB) writeSlots(ctx context.Context, tx *sql.Tx, r *rollup) error {
