@@ -96,12 +96,13 @@ func (s *Server) writeUsage(w http.ResponseWriter, r *http.Request, t *aigrid.Te
 		return
 	}
 	cur := m.Currency()
-	page := usagePage{Object: "list", Currency: cur.Code, From: from, To: to, Data: make([]usageItem, 0, min(len(recs), limit))}
+	page := usagePage{Object: "list", Currency: cur.Code, From: from.In(m.Location()), To: to.In(m.Location()), Data: make([]usageItem, 0, min(len(recs), limit))}
 	if len(recs) > limit {
 		recs, page.HasMore = recs[:limit], true
 	}
 	var total aigrid.Money
 	for _, u := range recs {
+		u.At = u.At.In(m.Location()) // in the zone of the period and the statements
 		page.Data = append(page.Data, usageItem{UsageRecord: u, Price: cur.Decimal(u.Charge.Total)})
 		page.Totals.PromptTokens += u.PromptTokens
 		page.Totals.CompletionTokens += u.CompletionTokens

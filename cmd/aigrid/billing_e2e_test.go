@@ -111,6 +111,17 @@ func TestBillingEndToEnd(t *testing.T) {
 	if len(page.Data) != 3 || page.Totals.Calls != 3 {
 		t.Fatalf("usage has %d calls: %+v", len(page.Data), page)
 	}
+	// Calls are timed in the grid's zone, as the period is.
+	var zoned struct {
+		From, To string
+		Data     []struct{ Created string }
+	}
+	g.do("GET", "/v1/usage", key, nil, &zoned)
+	for _, u := range zoned.Data {
+		if !strings.HasSuffix(u.Created, "+03:00") || !strings.HasSuffix(zoned.From, "+03:00") || !strings.HasSuffix(zoned.To, "+03:00") {
+			t.Errorf("call at %s, period %s to %s: want all in Africa/Nairobi's +03:00", u.Created, zoned.From, zoned.To)
+		}
+	}
 	if "chatcmpl-"+page.Data[0].ID != resp.ID {
 		t.Errorf("usage id %q, response id %q", page.Data[0].ID, resp.ID)
 	}
