@@ -347,6 +347,36 @@ type ChatChunk struct {
 	// More tells the writer that the provider holds the next chunk already, so
 	// that this one may go out with it rather than in a network write of its own.
 	More bool `json:"-"`
+	// Raw, when its JSON is set, holds the choices as the provider received
+	// them, to be relayed in place of Choices (then nil).
+	Raw RawChoices `json:"-"`
+}
+
+// RawChoices are a chunk's choices as an upstream wrote them, which a
+// provider relays without decoding them into ChunkChoice values and the
+// writer without encoding them again. The provider has checked that they
+// read, as a client reads JSON, as the ChunkChoice values it would have
+// decoded and encoded: a JSON array of one or more choices, valid UTF-8 on
+// one line, with nothing in it that the grid would drop or write otherwise.
+type RawChoices struct {
+	JSON     []byte // valid until the provider reads its next chunk
+	Count    int    // choices
+	Finished int    // choices with a finish reason
+	Output   bool   // some choice adds content or reasoning
+}
+
+// MarshalJSON writes a chunk as encoding/json writes it, with its raw
+// choices, when it has them, decoded into Choices first. (The grid's stream
+// writer relays them as they are.)
+func (c ChatChunk) MarshalJSON() ([]byte, error) {
+	type plain ChatChunk
+	if c.Raw.JSON != nil {
+		c.Choices = nil
+		if err := json.Unmarshal(c.Raw.JSON, &c.Choices); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(plain(c))
 }
 
 // ChunkChoice is the part of a chunk that belongs to one choice.

@@ -204,6 +204,9 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	}
 	// final: every choice has finished, so only usage and [DONE] follow.
 	output, final := false, true
+	if raw := &c.Raw; raw.JSON != nil {
+		output, final = raw.Output, raw.Finished == raw.Count
+	}
 	for i := range c.Choices {
 		d := &c.Choices[i].Delta
 		output = output || d.Content != nil && *d.Content != "" || d.ReasoningContent != nil && *d.ReasoningContent != "" || len(d.ToolCalls) > 0
@@ -213,7 +216,7 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 		sw.outputChunks++
 	}
 	if c.Usage != nil && !sw.includeUsage {
-		if len(c.Choices) == 0 {
+		if len(c.Choices) == 0 && c.Raw.JSON == nil {
 			return nil
 		}
 		c.Usage = nil
@@ -222,7 +225,7 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 		sw.begin()
 	}
 	c.ID, c.Object, c.Created, c.Model = sw.id, "chat.completion.chunk", sw.created, sw.call.Service
-	if c.Choices == nil {
+	if c.Choices == nil && c.Raw.JSON == nil {
 		c.Choices = []aigrid.ChunkChoice{}
 	}
 	sw.take()

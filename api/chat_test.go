@@ -206,3 +206,36 @@ func readPaced(body io.Reader, n int, read chan<- int) (k int, tail []string) {
 		}
 	}
 }
+
+// Raw choices go out as they came; a final chunk of them waits for [DONE],
+// and the usage it carries is left out for a client that did not ask for it.
+func TestStreamRawChoices(t *testing.T) {
+	text := `[{"index":0,"delta":{"content":"\u00e9 </b>"},"finish_reason":null}]`
+	stop := `[{"index":0,"delta":{},"finish_reason":"stop"}]`
+	srv, writes := streamServer(t, chatFunc(func(emit func(*aigrid.ChatChunk) error) (*aigrid.ChatResponse, error) {
+		if err := emit(&aigrid.ChatChunk{Raw: aigrid.RawChoices{JSON: []byte(text), Count: 1, Output: true}}); err != nil {
+			return nil, err
+		}
+		return &aigrid.ChatResponse{}, emit(&aigrid.ChatChunk{Raw: aigrid.RawChoices{JSON: []byte(stop), Count: 1, Finished: 1},
+			Usage: &aigrid.Usage{PromptTokens: 2, CompletionTokens: 1, TotalTokens: 3}})
+	}))
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer sk-test-0001")
+	before := writes.Load()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	events := strings.Split(strings.TrimSuffix(string(body), "\n\n"), "\n\n")
+	if len(events) != 3 || !strings.HasSuffix(events[0], `"model":"chat","choices":`+text+"}") ||
+		!strings.HasSuffix(events[1], `"model":"chat","choices":`+stop+"}") || events[2] != "data: [DONE]" {
+		t.Errorf("streamed %q", events)
+	}
+	// One write for the first chunk, flushed; one for the rest.
+	if got := writes.Load() - before; got != 2 {
+		t.Errorf("%d writes", got)
+	}
+}

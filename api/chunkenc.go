@@ -9,7 +9,9 @@ import (
 
 // appendChunk appends c as JSON, byte for byte what encoding/json writes, but
 // without reflection or allocation for the fields every streamed chunk has.
-// The rare parts (tool calls, logprobs, usage) go through encoding/json.
+// The rare parts (tool calls, logprobs) go through encoding/json. Raw
+// choices are copied as they are: they read as what encoding/json would
+// write of them decoded (see aigrid.RawChoices).
 func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
 	dst = append(dst, `{"id":`...)
 	dst = aigrid.AppendJSONString(dst, c.ID)
@@ -20,9 +22,12 @@ func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
 	dst = append(dst, `,"model":`...)
 	dst = aigrid.AppendJSONString(dst, c.Model)
 	dst = append(dst, `,"choices":`...)
-	if c.Choices == nil {
+	switch {
+	case c.Raw.JSON != nil:
+		dst = append(dst, c.Raw.JSON...)
+	case c.Choices == nil:
 		dst = append(dst, "null"...)
-	} else {
+	default:
 		dst = append(dst, '[')
 		for i := range c.Choices {
 			if i > 0 {

@@ -68,3 +68,22 @@ func BenchmarkAppendChunk(b *testing.B) {
 		buf, _ = appendChunk(buf[:0], c)
 	}
 }
+
+// Raw choices are copied as they are, in the place of the choices encoded.
+func TestAppendChunkRaw(t *testing.T) {
+	for _, c := range chunkCases() {
+		if len(c.Choices) == 0 || c.Choices[0].Logprobs != nil || len(c.Choices[0].Delta.ToolCalls) > 0 {
+			continue
+		}
+		want, err := appendChunk(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		choices, _ := json.Marshal(c.Choices)
+		c.Choices, c.Raw = nil, aigrid.RawChoices{JSON: choices, Count: 1}
+		got, err := appendChunk(nil, c)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("raw:\n got %s\nwant %s", got, want)
+		}
+	}
+}

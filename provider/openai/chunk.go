@@ -15,16 +15,28 @@ import (
 // the hot path of every streamed completion, so it reads the fields of a
 // chunk directly instead of through reflection, reuses the chunk between
 // events (emit may not keep it), and keeps the strings that repeat in every
-// chunk (id, model) rather than allocating them again. The rarer parts
-// (tool calls, logprobs, usage) go through encoding/json.
+// chunk (id, model) rather than allocating them again. Choices that can be
+// relayed as the upstream wrote them are checked and kept raw (see relay);
+// the others are decoded, their rarer parts (tool calls, logprobs) through
+// encoding/json.
 type chunkDecoder struct {
 	chunk   aigrid.ChatChunk
 	choices [1]aigrid.ChunkChoice
 	content [1]string
 	finish  [1]string
+	// Of raw choices: the bytes of text they add (chars), the members to
+	// leave out (cuts), and the buffer they are copied into without them.
+	chars int
+	cuts  []span
+	cut   [maxCuts]span
+	buf   []byte
 }
 
-var errChunk = errors.New("malformed chunk")
+var (
+	errChunk = errors.New("malformed chunk")
+	// errDecode sends choices that may not be relayed raw to be decoded.
+	errDecode = errors.New("choices to decode")
+)
 
 // decode parses one event's data. The chunk returned is valid until the next call.
 func (d *chunkDecoder) decode(data []byte) (*aigrid.ChatChunk, error) {
@@ -46,7 +58,11 @@ func (d *chunkDecoder) decode(data []byte) (*aigrid.ChatChunk, error) {
 		case "created":
 			c.Created, err = s.int()
 		case "choices":
-			err = d.decodeChoices(&s)
+			c.Raw = aigrid.RawChoices{}
+			if at := s.pos; !d.relay(&s) {
+				s.pos = at
+				err = d.decodeChoices(&s)
+			}
 		case "usage":
 			c.Usage, err = decodeUsage(&s)
 		default:
@@ -160,6 +176,200 @@ func (d *chunkDecoder) decodeDelta(s *scanner, n int, delta *aigrid.Delta) error
 	})
 }
 
+// maxCuts bounds the members left out of one chunk's raw choices: an
+// OpenAI-style first chunk has two a choice (refusal and logprobs, null).
+const maxCuts = 8
+
+// span is a member of an object, from its key to the end of its value.
+type span struct{ from, to int }
+
+// relay reads the choices at s as aigrid.RawChoices, when they read, as a
+// client reads JSON, as what decodeChoices and the writer's encoding would
+// make of them: members the encoding leaves out (null, or an empty role) are
+// cut, and anything else it would drop or spell otherwise (a missing member,
+// a key it does not know or a repeated one, tool calls and logprobs, numbers
+// it would round, invalid UTF-8 or surrogates it would replace) sends them
+// to be decoded. It reports false, with s anywhere, in that case and when
+// they are malformed, which decoding them reports.
+func (d *chunkDecoder) relay(s *scanner) bool {
+	raw := aigrid.RawChoices{}
+	d.chars, d.cuts = 0, d.cut[:0]
+	s.skipSpace()
+	start := s.pos
+	err := s.array(func() error {
+		raw.Count++
+		return d.relayChoice(s, &raw)
+	})
+	if err != nil || raw.Count == 0 {
+		return false
+	}
+	// Decoding replaces invalid UTF-8; a line break between tokens would end
+	// the writer's event.
+	b := s.data[start:s.pos]
+	if !utf8.Valid(b) || bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') >= 0 {
+		return false
+	}
+	if len(d.cuts) > 0 {
+		b = d.cutMembers(s.data, start, s.pos)
+	}
+	raw.JSON = b
+	d.chunk.Raw, d.chunk.Choices = raw, nil
+	return true
+}
+
+// Members of a choice and of its delta, as bits of a set.
+const (
+	hasIndex = 1 << iota
+	hasDelta
+	hasFinish
+	hasLogprobs
+	hasRole
+	hasContent
+	hasReasoning
+	hasRefusal
+	hasToolCalls
+)
+
+// member adds a member to the set seen, refusing one seen before.
+func member(seen *uint16, bit uint16) error {
+	if *seen&bit != 0 {
+		return errDecode
+	}
+	*seen |= bit
+	return nil
+}
+
+func (d *chunkDecoder) relayChoice(s *scanner, raw *aigrid.RawChoices) error {
+	var seen uint16
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "index":
+			if err := member(&seen, hasIndex); err != nil {
+				return err
+			}
+			return s.integer()
+		case "delta":
+			if err := member(&seen, hasDelta); err != nil {
+				return err
+			}
+			return d.relayDelta(s, raw)
+		case "finish_reason":
+			if err := member(&seen, hasFinish); err != nil {
+				return err
+			}
+			if s.null() {
+				return nil
+			}
+			raw.Finished++
+			_, err := s.text()
+			return err
+		case "logprobs":
+			if err := member(&seen, hasLogprobs); err != nil {
+				return err
+			}
+			return d.cutNull(s)
+		}
+		return errDecode
+	})
+	if err == nil && seen&(hasIndex|hasDelta|hasFinish) != hasIndex|hasDelta|hasFinish {
+		return errDecode // the encoding writes each of them
+	}
+	return err
+}
+
+func (d *chunkDecoder) relayDelta(s *scanner, raw *aigrid.RawChoices) error {
+	if s.peek() != '{' {
+		return errDecode // null is written {}
+	}
+	var seen uint16
+	return s.object(func(key []byte) error {
+		var bit uint16
+		switch string(key) {
+		case "role":
+			bit = hasRole
+		case "content":
+			bit = hasContent
+		case "reasoning_content":
+			bit = hasReasoning
+		case "refusal":
+			bit = hasRefusal
+		case "tool_calls":
+			bit = hasToolCalls
+		default:
+			return errDecode
+		}
+		if err := member(&seen, bit); err != nil {
+			return err
+		}
+		at := s.keyAt
+		if s.null() {
+			return d.cutFrom(at, s.pos)
+		}
+		if bit == hasToolCalls {
+			return errDecode
+		}
+		n, err := s.text()
+		switch {
+		case err != nil:
+			return err
+		case bit == hasRole && n == 0:
+			return d.cutFrom(at, s.pos) // an empty role is left out
+		case bit == hasContent || bit == hasReasoning:
+			d.chars += n
+			raw.Output = raw.Output || n > 0
+		}
+		return nil
+	})
+}
+
+// cutNull cuts the member at s when its value is null; any other value is
+// decoded.
+func (d *chunkDecoder) cutNull(s *scanner) error {
+	at := s.keyAt
+	if !s.null() {
+		return errDecode
+	}
+	return d.cutFrom(at, s.pos)
+}
+
+func (d *chunkDecoder) cutFrom(from, to int) error {
+	if len(d.cuts) == cap(d.cuts) {
+		return errDecode
+	}
+	d.cuts = append(d.cuts, span{from, to})
+	return nil
+}
+
+// cutMembers copies the choices in data[start:end] without the members cut,
+// and with one comma less for each.
+func (d *chunkDecoder) cutMembers(data []byte, start, end int) []byte {
+	out, pos := d.buf[:0], start
+	for _, c := range d.cuts {
+		out = append(out, data[pos:c.from]...)
+		pos = c.to
+		next := pos
+		for data[next] == ' ' || data[next] == '\t' {
+			next++
+		}
+		// Before the member came its object's brace or a comma; after it
+		// comes a comma, dropped, or the brace, when the comma before goes.
+		if data[next] == ',' {
+			pos = next + 1
+			continue
+		}
+		tail := len(out) - 1
+		for out[tail] == ' ' || out[tail] == '\t' {
+			tail--
+		}
+		if out[tail] == ',' {
+			out = out[:tail]
+		}
+	}
+	out = append(out, data[pos:end]...)
+	d.buf = out
+	return out
+}
+
 // decodeUsage reads a stream's count of tokens, as encoding/json would into
 // an aigrid.Usage: once a stream, but by hand, as reflection cost more than
 // the rest of the chunk's decoding.
@@ -237,6 +447,7 @@ type scanner struct {
 	data  []byte
 	pos   int
 	depth int
+	keyAt int // where the key of the member being read starts
 }
 
 func (s *scanner) enter() error {
@@ -248,12 +459,11 @@ func (s *scanner) enter() error {
 
 func (s *scanner) skipSpace() {
 	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
+		// Every token starts above ' ': one comparison for the usual case.
+		if c := s.data[s.pos]; c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return
 		}
+		s.pos++
 	}
 }
 
@@ -289,6 +499,8 @@ func (s *scanner) object(field func(key []byte) error) error {
 		return nil
 	}
 	for {
+		s.skipSpace()
+		s.keyAt = s.pos
 		key, err := s.rawString()
 		if err != nil {
 			return err
@@ -350,18 +562,30 @@ func (s *scanner) rawString() ([]byte, error) {
 	}
 	start := s.pos + 1
 	for i := start; i < len(s.data); i++ {
-		switch c := s.data[i]; {
-		case c == '"':
-			s.pos = i + 1
-			return s.data[start:i], nil
-		case c == '\\':
-			return s.escapedString(start)
-		case c < 0x20:
+		if c := s.data[i]; !plain[c] {
+			switch c {
+			case '"':
+				s.pos = i + 1
+				return s.data[start:i], nil
+			case '\\':
+				return s.escapedString(start)
+			}
 			return nil, errChunk
 		}
 	}
 	return nil, errChunk
 }
+
+// plain holds the bytes that stand for themselves in a JSON string: not a
+// quote, a backslash or a control character. (One lookup a byte where the
+// string scanners' loops made three tests; a test of eight bytes at a time
+// was slower, on the short strings of a chunk.)
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (s *scanner) escapedString(start int) ([]byte, error) {
 	out := make([]byte, 0, 64)
@@ -420,6 +644,84 @@ func (s *scanner) escapedString(start int) ([]byte, error) {
 	return nil, errChunk
 }
 
+// text reads a string and returns the length of its text, unescaped. A
+// string whose escapes decoding would replace (surrogates not in pairs) is
+// sent to be decoded, as is a value that is not a string.
+func (s *scanner) text() (int, error) {
+	if s.peek() != '"' {
+		return 0, errDecode
+	}
+	n := 0
+	for i := s.pos + 1; i < len(s.data); {
+		switch c := s.data[i]; {
+		case plain[c]:
+			n++
+			i++
+			continue
+		case c == '"':
+			s.pos = i + 1
+			return n, nil
+		case c < 0x20:
+			return 0, errChunk
+		}
+		if i+1 >= len(s.data) {
+			return 0, errChunk
+		}
+		if e := s.data[i+1]; e != 'u' {
+			if bytes.IndexByte([]byte(`"\/bfnrt`), e) < 0 {
+				return 0, errChunk
+			}
+			n++
+			i += 2
+			continue
+		}
+		r, ok := hex4(s.data, i+2)
+		if !ok {
+			return 0, errChunk
+		}
+		i += 6
+		if utf16.IsSurrogate(r) {
+			r2, ok := hex4(s.data, i+2)
+			if !ok || s.data[i] != '\\' || s.data[i+1] != 'u' || utf16.DecodeRune(r, r2) == utf8.RuneError {
+				return 0, errDecode
+			}
+			i += 6
+			r = utf16.DecodeRune(r, r2)
+		}
+		n += utf8.RuneLen(r)
+	}
+	return 0, errChunk
+}
+
+// integer reads a number that the encoding of an int writes as it is: a
+// JSON integer in the range of int. Another value is sent to be decoded.
+func (s *scanner) integer() error {
+	raw, err := s.value()
+	if err != nil {
+		return err
+	}
+	if digits := bytes.TrimPrefix(raw, []byte("-")); !isInteger(raw) || len(digits) > 1 && digits[0] == '0' {
+		return errDecode
+	}
+	if i, err := strconv.ParseInt(string(raw), 10, 64); err != nil || int64(int(i)) != i {
+		return errDecode
+	}
+	return nil
+}
+
+// isInteger reports whether b is decimal digits, perhaps after a minus.
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
 func hex4(b []byte, at int) (rune, bool) {
 	if at+4 > len(b) {
 		return 0, false
@@ -460,6 +762,17 @@ func (s *scanner) int() (int64, error) {
 	raw, err := s.value()
 	if err != nil {
 		return 0, err
+	}
+	if len(raw) <= 18 && isInteger(raw) {
+		// Cannot overflow: the usual case, without strconv's generality.
+		var v int64
+		for _, c := range bytes.TrimPrefix(raw, []byte("-")) {
+			v = v*10 + int64(c-'0')
+		}
+		if raw[0] == '-' {
+			v = -v
+		}
+		return v, nil
 	}
 	v, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
@@ -511,6 +824,9 @@ func (s *scanner) value() ([]byte, error) {
 }
 
 func validLiteral(b []byte) bool {
+	if isInteger(b) {
+		return true // the usual number, without the cost of parsing a float
+	}
 	switch string(b) {
 	case "true", "false", "null":
 		return true

@@ -1,10 +1,12 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"aigrid"
 )
@@ -84,4 +86,139 @@ func FuzzChunkDecoder(f *testing.F) {
 			t.Errorf("decoded\n  %s\nfrom\n  %s", g, canonical)
 		}
 	})
+}
+
+// Choices are relayed raw when they read as what decoding and encoding them
+// would write, with the members the encoding leaves out cut; otherwise they
+// are decoded.
+func TestRelayChoices(t *testing.T) {
+	for _, c := range []struct{ in, raw string }{
+		{`[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]`, `[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]`},
+		// OpenAI's first chunk, and its usual ones.
+		{`[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`,
+			`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]`},
+		{`[{"index":0,"delta":{"content":" \u00e9\ud83d\ude00\"\/<"},"logprobs":null,"finish_reason":null}]`,
+			`[{"index":0,"delta":{"content":" \u00e9\ud83d\ude00\"\/<"},"finish_reason":null}]`},
+		{`[{"logprobs":null,"index":0,"delta":{"role":null,"content":null,"tool_calls":null},"finish_reason":"stop"}]`,
+			`[{"index":0,"delta":{},"finish_reason":"stop"}]`},
+		{`[{"index":0,"delta":{"role":""},"finish_reason":null,"logprobs":null},{"index":1,"delta":{"reasoning_content":"r"},"finish_reason":"length"}]`,
+			`[{"index":0,"delta":{},"finish_reason":null},{"index":1,"delta":{"reasoning_content":"r"},"finish_reason":"length"}]`},
+		{` [ { "index" : 0 , "logprobs" : null , "delta" : { "refusal" : null , "content" : "a" } , "finish_reason" : null } ] `,
+			`[ { "index" : 0 ,  "delta" : {  "content" : "a" } , "finish_reason" : null } ]`},
+		// Decoded.
+		{`[]`, ``},
+		{`null`, ``},
+		{`[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":"stop","stop_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"content":"hi"}}]`, ``},
+		{`[{"delta":{"content":"hi"},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":null,"finish_reason":null}]`, ``},
+		{`[{"index":1.0,"delta":{},"finish_reason":null}]`, ``},
+		{`[{"index":01,"delta":{},"finish_reason":null}]`, ``},
+		{`[{"index":0,"index":0,"delta":{},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"content":"a","content":null},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"reasoning":"r"},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"tool_calls":[]},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{},"logprobs":{"content":[]},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"content":"\ud83d"},"finish_reason":null}]`, ``},
+		{`[{"index":0,"delta":{"content":"\udc00\ud83d"},"finish_reason":null}]`, ``},
+		{"[{\"index\":0,\"delta\":{\"content\":\"\xff\"},\"finish_reason\":null}]", ``},
+		{"[{\"index\":0,\n\"delta\":{},\"finish_reason\":null}]", ``},
+		{"[{\"index\":0,\r\"delta\":{},\"finish_reason\":null}]", ``},
+		{`[{"index":0,"delta":{},"finish_reason":null,"logprobs":null},{"index":1,"delta":{"role":null,"content":null,"refusal":null},"logprobs":null,"finish_reason":null},` +
+			`{"index":2,"delta":{"role":null,"content":null,"refusal":null},"logprobs":null,"finish_reason":null}]`, ``},
+	} {
+		var d chunkDecoder
+		got, err := d.decode([]byte(`{"id":"c","choices":` + c.in + `,"model":"m"}`))
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if string(got.Raw.JSON) != c.raw || got.Model != "m" || got.Raw.JSON != nil && got.Choices != nil {
+			t.Errorf("%s\n relayed %q, choices %+v\n    want %q", c.in, got.Raw.JSON, got.Choices, c.raw)
+		}
+	}
+}
+
+// Choices relayed raw must read, as a client reads JSON, as the ones the
+// decoder would have made, encoded (as encoding/json writes them: the
+// writer's encoding is tested to write the same), and tell what those tell:
+// how many choices, how many finished, whether they add output, how much
+// text. Choices the encoding writes are relayed raw, byte for byte.
+func FuzzRelayChoices(f *testing.F) {
+	for _, s := range []string{
+		`[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`,
+		`[{"index":0,"delta":{"content":"Habari \"rafiki\"\n\u00e9\u4e2d\ud83d\ude00 \\ tab\t<&>\u2028"},"finish_reason":null}]`,
+		`[{"logprobs":null,"index":0,"delta":{"role":null,"content":null,"tool_calls":null},"finish_reason":"stop"}]`,
+		`[{"index":3,"delta":{"reasoning_content":"think","refusal":"no"},"finish_reason":"length"},{"index":-0,"delta":{},"finish_reason":null}]`,
+		` [ { "index" : 0 , "logprobs" : null , "delta" : { "refusal" : null , "content" : "a" } , "finish_reason" : null } ] `,
+		`[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]},"finish_reason":null}]`,
+		`[{"index":0,"delta":{"content":"\ud83d\u0041"},"finish_reason":null}]`,
+		`[{"index":9223372036854775807,"delta":{"content":"a","content":null},"finish_reason":null}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		chunk := append(append([]byte(`{"id":"c","choices":`), in...), '}')
+		var d chunkDecoder
+		got, err := d.decode(chunk)
+		if err != nil || got.Raw.JSON == nil {
+			return
+		}
+		raw := got.Raw
+		// The same choices, decoded.
+		var ref chunkDecoder
+		s := scanner{data: in, depth: 1}
+		if err := ref.decodeChoices(&s); err != nil {
+			t.Fatalf("%s relayed raw, but decoding it fails: %v", in, err)
+		}
+		want, err := json.Marshal(ref.chunk.Choices)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(raw.JSON, &g); err != nil {
+			t.Fatalf("relayed %s from %s: %v", raw.JSON, in, err)
+		}
+		json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("relayed\n  %s\ndecoded and encoded\n  %s\nfrom\n  %s", raw.JSON, want, in)
+		}
+		if !utf8.Valid(raw.JSON) || bytes.ContainsAny(raw.JSON, "\r\n") {
+			t.Fatalf("relayed %q, which is no line of UTF-8", raw.JSON)
+		}
+		finished, output, chars := 0, false, 0
+		for i := range ref.chunk.Choices {
+			c := &ref.chunk.Choices[i]
+			if c.FinishReason != nil {
+				finished++
+			}
+			output = output || c.Delta.Content != nil && *c.Delta.Content != "" || c.Delta.ReasoningContent != nil && *c.Delta.ReasoningContent != ""
+			chars += deltaChars(&c.Delta)
+		}
+		if raw.Count != len(ref.chunk.Choices) || raw.Finished != finished || raw.Output != output || d.chars != chars {
+			t.Errorf("%s: relayed %+v with %d characters; decoded %d choices, %d finished, output %v, %d characters",
+				in, raw, d.chars, len(ref.chunk.Choices), finished, output, chars)
+		}
+		// The encoding's own form is relayed as it is.
+		var again chunkDecoder
+		c, err := again.decode(append(append([]byte(`{"choices":`), want...), '}'))
+		if err != nil || !bytes.Equal(c.Raw.JSON, want) {
+			t.Errorf("the encoding's form of %s\n  %s\nrelayed as\n  %s (%v)", in, want, c.Raw.JSON, err)
+		}
+	})
+}
+
+// BenchmarkChunkDecode decodes a chunk of text as bench/gateway's mock sends
+// it, whose choices are relayed raw:
+//
+//	go test -run X -bench ChunkDecode ./provider/openai
+func BenchmarkChunkDecode(b *testing.B) {
+	data := []byte(`{"id":"chatcmpl-abc123","object":"chat.completion.chunk","created":1732000000,"model":"qwen2.5-7b-instruct","choices":[{"index":0,"delta":{"content":"word12 "},"finish_reason":null}]}`)
+	var d chunkDecoder
+	b.ReportAllocs()
+	for b.Loop() {
+		if c, err := d.decode(data); err != nil || c.Raw.JSON == nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -199,6 +199,10 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 		if err != nil {
 			return nil, aigrid.Errorf(aigrid.EUpstream, "provider %s sent a chunk that is not valid JSON", p.name)
 		}
+		if chunk.Raw.JSON != nil {
+			chars += chunks.chars
+			finished = finished || chunk.Raw.Finished > 0
+		}
 		for i := range chunk.Choices {
 			c := &chunk.Choices[i]
 			chars += deltaChars(&c.Delta)

@@ -467,3 +467,38 @@ func TestStreamSpacedNoMore(t *testing.T) {
 		t.Errorf("More of the chunks: %v (%v)", more, err)
 	}
 }
+
+// Chunks whose choices are relayed raw are metered as decoded ones are: an
+// upstream that counts nothing is estimated from their text, unescaped, and
+// one that ends without [DONE] after its choices finished has ended well.
+func TestStreamRawChoices(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, choices := range []string{
+			`[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`,
+			`[{"index":0,"delta":{"content":"h\u00e9llo "},"logprobs":null,"finish_reason":null}]`,
+			`[{"index":0,"delta":{"content":"w\u00f6rld"},"logprobs":null,"finish_reason":null}]`,
+			`[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]`,
+		} {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":%s}\n\n", choices)
+		}
+	}))
+	defer srv.Close()
+	p, err := New(&aigrid.ProviderConfig{Name: "up1", BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var raw []string
+	resp, err := p.Chat(context.Background(), &aigrid.Offer{Model: "m"}, chatReq(true), func(c *aigrid.ChatChunk) error {
+		raw = append(raw, string(c.Raw.JSON))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "héllo wörld" is 13 bytes: 4 tokens at four characters a token.
+	if resp.Usage.CompletionTokens != 4 || len(raw) != 4 || raw[1] != `[{"index":0,"delta":{"content":"h\u00e9llo "},"finish_reason":null}]` {
+		t.Errorf("usage %+v, relayed %q", resp.Usage, raw)
+	}
+}
