@@ -30,10 +30,17 @@ type chunkDecoder struct {
 	cuts  []span
 	cut   [maxCuts]span
 	buf   []byte
+	// head is a chunk's bytes up to the value of its choices, and envelope
+	// what they read as. A stream's chunks mostly repeat them (id, object,
+	// created, model): a chunk that starts with the same bytes reads the
+	// same up to there, and is scanned from its choices on.
+	head     []byte
+	envelope aigrid.ChatChunk
 }
 
 var (
-	errChunk = errors.New("malformed chunk")
+	choicesKey = []byte("choices")
+	errChunk   = errors.New("malformed chunk")
 	// errDecode sends choices that may not be relayed raw to be decoded.
 	errDecode = errors.New("choices to decode")
 )
@@ -44,7 +51,8 @@ func (d *chunkDecoder) decode(data []byte) (*aigrid.ChatChunk, error) {
 	d.chunk = aigrid.ChatChunk{}
 	s := scanner{data: data}
 	c := &d.chunk
-	err := s.object(func(key []byte) error {
+	headed := false
+	field := func(key []byte) error {
 		var err error
 		switch string(key) {
 		case "id":
@@ -58,6 +66,10 @@ func (d *chunkDecoder) decode(data []byte) (*aigrid.ChatChunk, error) {
 		case "created":
 			c.Created, err = s.int()
 		case "choices":
+			if !headed && c.Usage == nil {
+				d.head, d.envelope = append(d.head[:0], data[:s.pos]...), *c
+			}
+			headed = true
 			c.Raw = aigrid.RawChoices{}
 			if at := s.pos; !d.relay(&s) {
 				s.pos = at
@@ -69,7 +81,15 @@ func (d *chunkDecoder) decode(data []byte) (*aigrid.ChatChunk, error) {
 			_, err = s.value()
 		}
 		return err
-	})
+	}
+	var err error
+	if len(d.head) > 0 && bytes.HasPrefix(data, d.head) {
+		d.chunk, headed = d.envelope, true
+		s.pos, s.depth = len(d.head), 1
+		err = s.members(choicesKey, field)
+	} else {
+		err = s.object(field)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -498,20 +518,29 @@ func (s *scanner) object(field func(key []byte) error) error {
 		s.pos++
 		return nil
 	}
+	return s.members(nil, field)
+}
+
+// members reads the members of an object and its end; with a key, it
+// starts at that key's value.
+func (s *scanner) members(key []byte, field func(key []byte) error) error {
 	for {
-		s.skipSpace()
-		s.keyAt = s.pos
-		key, err := s.rawString()
-		if err != nil {
-			return err
+		if key == nil {
+			s.skipSpace()
+			s.keyAt = s.pos
+			var err error
+			if key, err = s.rawString(); err != nil {
+				return err
+			}
+			if s.peek() != ':' {
+				return errChunk
+			}
+			s.pos++
 		}
-		if s.peek() != ':' {
-			return errChunk
-		}
-		s.pos++
 		if err := field(key); err != nil {
 			return err
 		}
+		key = nil
 		switch s.peek() {
 		case ',':
 			s.pos++

@@ -222,3 +222,34 @@ func BenchmarkChunkDecode(b *testing.B) {
 		}
 	}
 }
+
+// A decoder that read one chunk reads the next as a fresh one does: it skips
+// the bytes the chunks share up to the choices, not what they mean.
+func FuzzChunkDecoderAfter(f *testing.F) {
+	head := `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	f.Add([]byte(head+`[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}`), []byte(head+`[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`))
+	f.Add([]byte(`{"id":"c","choices":[],"model":"m"}`), []byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":null}]}`))
+	f.Add([]byte(head+`[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}`), []byte(`{}`))
+	f.Add([]byte(`{"usage":{"total_tokens":2},"choices":[]}`), []byte(`{"usage":{"total_tokens":2},"choices":null}`))
+	f.Add([]byte(`{"usage":null,"id":"a","choices":[]}`), []byte(`{"usage":null,"id":"a","choices":[`))
+	f.Add([]byte(head+`[]}`), []byte(head+`[] , "choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}], "id":"d" } `))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var d, fresh chunkDecoder
+		d.decode(a)
+		got, err := d.decode(b)
+		want, werr := fresh.decode(b)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("after %s, %s reads with error %v; fresh, %v", a, b, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		gr, wr := got.Raw, want.Raw
+		if !bytes.Equal(g, w) || !bytes.Equal(gr.JSON, wr.JSON) || gr.Count != wr.Count || gr.Finished != wr.Finished ||
+			gr.Output != wr.Output || gr.JSON != nil && d.chars != fresh.chars {
+			t.Errorf("after %s, %s reads\n  %s %q\nfresh\n  %s %q", a, b, g, got.Raw.JSON, w, want.Raw.JSON)
+		}
+	})
+}
