@@ -171,6 +171,10 @@ type sseWriter struct {
 	started      bool
 	deadline     time.Time // the connection's write deadline, as last set; zero before the first write
 	out          *[]byte   // events not written yet, nil when none
+	// head is every event's start, up to the chunk's choices, in headBuf
+	// unless it is longer.
+	head    []byte
+	headBuf [192]byte
 	// usage is the provider's count, when a chunk carried it; outputChunks
 	// counts the chunks that carried output, the grid's own estimate of the
 	// tokens sent when a stream ends before the provider counts.
@@ -224,13 +228,15 @@ func (sw *sseWriter) chunk(c *aigrid.ChatChunk) error {
 	if !sw.started {
 		sw.begin()
 	}
-	c.ID, c.Object, c.Created, c.Model = sw.id, "chat.completion.chunk", sw.created, sw.call.Service
 	if c.Choices == nil && c.Raw.JSON == nil {
 		c.Choices = []aigrid.ChunkChoice{}
 	}
+	if sw.head == nil {
+		sw.head = appendChunkHead(append(sw.headBuf[:0], "data: "...), sw.id, "chat.completion.chunk", sw.created, sw.call.Service)
+	}
 	sw.take()
 	n := len(*sw.out)
-	b, err := appendChunk(append(*sw.out, "data: "...), c)
+	b, err := appendChunkRest(append(*sw.out, sw.head...), c)
 	if err != nil {
 		*sw.out = b[:n]
 		return err

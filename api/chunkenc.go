@@ -13,15 +13,25 @@ import (
 // choices are copied as they are: they read as what encoding/json would
 // write of them decoded (see aigrid.RawChoices).
 func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
+	return appendChunkRest(appendChunkHead(dst, c.ID, c.Object, c.Created, c.Model), c)
+}
+
+// appendChunkHead appends a chunk's JSON up to its choices: the envelope,
+// the same for every chunk of a stream, which the stream writer writes once.
+func appendChunkHead(dst []byte, id, object string, created int64, model string) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = aigrid.AppendJSONString(dst, c.ID)
+	dst = aigrid.AppendJSONString(dst, id)
 	dst = append(dst, `,"object":`...)
-	dst = aigrid.AppendJSONString(dst, c.Object)
+	dst = aigrid.AppendJSONString(dst, object)
 	dst = append(dst, `,"created":`...)
-	dst = strconv.AppendInt(dst, c.Created, 10)
+	dst = strconv.AppendInt(dst, created, 10)
 	dst = append(dst, `,"model":`...)
-	dst = aigrid.AppendJSONString(dst, c.Model)
-	dst = append(dst, `,"choices":`...)
+	dst = aigrid.AppendJSONString(dst, model)
+	return append(dst, `,"choices":`...)
+}
+
+// appendChunkRest appends the rest of c's JSON after appendChunkHead's.
+func appendChunkRest(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
 	switch {
 	case c.Raw.JSON != nil:
 		dst = append(dst, c.Raw.JSON...)
