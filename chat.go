@@ -130,6 +130,25 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	return AppendJSONString(make([]byte, 0, len(c.Text)+2), c.Text), nil
 }
 
+// AppendJSONArray appends xs as encoding/json writes a slice (null when
+// nil), each element by appendElem: the hand-written encoders' lists.
+func AppendJSONArray[T any](dst []byte, xs []T, appendElem func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if xs == nil {
+		return append(dst, "null"...), nil
+	}
+	dst = append(dst, '[')
+	for i := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = appendElem(dst, &xs[i]); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
 // AppendJSONString appends s as encoding/json writes a string: quotes,
 // backslashes and control characters escaped (\n, \r, \t, \b, \f by name),
 // <, > and & as \u00XX for HTML, U+2028 and U+2029 as \u escapes, and each

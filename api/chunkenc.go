@@ -7,15 +7,6 @@ import (
 	"aigrid"
 )
 
-// appendChunk appends c as JSON, byte for byte what encoding/json writes, but
-// without reflection or allocation for the fields every streamed chunk has.
-// The rare parts (tool calls, logprobs) go through encoding/json. Raw
-// choices are copied as they are: they read as what encoding/json would
-// write of them decoded (see aigrid.RawChoices).
-func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
-	return appendChunkRest(appendChunkHead(dst, c.ID, c.Object, c.Created, c.Model), c)
-}
-
 // appendChunkHead appends a chunk's JSON up to its choices: the envelope,
 // the same for every chunk of a stream, which the stream writer writes once.
 func appendChunkHead(dst []byte, id, object string, created int64, model string) []byte {
@@ -30,25 +21,20 @@ func appendChunkHead(dst []byte, id, object string, created int64, model string)
 	return append(dst, `,"choices":`...)
 }
 
-// appendChunkRest appends the rest of c's JSON after appendChunkHead's.
+// appendChunkRest appends the rest of c's JSON after appendChunkHead's,
+// byte for byte what encoding/json writes, but without reflection or
+// allocation for the fields every streamed chunk has. The rare parts (tool
+// calls, logprobs) go through encoding/json. Raw choices are copied as they
+// are: they read as what encoding/json would write of them decoded (see
+// aigrid.RawChoices).
 func appendChunkRest(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
-	switch {
-	case c.Raw.JSON != nil:
+	if c.Raw.JSON != nil {
 		dst = append(dst, c.Raw.JSON...)
-	case c.Choices == nil:
-		dst = append(dst, "null"...)
-	default:
-		dst = append(dst, '[')
-		for i := range c.Choices {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendChunkChoice(dst, &c.Choices[i]); err != nil {
-				return dst, err
-			}
+	} else {
+		var err error
+		if dst, err = aigrid.AppendJSONArray(dst, c.Choices, appendChunkChoice); err != nil {
+			return dst, err
 		}
-		dst = append(dst, ']')
 	}
 	if c.Usage != nil {
 		dst = appendUsage(append(dst, `,"usage":`...), c.Usage)

@@ -34,6 +34,12 @@ func chunkCases() []*aigrid.ChatChunk {
 	}
 }
 
+// appendChunk appends a whole chunk as the stream writer does: its
+// envelope, then the rest.
+func appendChunk(dst []byte, c *aigrid.ChatChunk) ([]byte, error) {
+	return appendChunkRest(appendChunkHead(dst, c.ID, c.Object, c.Created, c.Model), c)
+}
+
 // The hand-written encoder must write exactly what encoding/json writes.
 func TestAppendChunkMatchesEncodingJSON(t *testing.T) {
 	for i, c := range chunkCases() {

@@ -16,21 +16,9 @@ import (
 // through encoding/json.
 func appendChatRequest(dst []byte, r *aigrid.ChatRequest) ([]byte, error) {
 	dst = aigrid.AppendJSONString(append(dst, `{"model":`...), r.Model)
-	dst = append(dst, `,"messages":`...)
-	if r.Messages == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for i := range r.Messages {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendMessage(dst, &r.Messages[i]); err != nil {
-				return dst, err
-			}
-		}
-		dst = append(dst, ']')
+	dst, err := aigrid.AppendJSONArray(append(dst, `,"messages":`...), r.Messages, appendMessage)
+	if err != nil {
+		return dst, err
 	}
 	if r.Stream {
 		dst = append(dst, `,"stream":true`...)
@@ -39,7 +27,6 @@ func appendChatRequest(dst []byte, r *aigrid.ChatRequest) ([]byte, error) {
 		dst = strconv.AppendBool(append(dst, `,"stream_options":{"include_usage":`...), o.IncludeUsage)
 		dst = append(dst, '}')
 	}
-	var err error
 	if dst, err = appendFloatField(dst, `,"temperature":`, r.Temperature); err != nil {
 		return dst, err
 	}
