@@ -36,12 +36,12 @@ func Open(path string) (*DB, error) {
 	// synchronous=FULL: a committed transaction survives a power cut, not just a crash.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)&_txlock=immediate"
-	write, err := sql.Open("sqlite", dsn)
+	write, err := sql.Open("sqlite", dsn+cacheSize(writeCacheKiB))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
-	read, err := sql.Open("sqlite", dsn)
+	read, err := sql.Open("sqlite", dsn+cacheSize(readCacheKiB))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
