@@ -5,7 +5,7 @@
 // JSON line per setup, the ratios against the bare proxy, and aigrid's
 // resident memory while it holds many concurrent streams.
 //
-//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000] [-unmetered] [-memory-only]
+//	go run ./bench/gateway [-duration 5s] [-concurrency 32] [-max-concurrency 128] [-streams 1000] [-unmetered] [-memory-only] [-trace FILE]
 package main
 
 import (
@@ -46,12 +46,13 @@ func main() {
 	memoryOnly := flag.Bool("memory-only", false, "measure only the resident sets, in processes that served nothing before the streams")
 	cpuProfile := flag.String("cpuprofile", "", "write aigrid's CPU profile during its fixed-concurrency load to this file (go tool pprof FILE)")
 	heapProfile := flag.String("heapprofile", "", "write aigrid's heap profile while it holds the streams to this file")
+	traceFile := flag.String("trace", "", "write aigrid's execution trace over the start of the held streams to this file (go tool trace FILE)")
 	flag.Parse()
 	if *role == "proxy" {
 		runProxy(*upstream, *listen)
 		return
 	}
-	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly, *cpuProfile, *heapProfile); err != nil {
+	if err := run(*duration, *concurrency, *maxConcurrency, *streams, *chunks, *unmetered, *memoryOnly, *cpuProfile, *heapProfile, *traceFile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -92,7 +93,7 @@ type result struct {
 	requests int
 }
 
-func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile, heapProfile string) error {
+func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks int, unmetered, memoryOnly bool, cpuProfile, heapProfile, traceFile string) error {
 	mock, err := startMock(chunks)
 	if err != nil {
 		return err
@@ -124,6 +125,12 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 		return err
 	}
 	runtimeMemory(grid.URL, "before the streams")
+	var traced chan error
+	if traceFile != "" {
+		traced = make(chan error, 1)
+		go func() { traced <- serveproc.SaveProfile(grid.URL, adminKey, traceFile, "trace?seconds=3") }()
+		time.Sleep(100 * time.Millisecond) // let the trace start before the streams
+	}
 	base, rss, held, err := holdStreams(grid.URL, grid.key, grid.PID(), streams, func() {
 		runtimeMemory(grid.URL, "while holding the streams")
 		if heapProfile != "" {
@@ -134,6 +141,11 @@ func run(duration time.Duration, concurrency, maxConcurrency, streams, chunks in
 	})
 	if err != nil {
 		return err
+	}
+	if traced != nil {
+		if err := <-traced; err != nil {
+			return err
+		}
 	}
 	mib := func(b int64) float64 { return round(float64(b) / (1 << 20)) }
 	perStream := func(before, during resident, n int64) float64 {
