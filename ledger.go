@@ -158,6 +158,9 @@ type LedgerService interface {
 	// transaction whose key exists. Usage transactions with positions come
 	// in the journal's order, and the last one's is recorded as applied.
 	CommitTxs(ctx context.Context, txs []*LedgerTx) (applied []bool, err error)
+	// TxByKey returns the transaction written under key, with its entries;
+	// ENotFound when there is none.
+	TxByKey(ctx context.Context, key string) (*LedgerTx, error)
 	// JournalApplied is the journal position applied so far (zero: none).
 	JournalApplied(ctx context.Context) (JournalPos, error)
 	// AccountBalance is the sum of an account's entries before time before

@@ -197,7 +197,8 @@ func (s *Server) tariffExists(r *http.Request, name string) bool {
 }
 
 // creditRequest is a top-up (with the payment's reference) or an
-// adjustment (with its reason).
+// adjustment (with its reason, and a reference when the caller wants it
+// recorded once however often it is sent).
 type creditRequest struct {
 	Amount    money  `json:"amount"`
 	Reference string `json:"reference"`
@@ -205,28 +206,34 @@ type creditRequest struct {
 }
 
 type creditResponse struct {
-	Object   string `json:"object"`
-	Currency string `json:"currency"`
-	Amount   string `json:"amount"`
-	Balance  string `json:"balance"`
+	Object    string `json:"object"`
+	Currency  string `json:"currency"`
+	Amount    string `json:"amount"`
+	Balance   string `json:"balance"`
+	Reference string `json:"reference,omitempty"`
+	// Repeated: the reference was recorded before, and this request changed nothing.
+	Repeated bool `json:"repeated,omitempty"`
 }
 
 func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
-	s.credit(w, r, "adjustment", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (aigrid.Money, error) {
-		return m.Adjust(r.Context(), t.ID, amount, req.Reason, adminActor(r))
+	s.credit(w, r, "adjustment", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (meter.Credited, error) {
+		return m.Adjust(r.Context(), t.ID, amount, req.Reason, req.Reference, adminActor(r))
 	})
 }
 
 func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
-	s.credit(w, r, "topup", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (aigrid.Money, error) {
+	s.credit(w, r, "topup", func(m *meter.Meter, t *aigrid.Tenant, amount aigrid.Money, req *creditRequest) (meter.Credited, error) {
 		return m.TopUp(r.Context(), t.ID, amount, req.Reference, adminActor(r))
 	})
 }
 
 // credit reads a credit request for the tenant in the path, records it with
-// record, and answers with the new balance.
+// record, and answers with the new balance: 201 when it was recorded, 200
+// when its reference was recorded before. The reference may come as the
+// Idempotency-Key header, which HTTP clients set for retried POSTs; one given
+// in both places must be the same.
 func (s *Server) credit(w http.ResponseWriter, r *http.Request, kind string,
-	record func(*meter.Meter, *aigrid.Tenant, aigrid.Money, *creditRequest) (aigrid.Money, error)) {
+	record func(*meter.Meter, *aigrid.Tenant, aigrid.Money, *creditRequest) (meter.Credited, error)) {
 	m := s.billingMeter(w, r)
 	if m == nil {
 		return
@@ -234,6 +241,13 @@ func (s *Server) credit(w http.ResponseWriter, r *http.Request, kind string,
 	var req creditRequest
 	if !s.decodeAdmin(w, r, &req) {
 		return
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if req.Reference != "" && req.Reference != key {
+			writeError(w, r, aigrid.ParamErrorf("reference", "the reference %q and the Idempotency-Key header %q differ; give one, or the same in both", req.Reference, key))
+			return
+		}
+		req.Reference = key
 	}
 	t := s.tenantFor(w, r)
 	if t == nil {
@@ -244,14 +258,20 @@ func (s *Server) credit(w http.ResponseWriter, r *http.Request, kind string,
 		writeError(w, r, err)
 		return
 	}
-	balance, err := record(m, t, amount, &req)
+	c, err := record(m, t, amount, &req)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	logger(w).Info(kind, "tenant", t.Name, "amount", amount, "reference", req.Reference, "reason", req.Reason, "actor", adminActor(r))
+	logger(w).Info(kind, "tenant", t.Name, "amount", amount, "reference", req.Reference, "reason", req.Reason,
+		"repeated", c.Repeated, "actor", adminActor(r))
 	cur := m.Currency()
-	writeJSON(w, http.StatusCreated, creditResponse{Object: kind, Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(balance)})
+	status := http.StatusCreated
+	if c.Repeated {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, creditResponse{Object: kind, Currency: cur.Code, Amount: cur.Decimal(amount), Balance: cur.Decimal(c.Balance),
+		Reference: req.Reference, Repeated: c.Repeated})
 }
 
 func (s *Server) tenantUsage(w http.ResponseWriter, r *http.Request) {

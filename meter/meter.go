@@ -634,64 +634,117 @@ func (m *Meter) count(tm *tenantMeter, month, day time.Time, tokens int64, amoun
 	tm.balance += amount
 }
 
+// Credited is what a credit did: the tenant's balance after it, and whether
+// a transaction with its reference was recorded before (a retried request),
+// in which case this one changed nothing.
+type Credited struct {
+	Balance  aigrid.Money
+	Repeated bool
+}
+
 // credit writes a transaction that moves amount into the tenant's account
 // and, once written, adds it to the live balance. A transaction whose key
-// was recorded before changes nothing: the balance is returned as it is.
-func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx) (aigrid.Money, error) {
+// was recorded before changes nothing, and is a retry only when it says what
+// the first one said: the same kind, tenant and entries. Otherwise the key
+// (a payment's reference, named in the error) was given to two different
+// credits: EConflict.
+func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx, reference string) (Credited, error) {
 	if !tx.Balanced() {
-		return 0, fmt.Errorf("meter: transaction %s does not balance", tx.Key)
+		return Credited{}, fmt.Errorf("meter: transaction %s does not balance", tx.Key)
 	}
 	// Load the tenant before writing, and hold it, so that the live balance
 	// counts the credit exactly once: loading after the write would read it
 	// from the ledger and then add it again.
 	tm, err := m.tenant(ctx, tenantID, m.now())
 	if err != nil {
-		return 0, err
+		return Credited{}, err
 	}
 	defer tm.mu.Unlock()
 	applied, err := m.ledger.CommitTxs(ctx, []*aigrid.LedgerTx{tx})
 	if err != nil {
-		return 0, err
+		return Credited{}, err
 	}
-	if applied[0] {
-		for _, e := range tx.Entries {
-			if e.Account == aigrid.TenantAccount(tenantID) {
-				tm.balance += e.Amount
+	if !applied[0] {
+		before, err := m.ledger.TxByKey(ctx, tx.Key)
+		if err != nil {
+			return Credited{}, err
+		}
+		if !sameCredit(before, tx) {
+			what := "top-up"
+			if tx.Kind == aigrid.TxAdjustment {
+				what = "adjustment"
 			}
+			return Credited{}, &aigrid.Error{Code: aigrid.EConflict, Param: "reference", Message: fmt.Sprintf(
+				"The reference %q was recorded on %s for a different %s (another amount or tenant); a different payment or correction needs its own reference.",
+				reference, before.At.In(m.set.Location).Format("2006-01-02 15:04"), what)}
+		}
+		return Credited{Balance: tm.balance, Repeated: true}, nil
+	}
+	for _, e := range tx.Entries {
+		if e.Account == aigrid.TenantAccount(tenantID) {
+			tm.balance += e.Amount
 		}
 	}
-	return tm.balance, nil
+	return Credited{Balance: tm.balance}, nil
+}
+
+// sameCredit tells whether a and b move the same amounts between the same
+// accounts, for the same tenant.
+func sameCredit(a, b *aigrid.LedgerTx) bool {
+	if a.Kind != b.Kind || a.TenantID != b.TenantID || len(a.Entries) != len(b.Entries) {
+		return false
+	}
+	sum := map[string]aigrid.Money{}
+	for _, e := range a.Entries {
+		sum[e.Account] += e.Amount
+	}
+	for _, e := range b.Entries {
+		sum[e.Account] -= e.Amount
+	}
+	for _, v := range sum {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Adjust corrects a tenant's balance by amount (negative to debit), with a
-// reason that the ledger keeps, and returns the new balance.
-func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money, reason, actor string) (aigrid.Money, error) {
+// reason that the ledger keeps. A reference, when given, makes it
+// idempotent as a top-up's does: an adjustment sent again (a request retried
+// after a timeout) is recorded once. Without one, every call is its own
+// adjustment.
+func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money, reason, reference, actor string) (Credited, error) {
 	if reason == "" {
-		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "reason", Message: "An adjustment needs a reason; it is kept in the ledger for audit."}
+		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "reason", Message: "An adjustment needs a reason; it is kept in the ledger for audit."}
 	}
 	if amount == 0 {
-		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "An adjustment of zero changes nothing."}
+		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "An adjustment of zero changes nothing."}
 	}
-	tx := &aigrid.LedgerTx{Key: "adjustment:" + randomID(), Kind: aigrid.TxAdjustment, TenantID: tenantID, At: m.now(),
+	key := "adjustment:" + randomID()
+	if reference != "" {
+		key = "adjustment:ref:" + reference
+	}
+	tx := &aigrid.LedgerTx{Key: key, Kind: aigrid.TxAdjustment, TenantID: tenantID, At: m.now(),
 		Memo: reason, Actor: actor, Entries: []aigrid.Entry{
 			{Account: aigrid.TenantAccount(tenantID), Amount: amount}, {Account: aigrid.AccountAdjustments, Amount: -amount}}}
-	return m.credit(ctx, tenantID, tx)
+	return m.credit(ctx, tenantID, tx, reference)
 }
 
 // TopUp credits a payment received for a tenant. The reference (a receipt or
 // mobile-money transaction number) makes it idempotent: recording the same
 // payment twice records it once, and the second call returns the balance.
-func (m *Meter) TopUp(ctx context.Context, tenantID int64, amount aigrid.Money, reference, actor string) (aigrid.Money, error) {
+func (m *Meter) TopUp(ctx context.Context, tenantID int64, amount aigrid.Money, reference, actor string) (Credited, error) {
 	if amount <= 0 {
-		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "A top-up must be positive."}
+		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "A top-up must be positive."}
 	}
 	if reference == "" {
-		return 0, &aigrid.Error{Code: aigrid.EInvalid, Param: "reference", Message: "A top-up needs the payment's reference, so that it cannot be recorded twice."}
+		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "reference", Message: "A top-up needs the payment's reference, so that it cannot be recorded twice."}
 	}
 	tx := &aigrid.LedgerTx{Key: "topup:" + reference, Kind: aigrid.TxTopUp, TenantID: tenantID, At: m.now(),
 		Memo: reference, Actor: actor, Entries: []aigrid.Entry{
 			{Account: aigrid.TenantAccount(tenantID), Amount: amount}, {Account: aigrid.AccountCash, Amount: -amount}}}
-	return m.credit(ctx, tenantID, tx)
+	return m.credit(ctx, tenantID, tx, reference)
 }
 
 // MintVouchers makes count vouchers of value each and returns their codes,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,7 +83,7 @@ func TestPrepaidReserveSettleAndVouchers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past the lifeline block the worst case must be covered.
-	if _, err := m.Adjust(ctx, f.tenant.ID, 250_000, "", "op"); aigrid.ErrorCode(err) != aigrid.EInvalid {
+	if _, err := m.Adjust(ctx, f.tenant.ID, 250_000, "", "", "op"); aigrid.ErrorCode(err) != aigrid.EInvalid {
 		t.Fatalf("adjustment without a reason: %v", err)
 	}
 	// Use up the free block with one big (free) call.
@@ -270,14 +271,15 @@ func TestCreditCountsOnce(t *testing.T) {
 	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid})
 	ctx := context.Background()
 	m := f.m
-	b, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-1", "op")
-	if err != nil {
-		t.Fatal(err)
+	first, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-1", "op")
+	if err != nil || first.Repeated {
+		t.Fatal(first, err)
 	}
 	again, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-1", "op")
-	if err != nil || again != b {
-		t.Fatalf("repeated top-up: %d %v, first %d", again, err, b)
+	if err != nil || again.Balance != first.Balance || !again.Repeated {
+		t.Fatalf("repeated top-up: %+v %v, first %+v", again, err, first)
 	}
+	b := first.Balance
 	bal, err := m.Balance(ctx, f.tenant.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +290,78 @@ func TestCreditCountsOnce(t *testing.T) {
 	}
 	if bal.BalanceMinor != stored || stored != b {
 		t.Fatalf("live balance %d, ledger %d, top-up said %d", bal.BalanceMinor, stored, b)
+	}
+}
+
+// A reference is a credit's idempotency key: the same request again (a
+// retry after a timeout) changes nothing and says so, while the same
+// reference on a different credit (another amount or tenant) is refused with
+// nothing written. An adjustment without a reference is always a new one.
+func TestCreditReferences(t *testing.T) {
+	f := newFixture(t, aigrid.Account{Type: aigrid.Prepaid})
+	ctx := context.Background()
+	m := f.m
+	other := &aigrid.Tenant{Name: "school-b"}
+	if err := f.db.CreateTenant(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.PutAccount(ctx, &aigrid.Account{TenantID: other.ID, Type: aigrid.Prepaid}); err != nil {
+		t.Fatal(err)
+	}
+	balance := func(id int64) aigrid.Money {
+		t.Helper()
+		b, err := m.Balance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.BalanceMinor
+	}
+	if _, err := m.TopUp(ctx, f.tenant.ID, 2500, "MPESA-7", "op"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.TopUp(ctx, f.tenant.ID, 9900, "MPESA-7", "op")
+	if aigrid.ErrorCode(err) != aigrid.EConflict || !strings.Contains(err.Error(), `"MPESA-7"`) {
+		t.Fatalf("the same reference for another amount: %v, want a conflict naming it", err)
+	}
+	if _, err := m.TopUp(ctx, other.ID, 2500, "MPESA-7", "op"); aigrid.ErrorCode(err) != aigrid.EConflict {
+		t.Fatalf("the same reference for another tenant: %v, want a conflict", err)
+	}
+	if got := balance(f.tenant.ID); got != 2500 {
+		t.Fatalf("balance %d after refused repeats, want 2500", got)
+	}
+	if got := balance(other.ID); got != 0 {
+		t.Fatalf("the other tenant's balance %d, want 0", got)
+	}
+
+	first, err := m.Adjust(ctx, f.tenant.ID, -400, "double charge", "ADJ-1", "op")
+	if err != nil || first.Repeated || first.Balance != 2100 {
+		t.Fatalf("adjustment: %+v %v", first, err)
+	}
+	again, err := m.Adjust(ctx, f.tenant.ID, -400, "double charge (retried)", "ADJ-1", "op")
+	if err != nil || !again.Repeated || again.Balance != 2100 {
+		t.Fatalf("the adjustment retried: %+v %v, want repeated at 2100", again, err)
+	}
+	if _, err := m.Adjust(ctx, f.tenant.ID, 400, "double charge", "ADJ-1", "op"); aigrid.ErrorCode(err) != aigrid.EConflict {
+		t.Fatalf("the reference on another adjustment: %v, want a conflict", err)
+	}
+	// A top-up and an adjustment may share a reference: they are different things.
+	if c, err := m.Adjust(ctx, f.tenant.ID, 100, "goodwill", "MPESA-7", "op"); err != nil || c.Repeated {
+		t.Fatalf("an adjustment with a top-up's reference: %+v %v", c, err)
+	}
+	for range 2 {
+		if c, err := m.Adjust(ctx, f.tenant.ID, 50, "goodwill", "", "op"); err != nil || c.Repeated {
+			t.Fatalf("an adjustment without a reference: %+v %v", c, err)
+		}
+	}
+	if got := balance(f.tenant.ID); got != 2300 {
+		t.Fatalf("balance %d, want 2500 - 400 + 100 + 2×50 = 2300", got)
+	}
+	stored, err := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+	if err != nil || stored != 2300 {
+		t.Fatalf("the ledger's balance %d (%v), want 2300", stored, err)
+	}
+	if bad, err := f.db.CheckLedger(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("ledger check: %v %v", bad, err)
 	}
 }
 

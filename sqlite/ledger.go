@@ -278,6 +278,41 @@ func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) (
 	return out, rows.Err()
 }
 
+// TxByKey returns the transaction written under key, with its entries.
+func (db *DB) TxByKey(ctx context.Context, key string) (*aigrid.LedgerTx, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT t.id, t.kind, COALESCE(t.tenant_id, 0), t.at, t.memo, t.actor, e.account, e.amount
+		FROM ledger_tx t JOIN ledger_entries e ON e.tx_id = t.id WHERE t.key = ? ORDER BY e.rowid`, key)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
+	}
+	defer rows.Close()
+	var t *aigrid.LedgerTx
+	for rows.Next() {
+		var (
+			row    aigrid.LedgerTx
+			at     int64
+			e      aigrid.Entry
+			amount int64
+		)
+		if err := rows.Scan(&row.ID, &row.Kind, &row.TenantID, &at, &row.Memo, &row.Actor, &e.Account, &amount); err != nil {
+			return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
+		}
+		if t == nil {
+			row.Key, row.At = key, fromNanos(at)
+			t = &row
+		}
+		e.Amount = aigrid.Money(amount)
+		t.Entries = append(t.Entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
+	}
+	if t == nil {
+		return nil, aigrid.Errorf(aigrid.ENotFound, "There is no transaction %s in the ledger.", key)
+	}
+	return t, nil
+}
+
 // CheckLedger reports transactions whose entries do not sum to zero, and
 // usage postings whose calls' charges differ from what they posted.
 func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {

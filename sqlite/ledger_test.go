@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,30 @@ func rewritePack(t *testing.T, db *DB, txID int64, change func(*aigrid.UsageReco
 	var packer usagepack.Packer
 	if _, err := db.write.ExecContext(ctx, `UPDATE usage_packs SET body = ? WHERE tx_id = ?`, packer.Append(nil, calls), txID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TxByKey reads back what CommitTxs wrote under a key, entries in their
+// order, and tells a key never written by ENotFound.
+func TestTxByKey(t *testing.T) {
+	ctx := context.Background()
+	db, tenants := openWithTenants(t, "clinic-a")
+	id := tenants[0].ID
+	at := time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+	tx := &aigrid.LedgerTx{Key: "topup:MPESA-1", Kind: aigrid.TxTopUp, TenantID: id, At: at, Memo: "MPESA-1", Actor: "op",
+		Entries: []aigrid.Entry{{Account: aigrid.TenantAccount(id), Amount: 2500}, {Account: aigrid.AccountCash, Amount: -2500}}}
+	if _, err := db.CommitTxs(ctx, []*aigrid.LedgerTx{tx}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.TxByKey(ctx, "topup:MPESA-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID == 0 || got.Key != tx.Key || got.Kind != tx.Kind || got.TenantID != id || !got.At.Equal(at) ||
+		got.Memo != tx.Memo || got.Actor != tx.Actor || !slices.Equal(got.Entries, tx.Entries) {
+		t.Fatalf("read back %+v, wrote %+v", got, tx)
+	}
+	if _, err := db.TxByKey(ctx, "topup:MPESA-2"); aigrid.ErrorCode(err) != aigrid.ENotFound {
+		t.Fatalf("a key never written: %v, want not_found", err)
 	}
 }

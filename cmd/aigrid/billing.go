@@ -140,15 +140,18 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return c.showBalance(ctx, "PUT", "/admin/v1/tenants/"+url.PathEscape(pos[0])+"/account", body)
 	case "topup", "adjust":
-		var note string
+		var reference, reason string
 		usage := "aigrid account topup TENANT AMOUNT --reference RECEIPT"
-		flagName, help := "reference", "the payment's reference (receipt, mobile-money transaction): a top-up is recorded once per reference"
 		if verb == "adjust" {
-			usage = "aigrid account adjust TENANT AMOUNT --reason TEXT   (a negative AMOUNT debits)"
-			flagName, help = "reason", "why: kept in the ledger for audit"
+			usage = "aigrid account adjust TENANT AMOUNT --reason TEXT [--reference REF]   (a negative AMOUNT debits)"
 		}
 		c, pos, err := adminFlags("account "+verb, usage, args, stdout, func(fs *flag.FlagSet) {
-			fs.StringVar(&note, flagName, "", help)
+			if verb == "adjust" {
+				fs.StringVar(&reason, "reason", "", "why: kept in the ledger for audit")
+				fs.StringVar(&reference, "reference", "", "optional: an adjustment is then recorded once per reference, however often it is sent")
+			} else {
+				fs.StringVar(&reference, "reference", "", "the payment's reference (receipt, mobile-money transaction): a top-up is recorded once per reference")
+			}
 		})
 		if err != nil {
 			return err
@@ -156,14 +159,22 @@ func runAccount(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := wantArgs(pos, 2, usage); err != nil {
 			return err
 		}
-		path, body := "/topups", map[string]any{"amount": pos[1], "reference": note}
+		path, body := "/topups", map[string]any{"amount": pos[1], "reference": reference}
 		if verb == "adjust" {
-			path, body = "/adjustments", map[string]any{"amount": pos[1], "reason": note}
+			path, body = "/adjustments", map[string]any{"amount": pos[1], "reason": reason, "reference": reference}
 		}
-		var out struct{ Currency, Amount, Balance string }
+		var out struct {
+			Currency, Amount, Balance string
+			Repeated                  bool
+		}
 		raw, err := c.call(ctx, "POST", "/admin/v1/tenants/"+url.PathEscape(pos[0])+path, body, &out)
 		if err != nil || c.json {
 			return jsonOr(c, raw, err)
+		}
+		if out.Repeated {
+			fmt.Fprintf(stdout, "%s %s %s was recorded before with the reference %s: nothing changed; balance %s %s\n",
+				verb, out.Amount, out.Currency, reference, out.Balance, out.Currency)
+			return nil
 		}
 		fmt.Fprintf(stdout, "%s %s %s; balance now %s %s\n", verb, out.Amount, out.Currency, out.Balance, out.Currency)
 		return nil

@@ -240,6 +240,7 @@ func TestBillingEndToEnd(t *testing.T) {
 	if r := g.do("POST", "/admin/v1/tenants/clinic-a/adjustments", g.adminKey, map[string]any{"amount": "2"}, nil); r.StatusCode != 400 {
 		t.Errorf("adjustment without a reason: %d", r.StatusCode)
 	}
+	g.creditsRecordedOnce()
 	var check struct{ Balanced bool }
 	g.do("GET", "/admin/v1/ledger/check", g.adminKey, nil, &check)
 	if !check.Balanced {
@@ -311,8 +312,18 @@ func TestBillingCLI(t *testing.T) {
 		t.Errorf("topup: %q %v", out, err)
 	}
 	// The same payment recorded twice counts once.
-	if out, err := cli("account", "topup", "clinic-a", "25", "--reference", "MPESA-QX12"); err != nil || !strings.Contains(out, "balance now 35.00 KES") {
+	if out, err := cli("account", "topup", "clinic-a", "25", "--reference", "MPESA-QX12"); err != nil || !strings.Contains(out, "recorded before") || !strings.Contains(out, "balance 35.00 KES") {
 		t.Errorf("repeated topup: %q %v", out, err)
+	}
+	// The same reference on another amount is refused, and says why.
+	if _, err := cli("account", "topup", "clinic-a", "52", "--reference", "MPESA-QX12"); err == nil || !strings.Contains(err.Error(), "MPESA-QX12") {
+		t.Errorf("the reference on another amount: %v", err)
+	}
+	if out, err := cli("account", "adjust", "clinic-a", "-5", "--reason", "duplicate top-up", "--reference", "ADJ-2"); err != nil || !strings.Contains(out, "balance now 30.00 KES") {
+		t.Errorf("adjust with a reference: %q %v", out, err)
+	}
+	if out, err := cli("account", "adjust", "clinic-a", "-5", "--reason", "duplicate top-up", "--reference", "ADJ-2"); err != nil || !strings.Contains(out, "nothing changed; balance 30.00 KES") {
+		t.Errorf("the adjustment repeated: %q %v", out, err)
 	}
 	if out, err := cli("tariff", "set", "night", "--blocks", "1000:0/0,:10/30", "--off-peak", "22:00-06:00x0.5"); err != nil || !strings.Contains(out, "22:00-06:00x0.5") {
 		t.Errorf("tariff set: %q %v", out, err)
@@ -351,5 +362,60 @@ func TestParseInterleavedNegativeNumbers(t *testing.T) {
 		if err != nil || strings.Join(pos, ",") != tc.positional || *reason != tc.reason {
 			t.Errorf("%q: %q %q %v", tc.args, pos, *reason, err)
 		}
+	}
+}
+
+// creditsRecordedOnce checks that a credit sent again with its reference, in
+// the body or as the Idempotency-Key header, is recorded once (201, then 200
+// "repeated"), and that a reference reused for a different credit is refused.
+func (g *grid) creditsRecordedOnce() {
+	t := g.t
+	t.Helper()
+	type answer struct {
+		Balance, Reference string
+		Repeated           bool
+		Error              struct{ Code, Param string }
+	}
+	post := func(path, idempotencyKey string, body map[string]any) (int, answer) {
+		t.Helper()
+		req, err := http.NewRequest("POST", g.url+"/admin/v1/tenants/clinic-a"+path, strings.NewReader(mustJSON(t, body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+g.adminKey)
+		req.Header.Set("Content-Type", "application/json")
+		if idempotencyKey != "" {
+			req.Header.Set("Idempotency-Key", idempotencyKey)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a answer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, a
+	}
+	status, first := post("/adjustments", "retry-7f3a", map[string]any{"amount": "0.25", "reason": "goodwill"})
+	if status != 201 || first.Repeated || first.Reference != "retry-7f3a" {
+		t.Fatalf("adjustment with an Idempotency-Key: %d %+v", status, first)
+	}
+	status, again := post("/adjustments", "", map[string]any{"amount": "0.25", "reason": "goodwill", "reference": "retry-7f3a"})
+	if status != 200 || !again.Repeated || again.Balance != first.Balance {
+		t.Errorf("the same adjustment again: %d %+v, want 200, repeated, balance %s", status, again, first.Balance)
+	}
+	if status, a := post("/adjustments", "retry-7f3a", map[string]any{"amount": "0.30", "reason": "goodwill"}); status != 409 || a.Error.Code != "conflict" {
+		t.Errorf("the reference on another amount: %d %+v, want 409 conflict", status, a)
+	}
+	if status, a := post("/topups", "MPESA-9", map[string]any{"amount": "1", "reference": "MPESA-8"}); status != 400 || a.Error.Param != "reference" {
+		t.Errorf("a body reference and an Idempotency-Key that differ: %d %+v, want 400 on reference", status, a)
+	}
+	if status, a := post("/topups", "MPESA-9", map[string]any{"amount": "1"}); status != 201 || a.Reference != "MPESA-9" {
+		t.Errorf("a top-up whose reference is its Idempotency-Key: %d %+v", status, a)
+	}
+	if status, a := post("/topups", "MPESA-9", map[string]any{"amount": "1"}); status != 200 || !a.Repeated {
+		t.Errorf("the top-up retried: %d %+v, want 200 repeated", status, a)
 	}
 }
