@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -529,5 +530,55 @@ func TestTransportHeadersTooLarge(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String(), nil)
 	if _, err := tr.RoundTrip(req); !errors.Is(err, errHeadersTooLarge) {
 		t.Errorf("got %v, want the header limit", err)
+	}
+}
+
+// A burst of requests that each need a new connection dials at most
+// maxDials at a time; the others wait for a turn (and, when their context
+// ends first, give up without dialing), and all are served.
+func TestTransportDialsBounded(t *testing.T) {
+	srv := startServer(t, false, echo)
+	tr := testTransport(t, srv.URL, nil)
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	tr.dialer.ControlContext = func(ctx context.Context, network, address string, c syscall.RawConn) error {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		inFlight.Add(-1)
+		return nil
+	}
+	const burst = maxDials + 40
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"?length", strings.NewReader("x"))
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	eventually(t, "the first dials did not start", func() bool { return inFlight.Load() >= maxDials })
+	// Every slot is taken: a request whose context ends while it waits
+	// returns its context's error, having dialed nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a request that waited for a dial past its deadline: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond) // time for more dials to start, were they not bounded
+	close(release)
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := most.Load(); m != maxDials {
+		t.Errorf("%d dials at once, want the bound, %d", m, maxDials)
 	}
 }
