@@ -116,8 +116,9 @@ func (m *Meter) callEnded(locked bool) {
 // record adds a settlement to the open journal group and waits until it is
 // durable. No goroutine sits between the calls and the disk: the first
 // settlement of a group writes it, at once when no write is running, or
-// else when the writer of the group before hands over, and the group's
-// other settlements wait on its one channel.
+// else when the writer of the group before hands over (unless that writer
+// writes it too: see write), and the group's other settlements wait on its
+// one channel.
 func (m *Meter) record(st *settlement) error {
 	start := time.Now()
 	m.gmu.Lock()
@@ -143,8 +144,11 @@ func (m *Meter) record(st *settlement) error {
 	case !writing:
 		m.write(g)
 	case first:
-		<-g.lead
-		m.write(g)
+		select {
+		case <-g.lead:
+			m.write(g)
+		case <-g.done:
+		}
 	default:
 		<-g.done
 	}
@@ -152,11 +156,41 @@ func (m *Meter) record(st *settlement) error {
 	return g.err
 }
 
-// write writes the open group g to the journal, then hands the writing on
-// to the group opened meanwhile, if any. While calls settle together, a
-// write starts no sooner than SyncInterval after the one before, or once
-// every call in flight has joined g, so that one sync serves more of them.
+// write writes the open group g to the journal, and then the group that
+// filled meanwhile, if any, itself: its writer is running already, while the
+// next group's first settlement is parked, and would start the next sync
+// only once the scheduler runs it (0.3 ms on average under bench/gateway's
+// load, a third of a sync, with the journal idle meanwhile). After that
+// second group it hands the writing on to the first settlement of the group
+// opened meanwhile, so that no call's own answer waits behind more than one
+// other group.
 func (m *Meter) write(g *group) {
+	for extra := false; ; extra = true {
+		m.writeGroup(g)
+		m.gmu.Lock()
+		next := m.open
+		switch {
+		case len(next.sts) == 0:
+			m.writing = false
+			m.idle.Broadcast()
+			m.gmu.Unlock()
+			return
+		case !extra:
+			m.gmu.Unlock()
+			g = next
+			continue
+		}
+		next.lead <- struct{}{}
+		m.gmu.Unlock()
+		return
+	}
+}
+
+// writeGroup writes and syncs the open group g. While calls settle
+// together, a write starts no sooner than SyncInterval after the one before,
+// or once every call in flight has joined g, so that one sync serves more of
+// them.
+func (m *Meter) writeGroup(g *group) {
 	if m.set.SyncInterval > 0 && m.lastGroup > 1 {
 		if wait := time.Until(m.lastSync.Add(m.set.SyncInterval)); wait > 0 {
 			m.gmu.Lock()
@@ -212,15 +246,6 @@ func (m *Meter) write(g *group) {
 		default:
 		}
 	}
-
-	m.gmu.Lock()
-	if next := m.open; len(next.sts) > 0 {
-		next.lead <- struct{}{}
-	} else {
-		m.writing = false
-		m.idle.Broadcast()
-	}
-	m.gmu.Unlock()
 }
 
 // applyLoop moves the journal into the ledger every ApplyEvery, or sooner
