@@ -721,6 +721,9 @@ func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money,
 	if amount == 0 {
 		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "amount", Message: "An adjustment of zero changes nothing."}
 	}
+	if err := checkReference(reference); err != nil {
+		return Credited{}, err
+	}
 	key := "adjustment:" + randomID()
 	if reference != "" {
 		key = "adjustment:ref:" + reference
@@ -729,6 +732,18 @@ func (m *Meter) Adjust(ctx context.Context, tenantID int64, amount aigrid.Money,
 		Memo: reason, Actor: actor, Entries: []aigrid.Entry{
 			{Account: aigrid.TenantAccount(tenantID), Amount: amount}, {Account: aigrid.AccountAdjustments, Amount: -amount}}}
 	return m.credit(ctx, tenantID, tx, reference)
+}
+
+// maxReference bounds a credit's reference: a receipt or transaction number,
+// not a document.
+const maxReference = 128
+
+func checkReference(reference string) error {
+	if len(reference) > maxReference {
+		return &aigrid.Error{Code: aigrid.EInvalid, Param: "reference",
+			Message: fmt.Sprintf("A reference has at most %d characters; this one has %d.", maxReference, len(reference))}
+	}
+	return nil
 }
 
 // TopUp credits a payment received for a tenant. The reference (a receipt or
@@ -740,6 +755,9 @@ func (m *Meter) TopUp(ctx context.Context, tenantID int64, amount aigrid.Money, 
 	}
 	if reference == "" {
 		return Credited{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "reference", Message: "A top-up needs the payment's reference, so that it cannot be recorded twice."}
+	}
+	if err := checkReference(reference); err != nil {
+		return Credited{}, err
 	}
 	tx := &aigrid.LedgerTx{Key: "topup:" + reference, Kind: aigrid.TxTopUp, TenantID: tenantID, At: m.now(),
 		Memo: reference, Actor: actor, Entries: []aigrid.Entry{

@@ -348,6 +348,13 @@ func TestCreditReferences(t *testing.T) {
 	if c, err := m.Adjust(ctx, f.tenant.ID, 100, "goodwill", "MPESA-7", "op"); err != nil || c.Repeated {
 		t.Fatalf("an adjustment with a top-up's reference: %+v %v", c, err)
 	}
+	long := strings.Repeat("9", maxReference+1)
+	if _, err := m.TopUp(ctx, f.tenant.ID, 100, long, "op"); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Fatalf("a reference of %d characters: %v, want invalid", len(long), err)
+	}
+	if _, err := m.Adjust(ctx, f.tenant.ID, 100, "goodwill", long, "op"); aigrid.ErrorCode(err) != aigrid.EInvalid {
+		t.Fatalf("an adjustment's reference of %d characters: %v, want invalid", len(long), err)
+	}
 	for range 2 {
 		if c, err := m.Adjust(ctx, f.tenant.ID, 50, "goodwill", "", "op"); err != nil || c.Repeated {
 			t.Fatalf("an adjustment without a reference: %+v %v", c, err)
