@@ -426,8 +426,19 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 	}
 	select {
 	case t.dials <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	default:
+		// Waiting for a turn counts against the connect timeout, as the
+		// dial itself would.
+		wait := time.NewTimer(t.connectTimeout)
+		select {
+		case t.dials <- struct{}{}:
+			wait.Stop()
+		case <-wait.C:
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: dialWaitTimeout{}}
+		case <-ctx.Done():
+			wait.Stop()
+			return nil, context.Cause(ctx)
+		}
 	}
 	defer func() { <-t.dials }()
 	if pc := t.takeIdle(); pc != nil {
@@ -438,6 +449,16 @@ func (t *transport) get(ctx context.Context) (*pconn, error) {
 	offstack.Run(func() { pc, err = t.dial(ctx) })
 	return pc, err
 }
+
+// dialWaitTimeout is the error of a call that waited the whole connect
+// timeout for a turn to dial: to the caller, a dial that timed out.
+type dialWaitTimeout struct{}
+
+func (dialWaitTimeout) Error() string {
+	return "no turn to dial the upstream within the connect timeout (64 dials in flight)"
+}
+func (dialWaitTimeout) Timeout() bool   { return true }
+func (dialWaitTimeout) Temporary() bool { return true }
 
 // takeIdle returns a live idle connection, or nil when there is none.
 func (t *transport) takeIdle() *pconn {

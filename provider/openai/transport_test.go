@@ -571,6 +571,17 @@ func TestTransportDialsBounded(t *testing.T) {
 	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a request that waited for a dial past its deadline: %v", err)
 	}
+	// Waiting counts against the connect timeout, as a dial would.
+	other := testTransport(t, srv.URL, nil)
+	other.connectTimeout = 20 * time.Millisecond
+	for range maxDials {
+		other.dials <- struct{}{} // every turn taken
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.URL, nil)
+	var netErr net.Error
+	if _, err := other.RoundTrip(req); !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Errorf("a request that waited for a dial past the connect timeout: %v, want a timeout", err)
+	}
 	time.Sleep(20 * time.Millisecond) // time for more dials to start, were they not bounded
 	close(release)
 	for range burst {
