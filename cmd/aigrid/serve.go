@@ -262,7 +262,29 @@ func (m *Main) startMeter(ctx context.Context, file *config.File) error {
 	}
 	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger,
 		JournalDir: m.journalDir(), Registerer: m.registry})
-	return err
+	if err != nil {
+		return err
+	}
+	m.probeSync()
+	return nil
+}
+
+// probeSync tells the operator how fast the data directory's disk makes a
+// write durable: every metered call waits for one such sync of the
+// settlement journal (shared with the calls settled beside it) before it
+// is answered, so a slow disk is worth knowing about at once.
+func (m *Main) probeSync() {
+	d, err := gridmeter.ProbeSync(m.DataDir, 5)
+	switch {
+	case err != nil:
+		m.Logger.Warn("could not time the data directory's disk syncs", "error", err.Error())
+	case d > gridmeter.SlowSync:
+		m.Logger.Warn("the data directory's disk is slow to make a write durable, and every metered call waits for one "+
+			"(shared with the calls settled beside it) before it is answered: a local SSD syncs in well under a millisecond",
+			"sync", d.String(), "data", m.DataDir)
+	default:
+		m.Logger.Info("the data directory's disk makes a write durable in "+d.String(), "data", m.DataDir)
+	}
 }
 
 // journalDir holds the meter's settlement journal.
