@@ -14,9 +14,9 @@ import (
 // A journal record is one settlement: its usage transaction whole, with the
 // call it charges. Records are binary (see package usagepack): a version
 // byte, then the fields in a fixed order, integers as varints and strings
-// and lists behind their lengths. Encoding one costs a few hundred nanoseconds and no allocation,
-// where encoding/json took several microseconds of the committer's time per
-// call. Journals written before the binary records hold JSON objects, which
+// and lists behind their lengths. Encoding one costs a few hundred
+// nanoseconds and no allocation, where encoding/json took several
+// microseconds per call. Journals written before the binary records hold JSON objects, which
 // decodeSettlement still reads, so that an upgrade replays what the last
 // run left.
 const recordVersion = 1

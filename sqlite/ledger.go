@@ -255,12 +255,34 @@ func (db *DB) AccountBalance(ctx context.Context, account string, before time.Ti
 
 // ListTxs returns the non-usage transactions touching an account in [from, to).
 func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) ([]*aigrid.LedgerTx, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT t.id, t.key, t.kind, COALESCE(t.tenant_id, 0), t.at, t.memo, t.actor, e.account, e.amount
-		FROM ledger_tx t JOIN ledger_entries e ON e.tx_id = t.id
-		WHERE t.kind != 'usage' AND t.at >= ? AND t.at < ? AND t.id IN (SELECT tx_id FROM ledger_entries WHERE account = ?)
+	txs, err := db.queryTxs(ctx, `WHERE t.kind != 'usage' AND t.at >= ? AND t.at < ? AND t.id IN (SELECT tx_id FROM ledger_entries WHERE account = ?)
 		ORDER BY t.at, t.id`, toNanos(from), toNanos(to), account)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list transactions: %w", err)
+	}
+	return txs, nil
+}
+
+// TxByKey returns the transaction written under key, with its entries.
+func (db *DB) TxByKey(ctx context.Context, key string) (*aigrid.LedgerTx, error) {
+	txs, err := db.queryTxs(ctx, `WHERE t.key = ? ORDER BY e.rowid`, key)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
+	}
+	if len(txs) == 0 {
+		return nil, aigrid.Errorf(aigrid.ENotFound, "There is no transaction %s in the ledger.", key)
+	}
+	return txs[0], nil
+}
+
+// queryTxs reads the transactions that where (a WHERE clause over ledger_tx t
+// and ledger_entries e, with its ORDER BY, which must keep a transaction's
+// entries together) selects, each with its entries.
+func (db *DB) queryTxs(ctx context.Context, where string, args ...any) ([]*aigrid.LedgerTx, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT t.id, t.key, t.kind, COALESCE(t.tenant_id, 0), t.at, t.memo, t.actor, e.account, e.amount
+		FROM ledger_tx t JOIN ledger_entries e ON e.tx_id = t.id `+where, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*aigrid.LedgerTx
@@ -269,7 +291,7 @@ func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) (
 		var at, amount int64
 		var e aigrid.Entry
 		if err := rows.Scan(&t.ID, &t.Key, &t.Kind, &t.TenantID, &at, &t.Memo, &t.Actor, &e.Account, &amount); err != nil {
-			return nil, fmt.Errorf("sqlite: list transactions: %w", err)
+			return nil, err
 		}
 		e.Amount = aigrid.Money(amount)
 		if n := len(out); n > 0 && out[n-1].ID == t.ID {
@@ -280,41 +302,6 @@ func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) (
 		out = append(out, &t)
 	}
 	return out, rows.Err()
-}
-
-// TxByKey returns the transaction written under key, with its entries.
-func (db *DB) TxByKey(ctx context.Context, key string) (*aigrid.LedgerTx, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT t.id, t.kind, COALESCE(t.tenant_id, 0), t.at, t.memo, t.actor, e.account, e.amount
-		FROM ledger_tx t JOIN ledger_entries e ON e.tx_id = t.id WHERE t.key = ? ORDER BY e.rowid`, key)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
-	}
-	defer rows.Close()
-	var t *aigrid.LedgerTx
-	for rows.Next() {
-		var (
-			row    aigrid.LedgerTx
-			at     int64
-			e      aigrid.Entry
-			amount int64
-		)
-		if err := rows.Scan(&row.ID, &row.Kind, &row.TenantID, &at, &row.Memo, &row.Actor, &e.Account, &amount); err != nil {
-			return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
-		}
-		if t == nil {
-			row.Key, row.At = key, fromNanos(at)
-			t = &row
-		}
-		e.Amount = aigrid.Money(amount)
-		t.Entries = append(t.Entries, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: transaction %s: %w", key, err)
-	}
-	if t == nil {
-		return nil, aigrid.Errorf(aigrid.ENotFound, "There is no transaction %s in the ledger.", key)
-	}
-	return t, nil
 }
 
 // CheckLedger reports transactions whose entries do not sum to zero, and
