@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -351,17 +352,30 @@ func compare(metered, unmetered *gateway, stream bool, clients, rounds int, limi
 }
 
 // profiled is load, with the server's CPU profile over the run written to
-// g.profiles when that is set.
+// g.profiles when that is set, and this process's (the clients and the
+// mock upstream) beside it, with "-clients" in its name: a metered call
+// costs the clients too, in the headers they read.
 func profiled(g *gateway, mode string, stream bool, clients int, limit int64, d time.Duration) loadResult {
 	if g.profiles == "" {
 		return load(g, stream, clients, limit, d)
 	}
 	done := make(chan error, 1)
-	path := filepath.Join(g.profiles, fmt.Sprintf("%s-%s-%d.pprof", g.name, mode, clients))
+	name := filepath.Join(g.profiles, fmt.Sprintf("%s-%s-%d", g.name, mode, clients))
 	go func() {
-		done <- serveproc.SaveProfile(g.url, adminKey, path, fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds()))))
+		done <- serveproc.SaveProfile(g.url, adminKey, name+".pprof", fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds()))))
 	}()
+	own, err := os.Create(name + "-clients.pprof")
+	if err == nil {
+		err = pprof.StartCPUProfile(own)
+	}
+	if err != nil {
+		log.Printf("profile of the clients: %v", err)
+	}
 	r := load(g, stream, clients, limit, d)
+	if err == nil {
+		pprof.StopCPUProfile()
+		own.Close()
+	}
 	if err := <-done; err != nil {
 		log.Printf("profile of %s: %v", g.name, err)
 	}

@@ -47,7 +47,7 @@ func main() {
 	flag.IntVar(&o.lightConcurrency, "light-concurrency", 32, "closed-loop clients for a second comparison under lighter load (0: none)")
 	flag.BoolVar(&o.gateway, "gateway", true, "run the gateway comparison after the ledger benchmarks")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the settlement benchmark to this file")
-	flag.StringVar(&o.serverProfiles, "server-profiles", "", "write both servers' CPU profiles over the first round of each comparison to this directory")
+	flag.StringVar(&o.serverProfiles, "server-profiles", "", "write both servers' CPU profiles, and the clients', over the first round of each comparison to this directory")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "meter:", err)
