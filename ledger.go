@@ -28,6 +28,7 @@ const (
 	TxAdjustment    = "adjustment"
 	TxVoucherMint   = "voucher_mint"
 	TxVoucherRedeem = "voucher_redeem"
+	TxVoucherVoid   = "voucher_void"
 )
 
 // LedgerTx is one balanced, immutable transaction. Key makes it idempotent:
@@ -126,6 +127,37 @@ type Voucher struct {
 	RedeemedBy int64      `json:"redeemed_by,omitempty"`
 }
 
+// VoucherBatch is one minted batch, its vouchers counted by state at some
+// time. Each voucher is in one state: redeemed; voided (cancelled by the
+// operator before it was redeemed); expired (neither, and past its expiry);
+// or outstanding (redeemable).
+type VoucherBatch struct {
+	Batch     string
+	MintedAt  time.Time
+	ExpiresAt *time.Time
+	// Value is each voucher's.
+	Value                                  Money
+	Count                                  int64
+	Redeemed, Voided, Expired, Outstanding VoucherSum
+}
+
+// VoucherSum is how many vouchers, and their value.
+type VoucherSum struct {
+	Count int64
+	Value Money
+}
+
+// Add adds s to u.
+func (u *VoucherSum) Add(s VoucherSum) { u.Count += s.Count; u.Value += s.Value }
+
+// VoucherVoid is what a void did: the batch of the vouchers it selected,
+// those it voided, and how many of the others were redeemed or voided before.
+type VoucherVoid struct {
+	Batch                   string
+	Voided                  VoucherSum
+	Redeemed, AlreadyVoided int64
+}
+
 // UsageLine is a tenant's usage of one service model in one tariff block.
 type UsageLine struct {
 	Service      string `json:"service_model"`
@@ -193,4 +225,13 @@ type LedgerService interface {
 	// and returns the value. ENotFound, or EConflict when spent, or EInvalid
 	// when expired.
 	RedeemVoucher(ctx context.Context, hash string, tenantID int64, at time.Time, tx *LedgerTx) (Money, error)
+	// VoucherBatches counts every batch's vouchers by state at time at,
+	// newest batch first.
+	VoucherBatches(ctx context.Context, at time.Time) ([]VoucherBatch, error)
+	// VoidVouchers voids, at time at, the vouchers of batch, or the one
+	// voucher of hash (exactly one of them is given), that are neither
+	// redeemed nor voided, in one transaction with tx, whose entries it sets
+	// to take their value out of the float. When none is left it writes
+	// nothing, tx included. ENotFound when no voucher is selected.
+	VoidVouchers(ctx context.Context, batch, hash string, at time.Time, tx *LedgerTx) (VoucherVoid, error)
 }

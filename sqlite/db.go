@@ -238,6 +238,10 @@ var migrations = []string{
 		cost INTEGER NOT NULL,
 		PRIMARY KEY (tenant_id, slot, service, provider, block)
 	) WITHOUT ROWID;`,
+	// Vouchers the operator voided (cancelled) before they were redeemed,
+	// and the ledger transaction that took their value out of the float.
+	`ALTER TABLE vouchers ADD COLUMN voided_at INTEGER;
+	ALTER TABLE vouchers ADD COLUMN void_tx INTEGER REFERENCES ledger_tx(id);`,
 }
 
 // migrationSteps do, in Go, what SQL alone cannot: each runs after the

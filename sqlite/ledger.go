@@ -304,8 +304,9 @@ func (db *DB) queryTxs(ctx context.Context, where string, args ...any) ([]*aigri
 	return out, rows.Err()
 }
 
-// CheckLedger reports transactions whose entries do not sum to zero, and
-// usage postings whose calls' charges differ from what they posted.
+// CheckLedger reports transactions whose entries do not sum to zero, usage
+// postings whose calls' charges differ from what they posted, and a voucher
+// float that differs from the value of the vouchers still in it.
 func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 	var bad []string
 	rows, err := db.read.QueryContext(ctx, `SELECT t.key, COALESCE(SUM(e.amount), 0), COUNT(e.tx_id) FROM ledger_tx t LEFT JOIN ledger_entries e ON e.tx_id = t.id
@@ -330,7 +331,11 @@ func (db *DB) CheckLedger(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
 	}
-	return append(bad, packs...), nil
+	float, err := db.checkVoucherFloat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: check ledger: %w", err)
+	}
+	return append(append(bad, packs...), float...), nil
 }
 
 // GetAccount returns a tenant's account; ENotFound if it has none.
@@ -422,23 +427,6 @@ func (db *DB) ListTariffs(ctx context.Context) ([]*aigrid.Tariff, error) {
 	return out, rows.Err()
 }
 
-// CreateVouchers stores minted vouchers with their transaction.
-func (db *DB) CreateVouchers(ctx context.Context, vs []*aigrid.Voucher, t *aigrid.LedgerTx) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO vouchers (hash, batch, value, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, v := range vs {
-			if _, err := ins.ExecContext(ctx, v.Hash, v.Batch, int64(v.Value), nullTime(v.ExpiresAt), toNanos(v.CreatedAt)); err != nil {
-				return fmt.Errorf("sqlite: create voucher: %w", err)
-			}
-		}
-		return insertTx(ctx, tx, t)
-	})
-}
-
 // insertTx writes one transaction inside tx; a repeated key is a conflict.
 func insertTx(ctx context.Context, tx *sql.Tx, t *aigrid.LedgerTx) error {
 	if !t.Balanced() {
@@ -460,32 +448,4 @@ func insertTx(ctx context.Context, tx *sql.Tx, t *aigrid.LedgerTx) error {
 		}
 	}
 	return nil
-}
-
-// RedeemVoucher spends a voucher for a tenant, in one transaction with its ledger entries.
-func (db *DB) RedeemVoucher(ctx context.Context, hash string, tenantID int64, at time.Time, t *aigrid.LedgerTx) (aigrid.Money, error) {
-	var value aigrid.Money
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var v int64
-		var expires, redeemed sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT value, expires_at, redeemed_at FROM vouchers WHERE hash = ?`, hash).Scan(&v, &expires, &redeemed)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return &aigrid.Error{Code: aigrid.ENotFound, Param: "code", Message: "No voucher has this code. Check it with the seller."}
-		case err != nil:
-			return fmt.Errorf("sqlite: find voucher: %w", err)
-		case redeemed.Valid:
-			return &aigrid.Error{Code: aigrid.EConflict, Param: "code", Message: "This voucher was already redeemed on " + fromNanos(redeemed.Int64).Format("2006-01-02") + "."}
-		case expires.Valid && !at.Before(fromNanos(expires.Int64)):
-			return &aigrid.Error{Code: aigrid.EInvalid, Param: "code", Message: "This voucher expired on " + fromNanos(expires.Int64).Format("2006-01-02") + "."}
-		}
-		value = aigrid.Money(v)
-		if _, err := tx.ExecContext(ctx, `UPDATE vouchers SET redeemed_at = ?, redeemed_by = ? WHERE hash = ? AND redeemed_at IS NULL`,
-			toNanos(at), tenantID, hash); err != nil {
-			return fmt.Errorf("sqlite: redeem voucher: %w", err)
-		}
-		t.Entries = []aigrid.Entry{{Account: aigrid.AccountVoucherFloat, Amount: -value}, {Account: aigrid.TenantAccount(tenantID), Amount: value}}
-		return insertTx(ctx, tx, t)
-	})
-	return value, err
 }
