@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,3 +76,33 @@ func HashVoucherCode(code string) string {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
+
+// VoidVouchers cancels the vouchers of a batch, or the one voucher of a
+// code (exactly one of them is given), that are neither redeemed nor voided,
+// expired ones included: their value leaves voucher_float, back against
+// voucher_sales, in a transaction that keeps the reason and who voided them.
+// A code is checked as Redeem checks it, before any lookup.
+func (m *Meter) VoidVouchers(ctx context.Context, batch, code, reason, actor string) (aigrid.VoucherVoid, error) {
+	if (batch == "") == (code == "") {
+		return aigrid.VoucherVoid{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "batch", Message: "Give the batch or the code of the vouchers to void: one of them, not both."}
+	}
+	if reason == "" {
+		return aigrid.VoucherVoid{}, &aigrid.Error{Code: aigrid.EInvalid, Param: "reason", Message: "A void needs a reason; it is kept in the ledger for audit."}
+	}
+	var hash string
+	if code != "" {
+		c, err := NormalizeVoucherCode(code)
+		if err != nil {
+			return aigrid.VoucherVoid{}, err
+		}
+		hash = HashVoucherCode(c)
+	}
+	now := m.now()
+	tx := &aigrid.LedgerTx{Key: "void:" + randomID(), Kind: aigrid.TxVoucherVoid, At: now, Memo: reason, Actor: actor}
+	return m.ledger.VoidVouchers(ctx, batch, hash, now, tx)
+}
+
+// VoucherBatches counts every batch's vouchers by state now, newest batch first.
+func (m *Meter) VoucherBatches(ctx context.Context) ([]aigrid.VoucherBatch, error) {
+	return m.ledger.VoucherBatches(ctx, m.now())
+}
