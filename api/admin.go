@@ -39,6 +39,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"GET /admin/v1/tenants/{name}/usage", s.tenantUsage},
 		{"GET /admin/v1/tenants/{name}/statements/{month}", s.tenantStatement},
 		{"POST /admin/v1/vouchers", s.mintVouchers},
+		{"GET /admin/v1/vouchers", s.listVouchers},
+		{"POST /admin/v1/vouchers/void", s.voidVouchers},
 		{"GET /admin/v1/revenue", s.revenue},
 		{"GET /admin/v1/accounts/unpaid", s.unpaid},
 		{"GET /admin/v1/ledger/check", s.checkLedger},

@@ -341,6 +341,109 @@ func (s *Server) mintVouchers(w http.ResponseWriter, r *http.Request) {
 		Value: cur.Decimal(value), Expires: expires, Codes: codes})
 }
 
+// voucherSum is how many vouchers, and their value.
+type voucherSum struct {
+	Count int64  `json:"count"`
+	Value string `json:"value"`
+}
+
+// voucherBatch is one batch, its vouchers counted by state: each is in one
+// of redeemed, voided, expired (unredeemed) and outstanding (redeemable).
+type voucherBatch struct {
+	Batch    string     `json:"batch"`
+	MintedAt time.Time  `json:"minted_at"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	// Value is each voucher's.
+	Value string `json:"value"`
+	voucherStates
+}
+
+type voucherStates struct {
+	Minted      voucherSum `json:"minted"`
+	Redeemed    voucherSum `json:"redeemed"`
+	Voided      voucherSum `json:"voided"`
+	Expired     voucherSum `json:"expired"`
+	Outstanding voucherSum `json:"outstanding"`
+}
+
+type voucherList struct {
+	Object   string         `json:"object"`
+	Currency string         `json:"currency"`
+	Data     []voucherBatch `json:"data"`
+	Totals   voucherStates  `json:"totals"`
+}
+
+// listVouchers lists the batches, newest first, with their vouchers
+// counted by state now, and the totals.
+func (s *Server) listVouchers(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	batches, err := m.VoucherBatches(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cur := m.Currency()
+	text := func(v aigrid.VoucherSum) voucherSum { return voucherSum{Count: v.Count, Value: cur.Decimal(v.Value)} }
+	out := voucherList{Object: "list", Currency: cur.Code, Data: []voucherBatch{}}
+	var minted, redeemed, voided, expired, outstanding aigrid.VoucherSum
+	for _, b := range batches {
+		all := aigrid.VoucherSum{Count: b.Count, Value: b.Redeemed.Value + b.Voided.Value + b.Expired.Value + b.Outstanding.Value}
+		out.Data = append(out.Data, voucherBatch{Batch: b.Batch, MintedAt: b.MintedAt, Expires: b.ExpiresAt, Value: cur.Decimal(b.Value),
+			voucherStates: voucherStates{Minted: text(all), Redeemed: text(b.Redeemed), Voided: text(b.Voided), Expired: text(b.Expired), Outstanding: text(b.Outstanding)}})
+		minted.Add(all)
+		redeemed.Add(b.Redeemed)
+		voided.Add(b.Voided)
+		expired.Add(b.Expired)
+		outstanding.Add(b.Outstanding)
+	}
+	out.Totals = voucherStates{Minted: text(minted), Redeemed: text(redeemed), Voided: text(voided), Expired: text(expired), Outstanding: text(outstanding)}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type voidRequest struct {
+	Batch  string `json:"batch"`
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// voidResponse says what a void did; voided 0 when nothing was left to
+// void, and the already_ counts say why.
+type voidResponse struct {
+	Object          string `json:"object"`
+	Batch           string `json:"batch"`
+	Currency        string `json:"currency"`
+	Voided          int64  `json:"voided"`
+	Value           string `json:"value"`
+	AlreadyRedeemed int64  `json:"already_redeemed"`
+	AlreadyVoided   int64  `json:"already_voided"`
+}
+
+// voidVouchers cancels a batch's vouchers, or one code, that are neither
+// redeemed nor voided. A void that finds nothing left changes nothing and
+// answers 200 with voided 0, so that a void sent again is harmless.
+func (s *Server) voidVouchers(w http.ResponseWriter, r *http.Request) {
+	m := s.billingMeter(w, r)
+	if m == nil {
+		return
+	}
+	var req voidRequest
+	if !s.decodeAdmin(w, r, &req) {
+		return
+	}
+	v, err := m.VoidVouchers(r.Context(), req.Batch, req.Code, req.Reason, adminActor(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logger(w).Info("vouchers voided", "batch", v.Batch, "count", v.Voided.Count, "value", v.Voided.Value, "reason", req.Reason, "actor", adminActor(r))
+	cur := m.Currency()
+	writeJSON(w, http.StatusOK, voidResponse{Object: "voucher.void", Batch: v.Batch, Currency: cur.Code, Voided: v.Voided.Count,
+		Value: cur.Decimal(v.Voided.Value), AlreadyRedeemed: v.Redeemed, AlreadyVoided: v.AlreadyVoided})
+}
+
 // revenueLine is what one provider's offers earned and cost.
 type revenueLine struct {
 	aigrid.RevenueLine

@@ -16,13 +16,22 @@ import (
 )
 
 func runVoucher(ctx context.Context, args []string, stdout io.Writer) error {
-	verb, args, err := subcommand("voucher", args, "mint")
+	verb, args, err := subcommand("voucher", args, "mint|list|void")
 	if err != nil {
 		return err
 	}
-	if verb != "mint" {
-		return fmt.Errorf("unknown command \"voucher %s\": use mint", verb)
+	switch verb {
+	case "mint":
+		return runVoucherMint(ctx, args, stdout)
+	case "list":
+		return runVoucherList(ctx, args, stdout)
+	case "void":
+		return runVoucherVoid(ctx, args, stdout)
 	}
+	return fmt.Errorf("unknown command \"voucher %s\": use mint, list or void", verb)
+}
+
+func runVoucherMint(ctx context.Context, args []string, stdout io.Writer) error {
 	var count int
 	var value, expires, csvPath string
 	const usage = "aigrid voucher mint --count N --value V [--expires DATE] [--csv FILE]"
@@ -62,6 +71,91 @@ func runVoucher(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, code := range out.Codes {
 		fmt.Fprintln(stdout, code)
 	}
+	return nil
+}
+
+// voucherSum is how many vouchers, and their value, as the server sends them.
+type voucherSum struct {
+	Count int64
+	Value string
+}
+
+func (v voucherSum) String() string { return strconv.FormatInt(v.Count, 10) + " (" + v.Value + ")" }
+
+type voucherStates struct {
+	Minted, Redeemed, Voided, Expired, Outstanding voucherSum
+}
+
+func (v voucherStates) cells() []string {
+	return []string{v.Minted.String(), v.Redeemed.String(), v.Voided.String(), v.Expired.String(), v.Outstanding.String()}
+}
+
+func runVoucherList(ctx context.Context, args []string, stdout io.Writer) error {
+	const usage = "aigrid voucher list"
+	c, pos, err := adminFlags("voucher list", usage, args, stdout, nil)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, usage); err != nil {
+		return err
+	}
+	var list struct {
+		Currency string
+		Data     []struct {
+			Batch    string
+			MintedAt time.Time `json:"minted_at"`
+			Expires  *time.Time
+			Value    string
+			voucherStates
+		}
+		Totals voucherStates
+	}
+	raw, err := c.call(ctx, "GET", "/admin/v1/vouchers", nil, &list)
+	if err != nil || c.json {
+		return jsonOr(c, raw, err)
+	}
+	rows := make([][]string, 0, len(list.Data)+1)
+	for _, b := range list.Data {
+		rows = append(rows, append([]string{b.Batch, formatTime(&b.MintedAt), formatTime(b.Expires), b.Value}, b.cells()...))
+	}
+	rows = append(rows, append([]string{"total", "", "", ""}, list.Totals.cells()...))
+	return c.table("BATCH\tMINTED (UTC)\tEXPIRES (UTC)\tEACH "+list.Currency+"\tMINTED\tREDEEMED\tVOIDED\tEXPIRED\tOUTSTANDING", rows)
+}
+
+func runVoucherVoid(ctx context.Context, args []string, stdout io.Writer) error {
+	var batch, code, reason string
+	const usage = "aigrid voucher void (--batch BATCH | --code CODE) --reason TEXT"
+	c, pos, err := adminFlags("voucher void", usage, args, stdout, func(fs *flag.FlagSet) {
+		fs.StringVar(&batch, "batch", "", "void every voucher of this batch that is neither redeemed nor voided")
+		fs.StringVar(&code, "code", "", "void this one voucher (its 20 digits)")
+		fs.StringVar(&reason, "reason", "", "why: kept in the ledger for audit")
+	})
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, usage); err != nil {
+		return err
+	}
+	var out struct {
+		Batch, Currency, Value string
+		Voided                 int64
+		AlreadyRedeemed        int64 `json:"already_redeemed"`
+		AlreadyVoided          int64 `json:"already_voided"`
+	}
+	raw, err := c.call(ctx, "POST", "/admin/v1/vouchers/void", map[string]string{"batch": batch, "code": code, "reason": reason}, &out)
+	if err != nil || c.json {
+		return jsonOr(c, raw, err)
+	}
+	before := fmt.Sprintf("%d already redeemed, %d already voided", out.AlreadyRedeemed, out.AlreadyVoided)
+	if out.Voided == 0 {
+		fmt.Fprintf(stdout, "nothing left to void in %s (%s): nothing changed\n", out.Batch, before)
+		return nil
+	}
+	noun := "vouchers"
+	if out.Voided == 1 {
+		noun = "voucher"
+	}
+	fmt.Fprintf(stdout, "voided %d %s of %s, worth %s %s (%s)\n", out.Voided, noun, out.Batch, out.Value, out.Currency, before)
 	return nil
 }
 

@@ -26,7 +26,7 @@ Usage:
   aigrid dispatch SERVICE_MODEL [--tenant NAME]              show the merit order of a model
   aigrid tariff list|set ...                                 tariffs: blocks, off-peak, versions
   aigrid account show|set|topup|adjust|usage|statement|unpaid ...   tenants' accounts
-  aigrid voucher mint --count N --value V [--expires DATE]   mint prepaid vouchers
+  aigrid voucher mint|list|void ...                          prepaid vouchers: mint batches, see them, cancel lost ones
   aigrid revenue [--from DATE] [--to DATE]                   revenue, cost and margin by provider
   aigrid models inspect|generate FILE ...                    look into a GGUF model, or run a raw prompt through it
   aigrid pull URL [--sha256 HEX] [--name FILE] [--data DIR]   download a GGUF model into DIR/models
