@@ -47,6 +47,12 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		// Go's profiles of the running server, for go tool pprof.
 		{"GET /admin/debug/pprof/{profile}", profile},
 	}
+	if s.cfg.Backup != nil {
+		routes = append(routes, struct {
+			pattern string
+			h       http.HandlerFunc
+		}{"GET /admin/v1/backup", s.backup})
+	}
 	byPath := map[string][]string{}
 	for _, rt := range routes {
 		method, path, _ := cut(rt.pattern)

@@ -58,6 +58,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Ready, when set, reports whether the server's dependencies can serve.
 	Ready func(ctx context.Context) error
+	// Backup, when set, writes a copy of the whole store as it stands to a
+	// new file and returns its path; the server sends it, then removes it.
+	Backup func(ctx context.Context) (path string, err error)
 }
 
 // Server is the HTTP face of the grid.
@@ -67,6 +70,8 @@ type Server struct {
 	metrics  *metrics
 	handler  http.Handler
 	draining atomic.Bool
+	// backups holds the turn of the one backup that runs at a time.
+	backups chan struct{}
 }
 
 // New returns a server ready to be mounted in an http.Server.
@@ -80,7 +85,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, keys: newKeyCache(cfg.Store), metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, keys: newKeyCache(cfg.Store), metrics: newMetrics(cfg.Registry), backups: make(chan struct{}, 1)}
 	s.handler = s.routes()
 	return s
 }

@@ -146,17 +146,29 @@ func (c *adminClient) send(ctx context.Context, method, path, accept string, bod
 		return nil, fmt.Errorf("reading the answer of %s: %v", c.server, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s (HTTP %d)", e.Error.Message, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("the server answered HTTP %d", resp.StatusCode)
+		return nil, errorIn(raw, resp.StatusCode)
 	}
 	return raw, nil
+}
+
+// answerError reads the server's error message out of an answer that is
+// not a success.
+func answerError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return errorIn(raw, resp.StatusCode)
+}
+
+// errorIn is the message of an OpenAI-shaped error body, with its status.
+func errorIn(raw []byte, status int) error {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+		return fmt.Errorf("%s (HTTP %d)", e.Error.Message, status)
+	}
+	return fmt.Errorf("the server answered HTTP %d", status)
 }
 
 // printJSON writes a raw JSON answer, indented.

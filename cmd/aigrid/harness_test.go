@@ -27,9 +27,15 @@ type grid struct {
 // in a fresh data directory and stops it when the test ends.
 func startGrid(t *testing.T, configYAML string) *grid {
 	t.Helper()
+	return startGridIn(t, filepath.Join(t.TempDir(), "data"), configYAML)
+}
+
+// startGridIn is startGrid on the data directory given.
+func startGridIn(t *testing.T, dataDir, configYAML string) *grid {
+	t.Helper()
 	dir := t.TempDir()
 	m := NewMain()
-	m.DataDir = filepath.Join(dir, "data")
+	m.DataDir = dataDir
 	m.Listen = "127.0.0.1:0"
 	m.Grace = 5 * time.Second
 	var stdout bytes.Buffer

@@ -28,6 +28,8 @@ Usage:
   aigrid account show|set|topup|adjust|usage|statement|unpaid ...   tenants' accounts
   aigrid voucher mint|list|void ...                          prepaid vouchers: mint batches, see them, cancel lost ones
   aigrid revenue [--from DATE] [--to DATE]                   revenue, cost and margin by provider
+  aigrid backup [--out FILE]                                 copy a running grid's store, checked
+  aigrid restore --from FILE [--data DIR]                    put a backup in a new data directory
   aigrid models inspect|generate FILE ...                    look into a GGUF model, or run a raw prompt through it
   aigrid pull URL [--sha256 HEX] [--name FILE] [--data DIR]   download a GGUF model into DIR/models
   aigrid version
@@ -83,6 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTariff(ctx, rest, stdout)
 	case "revenue":
 		return runRevenue(ctx, rest, stdout)
+	case "backup":
+		return runBackup(ctx, rest, stdout)
+	case "restore":
+		return runRestore(ctx, rest, stdout)
 	case "pull":
 		return runPull(ctx, rest, stdout, stderr)
 	case "version":

@@ -204,7 +204,7 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 	m.api = api.New(api.Config{
 		Store: store, Dispatcher: m.dispatcher, Providers: m.dispatcher, Explainer: m.dispatcher, Meter: m.meter,
 		Packages: pkgs, Public: public, Logger: m.Logger, MaxBodyBytes: m.MaxBodyBytes, Ready: m.store.Ping,
-		Registry: m.registry,
+		Registry: m.registry, Backup: func(ctx context.Context) (string, error) { return m.store.Backup(ctx, m.DataDir) },
 	})
 
 	ln, err := net.Listen("tcp", m.Listen)
@@ -322,6 +322,11 @@ func (m *Main) openStore() error {
 		return err
 	}
 	m.store = store
+	// A backup cut short by a crash left its copy behind.
+	stale, _ := filepath.Glob(filepath.Join(m.DataDir, sqlite.BackupPattern))
+	for _, p := range stale {
+		os.Remove(p)
+	}
 	return nil
 }
 
