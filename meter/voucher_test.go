@@ -224,11 +224,12 @@ func TestRedeemRacesVoidInMeter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
+	// One code at a time, its redemption and its void let go together.
 	redeemed := make([]bool, len(codes))
 	voided := make([]bool, len(codes))
 	for i, c := range codes {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
 		wg.Go(func() {
 			<-start
 			_, _, err := f.m.Redeem(ctx, f.tenant.ID, c)
@@ -245,9 +246,9 @@ func TestRedeemRacesVoidInMeter(t *testing.T) {
 			}
 			voided[i] = got.Voided.Count == 1
 		})
+		close(start)
+		wg.Wait()
 	}
-	close(start)
-	wg.Wait()
 	var won aigrid.Money
 	for i := range codes {
 		if redeemed[i] == voided[i] {
@@ -259,6 +260,7 @@ func TestRedeemRacesVoidInMeter(t *testing.T) {
 	}
 	b, _ := f.m.Balance(ctx, f.tenant.ID)
 	ledger, _ := f.db.AccountBalance(ctx, aigrid.TenantAccount(f.tenant.ID), time.Time{})
+	t.Logf("%d of %d codes redeemed before their void", won/1_000, len(codes))
 	if b.BalanceMinor != won || ledger != won {
 		t.Fatalf("%d redeemed; the meter's balance %d, the ledger's %d", won, b.BalanceMinor, ledger)
 	}
