@@ -130,15 +130,14 @@ type Voucher struct {
 // VoucherBatch is one minted batch, its vouchers counted by state at some
 // time. Each voucher is in one state: redeemed; voided (cancelled by the
 // operator before it was redeemed); expired (neither, and past its expiry);
-// or outstanding (redeemable).
+// or outstanding (redeemable). Minted is all of them.
 type VoucherBatch struct {
 	Batch     string
 	MintedAt  time.Time
 	ExpiresAt *time.Time
 	// Value is each voucher's.
-	Value                                  Money
-	Count                                  int64
-	Redeemed, Voided, Expired, Outstanding VoucherSum
+	Value                                          Money
+	Minted, Redeemed, Voided, Expired, Outstanding VoucherSum
 }
 
 // VoucherSum is how many vouchers, and their value.

@@ -390,10 +390,9 @@ func (s *Server) listVouchers(w http.ResponseWriter, r *http.Request) {
 	out := voucherList{Object: "list", Currency: cur.Code, Data: []voucherBatch{}}
 	var minted, redeemed, voided, expired, outstanding aigrid.VoucherSum
 	for _, b := range batches {
-		all := aigrid.VoucherSum{Count: b.Count, Value: b.Redeemed.Value + b.Voided.Value + b.Expired.Value + b.Outstanding.Value}
 		out.Data = append(out.Data, voucherBatch{Batch: b.Batch, MintedAt: b.MintedAt, Expires: b.ExpiresAt, Value: cur.Decimal(b.Value),
-			voucherStates: voucherStates{Minted: text(all), Redeemed: text(b.Redeemed), Voided: text(b.Voided), Expired: text(b.Expired), Outstanding: text(b.Outstanding)}})
-		minted.Add(all)
+			voucherStates: voucherStates{Minted: text(b.Minted), Redeemed: text(b.Redeemed), Voided: text(b.Voided), Expired: text(b.Expired), Outstanding: text(b.Outstanding)}})
+		minted.Add(b.Minted)
 		redeemed.Add(b.Redeemed)
 		voided.Add(b.Voided)
 		expired.Add(b.Expired)

@@ -145,14 +145,13 @@ func (db *DB) VoucherBatches(ctx context.Context, at time.Time) ([]aigrid.Vouche
 		var b aigrid.VoucherBatch
 		var minted int64
 		var expires sql.NullInt64
-		var total aigrid.Money
-		if err := rows.Scan(&b.Batch, &minted, &expires, &b.Value, &b.Count, &total, &b.Redeemed.Count, &b.Redeemed.Value,
+		if err := rows.Scan(&b.Batch, &minted, &expires, &b.Value, &b.Minted.Count, &b.Minted.Value, &b.Redeemed.Count, &b.Redeemed.Value,
 			&b.Voided.Count, &b.Voided.Value, &b.Expired.Count, &b.Expired.Value); err != nil {
 			return nil, fmt.Errorf("sqlite: voucher batches: %w", err)
 		}
 		b.MintedAt, b.ExpiresAt = fromNanos(minted), timePtr(expires)
-		b.Outstanding = aigrid.VoucherSum{Count: b.Count - b.Redeemed.Count - b.Voided.Count - b.Expired.Count,
-			Value: total - b.Redeemed.Value - b.Voided.Value - b.Expired.Value}
+		b.Outstanding = aigrid.VoucherSum{Count: b.Minted.Count - b.Redeemed.Count - b.Voided.Count - b.Expired.Count,
+			Value: b.Minted.Value - b.Redeemed.Value - b.Voided.Value - b.Expired.Value}
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {

@@ -147,12 +147,12 @@ func TestVoidAndListBatches(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("batches: %+v, %v", list, err)
 	}
-	wantB := aigrid.VoucherBatch{Batch: "batch-b", MintedAt: mintedAt.Add(10 * time.Minute), Value: 10000, Count: 4,
+	wantB := aigrid.VoucherBatch{Batch: "batch-b", MintedAt: mintedAt.Add(10 * time.Minute), Value: 10000, Minted: aigrid.VoucherSum{Count: 4, Value: 40000},
 		Redeemed: aigrid.VoucherSum{Count: 1, Value: 10000}, Voided: aigrid.VoucherSum{Count: 3, Value: 30000}}
 	if list[0] != wantB {
 		t.Fatalf("newest first:\n%+v, want\n%+v", list[0], wantB)
 	}
-	wantA := aigrid.VoucherBatch{Batch: "batch-a", MintedAt: mintedAt, ExpiresAt: list[1].ExpiresAt, Value: 5000, Count: 5,
+	wantA := aigrid.VoucherBatch{Batch: "batch-a", MintedAt: mintedAt, ExpiresAt: list[1].ExpiresAt, Value: 5000, Minted: aigrid.VoucherSum{Count: 5, Value: 25000},
 		Redeemed: aigrid.VoucherSum{Count: 2, Value: 10000}, Expired: aigrid.VoucherSum{Count: 3, Value: 15000}}
 	if list[1] != wantA || !list[1].ExpiresAt.Equal(expires) {
 		t.Fatalf("batch a after expiry:\n%+v, want\n%+v", list[1], wantA)
