@@ -226,7 +226,7 @@ func (m *Meter) writeGroup(g *group) {
 		}
 		m.pending = append(m.pending, g.sts...)
 	}
-	waiting := len(m.pending)
+	m.countWaiting()
 	m.jmu.Unlock()
 	m.lastGroup = len(g.sts)
 	// Nothing reads g's buffers now: the group after next takes them.
@@ -236,11 +236,10 @@ func (m *Meter) writeGroup(g *group) {
 		m.set.Logger.Error("meter: journal write failed", "error", err.Error(), "settlements", len(g.sts))
 	} else {
 		m.metrics.group.Observe(float64(len(g.sts)))
-		m.metrics.waiting.Set(float64(waiting))
 	}
 	g.err = err
 	close(g.done)
-	if waiting >= m.set.MaxBatch {
+	if m.waiting.Load() >= int64(m.set.MaxBatch) {
 		select {
 		case m.nudge <- struct{}{}:
 		default:
@@ -283,7 +282,7 @@ func (m *Meter) Sync(ctx context.Context) error {
 		return nil
 	}
 	batch := m.pending
-	m.pending = nil
+	m.pending, m.applying = nil, len(batch)
 	// Every record of the segments filled so far is in batch, or applied.
 	ended := m.journal.takeEnded()
 	m.jmu.Unlock()
@@ -294,8 +293,9 @@ func (m *Meter) Sync(ctx context.Context) error {
 	mark, err := m.ledger.JournalApplied(ctx)
 	if err != nil {
 		m.jmu.Lock()
-		m.pending = append(batch[:len(batch):len(batch)], m.pending...)
+		m.pending, m.applying = append(batch[:len(batch):len(batch)], m.pending...), 0
 		m.journal.keepEnded(ended)
+		m.countWaiting()
 		m.jmu.Unlock()
 		return err
 	}
@@ -304,6 +304,9 @@ func (m *Meter) Sync(ctx context.Context) error {
 		held++
 	}
 	batch = batch[held:]
+	m.jmu.Lock()
+	m.applying = len(batch)
+	m.jmu.Unlock()
 
 	txs := make([]*aigrid.LedgerTx, 0, min(len(batch), m.set.MaxBatch))
 	for lo := 0; lo < len(batch); lo += m.set.MaxBatch {
@@ -316,8 +319,9 @@ func (m *Meter) Sync(ctx context.Context) error {
 		if err != nil {
 			// Keep the rest, ahead of what came since, for the next try.
 			m.jmu.Lock()
-			m.pending = append(batch[lo:len(batch):len(batch)], m.pending...)
+			m.pending, m.applying = append(batch[lo:len(batch):len(batch)], m.pending...), 0
 			m.journal.keepEnded(ended)
+			m.countWaiting()
 			m.jmu.Unlock()
 			return err
 		}
@@ -326,10 +330,11 @@ func (m *Meter) Sync(ctx context.Context) error {
 				m.takeBack(st)
 			}
 		}
+		m.jmu.Lock()
+		m.applying -= len(part)
+		m.countWaiting()
+		m.jmu.Unlock()
 	}
-	m.jmu.Lock()
-	m.metrics.waiting.Set(float64(len(m.pending)))
-	m.jmu.Unlock()
 	for _, path := range ended {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.set.Logger.Error("meter: remove an applied journal segment", "error", err.Error())

@@ -6,10 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"aigrid"
 )
@@ -505,4 +512,124 @@ func TestSyncAfterAFailedApply(t *testing.T) {
 				committed, len(rows), calls, live.BalanceMinor, live.TokensMonth, stored, tokens)
 		}
 	}
+}
+
+// stuckLedger fails every CommitTxs while stuck is set, as a ledger whose
+// file another program holds locked.
+type stuckLedger struct {
+	aigrid.LedgerService
+	stuck atomic.Bool
+}
+
+func (l *stuckLedger) CommitTxs(ctx context.Context, txs []*aigrid.LedgerTx) ([]bool, error) {
+	if l.stuck.Load() {
+		return nil, errors.New("database is locked")
+	}
+	return l.LedgerService.CommitTxs(ctx, txs)
+}
+
+// While the ledger takes nothing in, settlements wait in memory: past
+// MaxWaiting new calls are refused (503, Retry-After), calls admitted before
+// still settle, and once the ledger catches up calls are taken again, every
+// settlement in the ledger once.
+func TestLedgerBehindRefusesCalls(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Postpaid, CreditLimit: 1 << 40, Tariff: "public"})
+	f.m.Close()
+	ledger := &stuckLedger{LedgerService: f.db}
+	ledger.stuck.Store(true)
+	var logs syncBuffer
+	m, err := New(ctx, ledger, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: 5 * time.Millisecond,
+		SyncInterval: -1, MaxWaiting: 20, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	calls := 0
+	reserve := func() (*aigrid.Hold, error) {
+		calls++
+		return m.Reserve(ctx, f.call(fmt.Sprintf("c%d", calls)), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	}
+	settle := func(h *aigrid.Hold) {
+		t.Helper()
+		if err := m.Settle(ctx, h, served(10, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var early *aigrid.Hold
+	for i := range 21 {
+		h, err := reserve()
+		if err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		if i == 10 {
+			early = h // admitted before the bound: it settles after it
+			continue
+		}
+		settle(h)
+	}
+	refusals := 0
+	for {
+		_, err := reserve()
+		if err == nil {
+			t.Fatal("a call was taken with 20 settlements waiting and the ledger stuck")
+		}
+		var e *aigrid.Error
+		if !errors.As(err, &e) || e.Code != aigrid.EUnavailable || e.RetryAfter <= 0 || !strings.Contains(e.Message, "ledger is behind") {
+			t.Fatalf("refusal %v", err)
+		}
+		if refusals++; refusals == 3 {
+			break
+		}
+	}
+	settle(early)
+	var counted dto.Metric
+	if err := m.metrics.refused.Write(&counted); err != nil || counted.GetCounter().GetValue() != 3 {
+		t.Errorf("refusals counted %v (%v), want 3", counted.GetCounter().GetValue(), err)
+	}
+	if n := strings.Count(logs.String(), "new calls are refused"); n != 1 {
+		t.Errorf("the refusal was logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	ledger.stuck.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := reserve()
+		if err == nil {
+			settle(h)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still refused 10 s after the ledger came back: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "the ledger has caught up") {
+		t.Errorf("no word that the ledger caught up:\n%s", logs.String())
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := f.db.ListUsage(ctx, f.tenant.ID, time.Time{}, time.Now().Add(time.Hour), 1000)
+	if err != nil || len(rows) != 22 {
+		t.Fatalf("%d calls in the ledger (%v), want the 21 admitted while it was stuck and 1 after", len(rows), err)
+	}
+}
+
+// syncBuffer is a buffer the meter's goroutines may log to at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	group   prometheus.Histogram
 	waiting prometheus.Gauge
 	failed  prometheus.Counter
+	refused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +34,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aigrid_meter_apply_failures_total", Help: "Applies of the journal to the ledger that failed (and are retried).",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigrid_meter_ledger_behind_refusals_total", Help: "Calls refused because too many settlements were waiting for the ledger (MaxWaiting).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.settle, m.sync, m.group, m.waiting, m.failed)
+		reg.MustRegister(m.settle, m.sync, m.group, m.waiting, m.failed, m.refused)
 	}
 	return m
 }
