@@ -150,11 +150,15 @@ type loadResult struct {
 	MeanGroup float64 `json:"journal_mean_group,omitempty"`
 	SyncMs    float64 `json:"journal_sync_mean_ms,omitempty"`
 	SettleMs  float64 `json:"settle_mean_ms,omitempty"`
-	journal   journalStats
-	lat       []float64
-	cpu       time.Duration
-	client    time.Duration
-	idle      cpuTimes
+	// The server's heap allocations per request, from the Go runtime's
+	// series on /metrics: garbage a call leaves for the collector.
+	ServerAllocs     float64 `json:"server_allocs_per_request"`
+	ServerAllocBytes float64 `json:"server_alloc_bytes_per_request"`
+	server           serverStats
+	lat              []float64
+	cpu              time.Duration
+	client           time.Duration
+	idle             cpuTimes
 }
 
 // add merges another round of the same setup.
@@ -167,7 +171,7 @@ func (r *loadResult) add(o loadResult) {
 	r.client += o.client
 	r.idle.idle += o.idle.idle
 	r.idle.total += o.idle.total
-	r.journal.add(o.journal, 1)
+	r.server.add(o.server, 1)
 	r.summarize()
 }
 
@@ -183,34 +187,42 @@ func (r *loadResult) summarize() {
 	if r.idle.total > 0 {
 		r.IdleShare = round(float64(r.idle.idle) / float64(r.idle.total))
 	}
-	if j := r.journal; j.syncs > 0 && j.settles > 0 {
+	if j := r.server; j.syncs > 0 && j.settles > 0 {
 		r.MeanGroup = round(j.grouped / j.syncs)
 		r.SyncMs = round(1000 * j.syncSeconds / j.syncs)
 		r.SettleMs = round(1000 * j.settleSeconds / j.settles)
 	}
+	if r.Requests > 0 {
+		r.ServerAllocs = round(r.server.mallocs / float64(r.Requests))
+		r.ServerAllocBytes = round(r.server.allocBytes / float64(r.Requests))
+	}
 }
 
-// journalStats are the sums of a metered server's journal series.
-type journalStats struct {
+// serverStats are the sums of a server's journal series (a metered
+// server's; an unmetered one has none) and of its heap allocations.
+type serverStats struct {
 	syncs, grouped, syncSeconds, settles, settleSeconds float64
+	mallocs, allocBytes                                 float64
 }
 
 // add adds o times sign to j.
-func (j *journalStats) add(o journalStats, sign float64) {
+func (j *serverStats) add(o serverStats, sign float64) {
 	j.syncs += sign * o.syncs
 	j.grouped += sign * o.grouped
 	j.syncSeconds += sign * o.syncSeconds
 	j.settles += sign * o.settles
 	j.settleSeconds += sign * o.settleSeconds
+	j.mallocs += sign * o.mallocs
+	j.allocBytes += sign * o.allocBytes
 }
 
-// readJournalStats reads the journal's series from a server's /metrics;
-// an unmetered server has none, and gives zeros.
-func readJournalStats(base string) journalStats {
+// readServerStats reads a server's series from its /metrics.
+func readServerStats(base string) serverStats {
 	m, _ := serveproc.Metrics(base)
-	return journalStats{syncs: m["aigrid_meter_journal_group_size_count"], grouped: m["aigrid_meter_journal_group_size_sum"],
+	return serverStats{syncs: m["aigrid_meter_journal_group_size_count"], grouped: m["aigrid_meter_journal_group_size_sum"],
 		syncSeconds: m["aigrid_meter_journal_sync_seconds_sum"], settles: m["aigrid_meter_settle_seconds_count"],
-		settleSeconds: m["aigrid_meter_settle_seconds_sum"]}
+		settleSeconds: m["aigrid_meter_settle_seconds_sum"],
+		mallocs:       m["go_memstats_mallocs_total"], allocBytes: m["go_memstats_alloc_bytes_total"]}
 }
 
 // cpuTimes is the machine's idle and total CPU time, in clock ticks, from
@@ -254,7 +266,7 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 		cpu0 = serveproc.CPUTime(g.pid)
 	}
 	client0, machine0 := serveproc.CPUTime(os.Getpid()), machineCPU()
-	journal0 := readJournalStats(g.url)
+	server0 := readServerStats(g.url)
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
@@ -279,8 +291,8 @@ func load(g *gateway, stream bool, clients int, limit int64, d time.Duration) lo
 	wg.Wait()
 	r := loadResult{Bench: "gateway", Setup: g.name, Concurrency: clients, Seconds: time.Since(start).Seconds(), Errors: errs.Load(), lat: lat}
 	r.Requests = int64(len(lat))
-	r.journal = readJournalStats(g.url)
-	r.journal.add(journal0, -1)
+	r.server = readServerStats(g.url)
+	r.server.add(server0, -1)
 	if g.pid != 0 {
 		r.cpu = serveproc.CPUTime(g.pid) - cpu0
 	}
