@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"aigrid"
+
+	"aigrid/internal/logbuf"
 )
 
 // A segment gives back its whole frames, in order, and stops at a frame cut
@@ -538,7 +539,7 @@ func TestLedgerBehindRefusesCalls(t *testing.T) {
 	f.m.Close()
 	ledger := &stuckLedger{LedgerService: f.db}
 	ledger.stuck.Store(true)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	m, err := New(ctx, ledger, Settings{Currency: kes, Location: time.UTC, JournalDir: t.TempDir(), ApplyEvery: 5 * time.Millisecond,
 		SyncInterval: -1, MaxWaiting: 20, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -614,22 +615,4 @@ func TestLedgerBehindRefusesCalls(t *testing.T) {
 	if err != nil || len(rows) != 22 {
 		t.Fatalf("%d calls in the ledger (%v), want the 21 admitted while it was stuck and 1 after", len(rows), err)
 	}
-}
-
-// syncBuffer is a buffer the meter's goroutines may log to at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"aigrid/internal/logbuf"
 )
 
 // grid is a real aigrid server started in-process on loopback for a test.
@@ -20,7 +21,7 @@ type grid struct {
 	main     *Main
 	url      string
 	adminKey string
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 }
 
 // startGrid runs aigrid serve with the given config file text (may be empty)
@@ -40,7 +41,7 @@ func startGridIn(t *testing.T, dataDir, configYAML string) *grid {
 	m.Grace = 5 * time.Second
 	var stdout bytes.Buffer
 	m.Stdout = &stdout
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if configYAML != "" {
 		m.ConfigPath = filepath.Join(dir, "grid.yaml")
@@ -107,24 +108,6 @@ type apiError struct {
 		Code    string  `json:"code"`
 		Param   *string `json:"param"`
 	} `json:"error"`
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // decodeBody decodes a JSON response body and closes it.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"aigrid/internal/logbuf"
 )
 
 // The operator can take Go's profiles of a running grid with the admin key,
@@ -54,7 +56,7 @@ func TestUnmeteredWarnsOfAJournal(t *testing.T) {
 	m.Listen = "127.0.0.1:0"
 	m.Stdout = io.Discard
 	m.Unmetered = true
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	if err := os.MkdirAll(m.journalDir(), 0o700); err != nil {
 		t.Fatal(err)

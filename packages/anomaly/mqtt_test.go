@@ -15,6 +15,8 @@ import (
 
 	"aigrid"
 	"aigrid/internal/mqtttest"
+
+	"aigrid/internal/logbuf"
 )
 
 // senmlMinutes is a SenML pack of values one minute apart from t0.
@@ -223,7 +225,7 @@ func TestMQTTAdmission(t *testing.T) {
 func TestMQTTReconnect(t *testing.T) {
 	b := mqtttest.New(t)
 	b.Stop()
-	var logs safeBuffer
+	var logs logbuf.Buffer
 	l := &Listener{Package: NewPackage(newMemDocs()), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
 		Prefix: "w", Backoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -258,7 +260,7 @@ func TestMQTTReconnect(t *testing.T) {
 // A sensor that keeps sending bad packs gets one log line a minute, not one a pack.
 func TestRefusalsLoggedOnce(t *testing.T) {
 	b := mqtttest.New(t)
-	var logs safeBuffer
+	var logs logbuf.Buffer
 	l := &Listener{Package: NewPackage(newMemDocs()), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
 		Prefix: "w", Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	runListener(t, l)
@@ -298,24 +300,6 @@ func TestListenerConfig(t *testing.T) {
 			t.Errorf("prefix %q accepted", prefix)
 		}
 	}
-}
-
-// safeBuffer is a bytes.Buffer for a logger's concurrent writes.
-type safeBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // FuzzReadPacket: any bytes from a broker are a packet or an error.
