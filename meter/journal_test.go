@@ -18,7 +18,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"aigrid"
-
 	"aigrid/internal/logbuf"
 )
 

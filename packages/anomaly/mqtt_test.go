@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"aigrid"
-	"aigrid/internal/mqtttest"
-
 	"aigrid/internal/logbuf"
+	"aigrid/internal/mqtttest"
 )
 
 // senmlMinutes is a SenML pack of values one minute apart from t0.
