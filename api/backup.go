@@ -33,7 +33,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	path, err := s.cfg.Backup(ctx)
 	if err != nil {
-		logger(w).Error("backup", "error", err.Error())
+		// writeError logs it, as every internal error.
 		writeError(w, r, aigrid.Errorf(aigrid.EInternal, "The backup could not be made: %v. It is written in the data directory first, which needs as much free space as the store.", err))
 		return
 	}
