@@ -121,18 +121,27 @@ func period(r *http.Request, loc *time.Location) (from, to time.Time, err error)
 	q := r.URL.Query()
 	if v := q.Get("from"); v != "" {
 		if from, err = parseWhen(v, loc); err != nil {
-			return from, to, aigrid.ParamErrorf("from", "from: %v", err)
+			return from, to, aigrid.ParamErrorf("from", "from: %v%s", err, plusHint(v, loc))
 		}
 	}
 	if v := q.Get("to"); v != "" {
 		if to, err = parseWhen(v, loc); err != nil {
-			return from, to, aigrid.ParamErrorf("to", "to: %v", err)
+			return from, to, aigrid.ParamErrorf("to", "to: %v%s", err, plusHint(v, loc))
 		}
 	}
 	if !from.Before(to) {
 		return from, to, aigrid.ParamErrorf("to", "to (%s) must be after from (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
 	return from, to, nil
+}
+
+// plusHint explains a time that a URL's query turned unreadable: an
+// offset's + written as is arrives as a space.
+func plusHint(v string, loc *time.Location) string {
+	if _, err := parseWhen(strings.ReplaceAll(v, " ", "+"), loc); err == nil && strings.Contains(v, " ") {
+		return "; write the + of the offset as %2B in a URL"
+	}
+	return ""
 }
 
 // parseWhen reads a time as RFC 3339 or a day (YYYY-MM-DD, midnight in the grid's zone).

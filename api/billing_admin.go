@@ -28,9 +28,10 @@ func (s *Server) parseAmount(m *meter.Meter, param string, v money) (aigrid.Mone
 	if v == "" {
 		return 0, aigrid.ParamErrorf(param, "%s is required", param)
 	}
+	// ParseMoney's message names the amount already; the param says which field.
 	a, err := m.Currency().ParseMoney(string(v))
 	if err != nil {
-		return 0, aigrid.ParamErrorf(param, "%s: %v", param, err)
+		return 0, aigrid.ParamErrorf(param, "%s", aigrid.ErrorMessage(err))
 	}
 	return a, nil
 }
@@ -130,15 +131,21 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
+	// A tenant without an account has no type (never refused for money),
+	// as the file leaves it; it keeps none until a type is given.
 	a, err := s.cfg.Store.GetAccount(r.Context(), t.ID)
 	if aigrid.ErrorCode(err) == aigrid.ENotFound {
-		a, err = &aigrid.Account{TenantID: t.ID, Type: aigrid.Prepaid}, nil
+		a, err = &aigrid.Account{TenantID: t.ID}, nil
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	if req.Type != nil {
+		if *req.Type != aigrid.Prepaid && *req.Type != aigrid.Postpaid {
+			writeError(w, r, aigrid.ParamErrorf("type", "type must be prepaid or postpaid"))
+			return
+		}
 		a.Type = *req.Type
 	}
 	if req.Tariff != nil {
@@ -153,15 +160,14 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
+		if a.Type != aigrid.Postpaid {
+			writeError(w, r, aigrid.ParamErrorf("credit_limit", "Only a postpaid account has a credit limit, and this one %s: give the type postpaid with it.", accountTypeText(a.Type)))
+			return
+		}
 		a.CreditLimit = limit
 	}
-	switch a.Type {
-	case aigrid.Prepaid:
+	if a.Type != aigrid.Postpaid {
 		a.CreditLimit = 0
-	case aigrid.Postpaid:
-	default:
-		writeError(w, r, aigrid.ParamErrorf("type", "type must be prepaid or postpaid"))
-		return
 	}
 	if a.Tariff != "" && !s.tariffExists(r, a.Tariff) {
 		writeError(w, r, aigrid.ParamErrorf("tariff", "there is no tariff %q (aigrid tariff list)", a.Tariff))
@@ -181,6 +187,14 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	logger(w).Info("account set", "tenant", t.Name, "type", a.Type, "tariff", a.Tariff, "actor", adminActor(r))
 	s.writeBalance(w, r, t)
+}
+
+// accountTypeText says what type an account is, for a message.
+func accountTypeText(t aigrid.AccountType) string {
+	if t == "" {
+		return "has no type"
+	}
+	return "is " + string(t)
 }
 
 func (s *Server) tariffExists(r *http.Request, name string) bool {

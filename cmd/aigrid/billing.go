@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"strconv"
@@ -50,6 +52,17 @@ func runVoucherMint(ctx context.Context, args []string, stdout io.Writer) error 
 	if count < 1 || value == "" {
 		return fmt.Errorf("usage: %s", usage)
 	}
+	// The codes are shown once: the CSV file is made before anything is
+	// minted, so that a name already taken mints nothing.
+	var csvFile *os.File
+	if csvPath != "" {
+		if csvFile, err = os.OpenFile(csvPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s exists: name a new file with --csv, it is never overwritten; nothing was minted", csvPath)
+			}
+			return fmt.Errorf("nothing was minted: %v", err)
+		}
+	}
 	req := map[string]any{"count": count, "value": value, "expires": expires}
 	var out struct {
 		Batch, Currency, Value string
@@ -58,20 +71,27 @@ func runVoucherMint(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	raw, err := c.call(ctx, "POST", "/admin/v1/vouchers", req, &out)
 	if err != nil {
+		if csvFile != nil {
+			csvFile.Close()
+			os.Remove(csvPath)
+		}
 		return err
 	}
-	if csvPath != "" {
-		if err := writeVoucherCSV(csvPath, out.Codes, out.Value, out.Currency, out.Expires, out.Batch); err != nil {
-			return fmt.Errorf("the vouchers were minted (batch %s) but the CSV could not be written: %v; the codes follow", out.Batch, err)
-		}
+	var csvErr error
+	if csvFile != nil {
+		csvErr = writeVoucherCSV(csvFile, out.Codes, out.Value, out.Currency, out.Expires, out.Batch)
 	}
 	if c.json {
-		return c.printJSON(raw)
+		err = c.printJSON(raw)
+	} else {
+		for _, code := range out.Codes {
+			fmt.Fprintln(stdout, code)
+		}
 	}
-	for _, code := range out.Codes {
-		fmt.Fprintln(stdout, code)
+	if csvErr != nil {
+		return fmt.Errorf("the vouchers were minted (batch %s) but the CSV could not be written: %v; the codes are printed above, and only there", out.Batch, csvErr)
 	}
-	return nil
+	return err
 }
 
 // voucherSum is how many vouchers, and their value, as the server sends them.
@@ -159,11 +179,8 @@ func runVoucherVoid(ctx context.Context, args []string, stdout io.Writer) error 
 	return nil
 }
 
-func writeVoucherCSV(path string, codes []string, value, currency string, expires *time.Time, batch string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
+// writeVoucherCSV writes a minted batch's codes to f and closes it.
+func writeVoucherCSV(f *os.File, codes []string, value, currency string, expires *time.Time, batch string) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"code", "value", "currency", "expires", "batch"})
 	exp := ""
