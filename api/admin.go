@@ -187,6 +187,16 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, aigrid.ParamErrorf("expires_at", "expires_at %s is in the past.", req.ExpiresAt.Format(time.RFC3339)))
 		return
 	}
+	// The meter holds a key to per-minute limits only: a daily or monthly
+	// quota on a key would be stored and never enforced.
+	switch l := req.Limits; {
+	case l.TokensPerDay != 0 || l.TokensPerMonth != 0:
+		writeError(w, r, aigrid.ParamErrorf("limits", "A key's limits are rpm and tpm; tokens_per_day and tokens_per_month are the tenant's (aigrid account set). To give someone a quota of their own, make them a tenant."))
+		return
+	case l.RPM < 0 || l.TPM < 0:
+		writeError(w, r, aigrid.ParamErrorf("limits", "rpm and tpm are whole numbers of 0 (no limit) or more."))
+		return
+	}
 	secret := aigrid.NewSecret("sk-")
 	k := &aigrid.Key{TenantID: t.ID, Name: req.Name, Hint: aigrid.KeyHint(secret), Hash: aigrid.HashKey(secret),
 		Models: req.Models, ExpiresAt: req.ExpiresAt, TenantAdmin: req.TenantAdmin, Limits: req.Limits}

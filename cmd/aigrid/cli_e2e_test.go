@@ -67,6 +67,25 @@ func TestCLIAdministration(t *testing.T) {
 	if out := g.mustCLI(t, "tenant", "show", "clinic-a"); !strings.Contains(out, "priority") || !strings.Contains(out, "KE,TZ") || !strings.Contains(out, "triage-app") {
 		t.Errorf("tenant show:\n%s", out)
 	}
+	// A key takes per-minute limits; a quota it would never be held to is refused.
+	for body, want := range map[string]int{
+		`{"name": "till", "limits": {"rpm": 60, "tpm": 10000}}`:     http.StatusCreated,
+		`{"name": "student", "limits": {"tokens_per_month": 5000}}`: http.StatusBadRequest,
+		`{"name": "day", "limits": {"tokens_per_day": 100}}`:        http.StatusBadRequest,
+		`{"name": "neg", "limits": {"rpm": -1}}`:                    http.StatusBadRequest,
+	} {
+		var e apiError
+		resp := g.do("POST", "/admin/v1/tenants/clinic-a/keys", g.adminKey, body, nil)
+		if resp.StatusCode != want {
+			t.Errorf("key %s: %d, want %d", body, resp.StatusCode, want)
+		}
+		if want == http.StatusBadRequest {
+			g.do("POST", "/admin/v1/tenants/clinic-a/keys", g.adminKey, body, &e)
+			if e.Error.Param == nil || *e.Error.Param != "limits" {
+				t.Errorf("key %s: %+v, want param limits", body, e)
+			}
+		}
+	}
 
 	chat := `{"model":"chat-fast","messages":[{"role":"user","content":"habari"}]}`
 	if resp := g.do("POST", "/v1/chat/completions", secret, chat, nil); resp.StatusCode != 200 {
