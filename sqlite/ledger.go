@@ -223,11 +223,13 @@ func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id 
 
 // AccountBalance sums an account's entries. For the live balance it starts
 // from the latest snapshot, and leaves a new one when it summed many entries.
+// A time outside what Unix nanoseconds count (a statement of 1677) is held
+// at their ends, as the usage readers hold theirs, rather than wrapped round.
 func (db *DB) AccountBalance(ctx context.Context, account string, before time.Time) (aigrid.Money, error) {
 	if !before.IsZero() {
 		var sum int64
 		err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id
-			WHERE e.account = ? AND t.at < ?`, account, toNanos(before)).Scan(&sum)
+			WHERE e.account = ? AND t.at < ?`, account, boundNanos(before)).Scan(&sum)
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: balance: %w", err)
 		}
@@ -256,7 +258,7 @@ func (db *DB) AccountBalance(ctx context.Context, account string, before time.Ti
 // ListTxs returns the non-usage transactions touching an account in [from, to).
 func (db *DB) ListTxs(ctx context.Context, account string, from, to time.Time) ([]*aigrid.LedgerTx, error) {
 	txs, err := db.queryTxs(ctx, `WHERE t.kind != 'usage' AND t.at >= ? AND t.at < ? AND t.id IN (SELECT tx_id FROM ledger_entries WHERE account = ?)
-		ORDER BY t.at, t.id`, toNanos(from), toNanos(to), account)
+		ORDER BY t.at, t.id`, boundNanos(from), boundNanos(to), account)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list transactions: %w", err)
 	}

@@ -230,3 +230,45 @@ func TestTxByKey(t *testing.T) {
 		t.Fatalf("a key never written: %v, want not_found", err)
 	}
 }
+
+// A period's ends before 1678 or after 2262, beyond what Unix nanoseconds
+// count, bound it rather than wrap round: the balance before a month of
+// 1677 was the balance now, and its statement did not add up.
+func TestBalanceAndCreditsAtFarTimes(t *testing.T) {
+	ctx := context.Background()
+	db, tenants := openWithTenants(t, "clinic-a")
+	account := aigrid.TenantAccount(tenants[0].ID)
+	at := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
+	top := &aigrid.LedgerTx{Key: "topup:R-1", Kind: aigrid.TxTopUp, TenantID: tenants[0].ID, At: at, Memo: "R-1",
+		Entries: []aigrid.Entry{{Account: account, Amount: 1000}, {Account: aigrid.AccountCash, Amount: -1000}}}
+	if _, err := db.CommitTxs(ctx, []*aigrid.LedgerTx{top}); err != nil {
+		t.Fatal(err)
+	}
+	nairobi := time.FixedZone("EAT", 3*3600)
+	for _, c := range []struct {
+		before time.Time
+		want   aigrid.Money
+	}{
+		{time.Date(1677, 9, 1, 0, 0, 0, 0, nairobi), 0},
+		{time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), 0}, // the zero time itself means now
+		{at, 0},
+		{at.Add(time.Nanosecond), 1000},
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 1000},
+	} {
+		if got, err := db.AccountBalance(ctx, account, c.before); err != nil || got != c.want {
+			t.Errorf("balance before %v: %d, %v; want %d", c.before, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		from, to time.Time
+		want     int
+	}{
+		{time.Date(1677, 9, 1, 0, 0, 0, 0, nairobi), time.Date(1677, 10, 1, 0, 0, 0, 0, nairobi), 0},
+		{time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 1},
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2300, 2, 1, 0, 0, 0, 0, time.UTC), 0},
+	} {
+		if txs, err := db.ListTxs(ctx, account, c.from, c.to); err != nil || len(txs) != c.want {
+			t.Errorf("credits in [%v, %v): %d, %v; want %d", c.from, c.to, len(txs), err, c.want)
+		}
+	}
+}
