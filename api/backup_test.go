@@ -48,7 +48,9 @@ func TestBackupSendsAndRemoves(t *testing.T) {
 	}})
 	w = httptest.NewRecorder()
 	failing.backup(w, httptest.NewRequest("GET", "/admin/v1/backup", nil))
-	var body struct{ Error struct{ Message, Code string } }
+	var body struct {
+		Error struct{ Message, Code string }
+	}
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != 500 || body.Error.Code != "internal" ||
 		!strings.Contains(body.Error.Message, "disk is full") || !strings.Contains(body.Error.Message, "free space") {
 		t.Errorf("a failed backup: %d %s", w.Code, w.Body.String())

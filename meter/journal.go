@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"aigrid"
+	"aigrid/internal/dirlock"
 )
 
 // journal is the meter's write-ahead log of settlements: segment files of
@@ -43,8 +44,10 @@ import (
 // segment's unwritten part): a group cut by a crash was never acknowledged
 // to anyone.
 type journal struct {
-	dir  string
-	f    *os.File
+	dir string
+	f   *os.File
+	// lock holds the directory for this process.
+	lock *dirlock.Lock
 	seq  uint64 // the current segment's number
 	size int64  // bytes of the current segment written and synced
 	// ended lists the segments filled before the current one, whose
@@ -68,6 +71,8 @@ const (
 	segmentSuffix = ".journal"
 	// spareName is the next segment's name while it is made ahead.
 	spareName = "next.spare"
+	// lockName is the file whose lock keeps the journal to one process.
+	lockName = "lock"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -91,6 +96,21 @@ func openJournal(dir string, after uint64) (*journal, []segmentRead, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("meter: journal: %w", err)
 	}
+	lock, err := dirlock.Take(filepath.Join(dir, lockName), "the settlement journal in "+dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	j, read, err := readJournal(dir, after)
+	if err != nil {
+		lock.Release()
+		return nil, nil, err
+	}
+	j.lock = lock
+	return j, read, nil
+}
+
+// readJournal is openJournal once the directory is locked.
+func readJournal(dir string, after uint64) (*journal, []segmentRead, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
 	if err != nil {
 		return nil, nil, fmt.Errorf("meter: journal: %w", err)
@@ -300,6 +320,9 @@ func (j *journal) write(frames []byte) (aigrid.JournalPos, error) {
 // close closes the current segment and, when remove is set (everything in
 // it was applied), deletes it, and deletes the spare.
 func (j *journal) close(remove bool) error {
+	// The directory is another process's to take only once this one is
+	// done with it.
+	defer j.lock.Release()
 	j.spareMu.Lock()
 	if j.spare != nil {
 		j.spare.Close()

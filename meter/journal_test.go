@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -320,7 +322,9 @@ func TestJournalTakesThePreparedSegment(t *testing.T) {
 	if err := j.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	// A crash: the journal is not closed.
+	// A crash: the journal is not closed, and the kernel lets go of the
+	// process's lock.
+	j.lock.Release()
 	again, segs, err := openJournal(dir, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -614,4 +618,33 @@ func TestLedgerBehindRefusesCalls(t *testing.T) {
 	if err != nil || len(rows) != 22 {
 		t.Fatalf("%d calls in the ledger (%v), want the 21 admitted while it was stuck and 1 after", len(rows), err)
 	}
+}
+
+// One process at a time holds a journal: a second meter on it is refused,
+// saying who holds it, until the first closes.
+func TestJournalHeldByOne(t *testing.T) {
+	dir := t.TempDir()
+	first, _, err := openJournal(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		first.close(true)
+		t.Skip("no flock on", runtime.GOOS)
+	}
+	_, _, err = openJournal(dir, 0)
+	if err == nil || !strings.Contains(err.Error(), "in use by process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("a second journal on the same directory: %v", err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix)); len(segs) != 1 {
+		t.Errorf("the refused open touched the segments: %v", segs)
+	}
+	if err := first.close(true); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := openJournal(dir, 0)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.close(true)
 }

@@ -22,6 +22,7 @@ import (
 	"aigrid/config"
 	"aigrid/dispatch"
 	"aigrid/engine/tensor"
+	"aigrid/internal/dirlock"
 	gridmeter "aigrid/meter"
 	"aigrid/provider/local"
 	"aigrid/provider/openai"
@@ -68,6 +69,8 @@ type Main struct {
 	cancelBase context.CancelFunc
 	served     chan error
 	listeners  *packageListeners
+	// dirLock holds the data directory for this server (see Run).
+	dirLock *dirlock.Lock
 }
 
 // NewMain returns a Main with the defaults of aigrid serve.
@@ -122,7 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // Run opens the store, applies the configuration file and starts serving. It
 // returns once the server listens; Close stops it.
-func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error {
+func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) (err error) {
 	var file *config.File
 	if m.ConfigPath != "" {
 		var err error
@@ -145,6 +148,19 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) error
 		m.Logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	}
 
+	// Before anything is read or written: a second server on this data
+	// directory would apply and delete the first one's journal.
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create the data directory: %w", err)
+	}
+	if m.dirLock, err = dirlock.Take(filepath.Join(m.DataDir, "aigrid.lock"), "the data directory "+m.DataDir); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.dirLock.Release()
+		}
+	}()
 	if err := m.openStore(); err != nil {
 		return err
 	}
@@ -377,6 +393,7 @@ func (m *Main) Close() error {
 	if cerr := m.store.Close(); err == nil {
 		err = cerr
 	}
+	m.dirLock.Release()
 	return err
 }
 

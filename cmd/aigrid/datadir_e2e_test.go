@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"aigrid/internal/upstreamtest"
+)
+
+// One server at a time serves from a data directory: a second start is
+// refused before it reads or writes anything, naming the holder, and the
+// first serves on with its journal whole; once it stops, a start succeeds.
+func TestOneServerPerDataDir(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("no flock on", runtime.GOOS)
+	}
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
+	config := strings.Replace(billingConfig, "UPSTREAM", up.URL, 1)
+	data := filepath.Join(t.TempDir(), "data")
+	g := startGridIn(t, data, config)
+	const key = "sk-clinic-a-0001"
+	if r := g.do("POST", "/v1/chat/completions", key, chatBody("one two three", false), nil); r.StatusCode != 200 {
+		t.Fatalf("chat: %d", r.StatusCode)
+	}
+	second := func() error {
+		m := NewMain()
+		m.DataDir, m.Listen, m.Grace, m.Stdout = data, "127.0.0.1:0", time.Second, io.Discard
+		m.Logger = slog.New(slog.DiscardHandler)
+		m.ConfigPath = filepath.Join(t.TempDir(), "grid.yaml")
+		if err := os.WriteFile(m.ConfigPath, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := m.Run(context.Background(), "", io.Discard)
+		if err == nil {
+			m.Close()
+		}
+		return err
+	}
+	err := second()
+	if err == nil || !strings.Contains(err.Error(), "the data directory "+data+" is in use by process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("a second server on the same data directory: %v", err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(data, "journal", "*.journal"))
+	if len(segs) != 1 {
+		t.Errorf("the first server's journal after the refused start: %v", segs)
+	}
+	var page usagePage
+	if r := g.do("POST", "/v1/chat/completions", key, chatBody("four five", true), nil); r.StatusCode != 200 {
+		t.Errorf("the first server after the refused start: %d", r.StatusCode)
+	}
+	g.do("GET", "/v1/usage", key, nil, &page)
+	if page.Totals.Calls != 2 {
+		t.Errorf("%d calls in the first server's usage, want 2", page.Totals.Calls)
+	}
+	g.main.Close()
+	if err := second(); err != nil {
+		t.Fatalf("a start after the first stopped: %v", err)
+	}
+}
