@@ -442,6 +442,9 @@ type Usage struct {
 	TotalTokens             int                      `json:"total_tokens"`
 	PromptTokensDetails     *PromptTokensDetails     `json:"prompt_tokens_details,omitempty"`
 	CompletionTokensDetails *CompletionTokensDetails `json:"completion_tokens_details,omitempty"`
+	// Estimated marks a count the grid made itself, from the text, because
+	// the provider gave none: the meter records it as such.
+	Estimated bool `json:"-"`
 }
 
 // PromptTokensDetails breaks down the prompt tokens.

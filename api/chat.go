@@ -65,12 +65,17 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		estimated := !sw.sawUsage
 		u = sw.usage
 		if resp != nil && resp.Usage != nil {
-			u, estimated = *resp.Usage, false
+			u, estimated = *resp.Usage, resp.Usage.Estimated
 		} else if estimated {
 			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: sw.outputChunks, TotalTokens: promptEstimate + sw.outputChunks}
 		}
 		if serr := s.settle(w, r, call, hold, u, estimated); serr != nil && err == nil {
 			err = serr
+		}
+		if err == nil && sw.includeUsage && !sw.sawUsage {
+			// The provider sent no count: the client that asked for one
+			// gets what it is charged for.
+			err = sw.chunk(&aigrid.ChatChunk{Choices: []aigrid.ChunkChoice{}, Usage: &u})
 		}
 		if err != nil {
 			// The status is sent, so the error travels in the stream, as OpenAI sends it.
@@ -85,8 +90,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 			writeError(w, r, err)
 			return
 		}
-		estimated := resp.Usage == nil
-		if estimated {
+		estimated := resp.Usage == nil || resp.Usage.Estimated
+		if resp.Usage == nil {
 			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: estimateOutputTokens(resp)}
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
 		} else {

@@ -73,7 +73,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, call *aigrid
 		writeError(w, r, err)
 		return
 	}
-	u, estimated := resp.Usage, resp.Usage.PromptTokens == 0
+	u, estimated := resp.Usage, resp.Usage.PromptTokens == 0 || resp.Usage.Estimated
 	if estimated {
 		u = aigrid.Usage{PromptTokens: req.EstimateTokens(), TotalTokens: req.EstimateTokens()}
 	}

@@ -265,6 +265,7 @@ func (p *Provider) Embed(ctx context.Context, offer *aigrid.Offer, req *aigrid.E
 		}
 		out.Usage.PromptTokens = (chars + 3) / 4
 		out.Usage.TotalTokens = out.Usage.PromptTokens
+		out.Usage.Estimated = true
 	}
 	return &out, nil
 }
@@ -537,7 +538,7 @@ func retryAfter(h string) time.Duration {
 func estimateUsage(req *aigrid.ChatRequest, completionChars int) *aigrid.Usage {
 	in := req.EstimatePromptTokens()
 	out := (completionChars + 3) / 4
-	return &aigrid.Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out}
+	return &aigrid.Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out, Estimated: true}
 }
 
 func completionChars(r *aigrid.ChatResponse) int {

@@ -103,7 +103,7 @@ func TestStream(t *testing.T) {
 	if last.Usage == nil || len(last.Choices) != 0 {
 		t.Errorf("the usage chunk was not passed on: %+v", last)
 	}
-	if resp.Usage.CompletionTokens != 4 || resp.Usage.PromptTokens != 5 {
+	if resp.Usage.CompletionTokens != 4 || resp.Usage.PromptTokens != 5 || resp.Usage.Estimated {
 		t.Errorf("usage %+v", resp.Usage)
 	}
 	var sent aigrid.ChatRequest
@@ -117,7 +117,7 @@ func TestStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Estimated: "one two three four" is 18 characters, 5 tokens at four characters a token.
-	if resp.Usage.CompletionTokens != 5 || resp.Usage.PromptTokens != chatReq(false).EstimatePromptTokens() {
+	if resp.Usage.CompletionTokens != 5 || resp.Usage.PromptTokens != chatReq(false).EstimatePromptTokens() || !resp.Usage.Estimated {
 		t.Errorf("estimated usage %+v", resp.Usage)
 	}
 }
@@ -253,7 +253,7 @@ func TestEmitError(t *testing.T) {
 }
 
 func TestEmbed(t *testing.T) {
-	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"embed-small": {Dimensions: 4}})
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"embed-small": {Dimensions: 4}, "embed-quiet": {Dimensions: 4, NoUsage: true}})
 	p := newProvider(t, up, aigrid.Timeouts{})
 	var req aigrid.EmbeddingRequest
 	json.Unmarshal([]byte(`{"model":"embed","input":["jambo dunia","habari"]}`), &req)
@@ -264,8 +264,12 @@ func TestEmbed(t *testing.T) {
 	var vec []float32
 	json.Unmarshal(resp.Data[1].Embedding, &vec)
 	want := upstreamtest.Vector("habari", 4)
-	if len(resp.Data) != 2 || len(vec) != 4 || vec[0] != want[0] || resp.Usage.PromptTokens != 3 {
+	if len(resp.Data) != 2 || len(vec) != 4 || vec[0] != want[0] || resp.Usage.PromptTokens != 3 || resp.Usage.Estimated {
 		t.Errorf("embeddings %s, usage %+v", resp.Data[1].Embedding, resp.Usage)
+	}
+	// Uncounted, the inputs are estimated: 17 characters, 5 tokens.
+	if resp, err := p.Embed(context.Background(), &aigrid.Offer{Model: "embed-quiet"}, &req); err != nil || resp.Usage.PromptTokens != 5 || !resp.Usage.Estimated {
+		t.Errorf("an upstream that counts nothing: %+v, %v", resp, err)
 	}
 	req.EncodingFormat = "base64"
 	resp, err = p.Embed(context.Background(), &aigrid.Offer{Model: "embed-small"}, &req)
