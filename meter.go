@@ -111,6 +111,8 @@ func (t *Tariff) Validate() error {
 			return Errorf(EInvalid, "tariff %q block %d: prices must not be negative", t.Name, i+1)
 		case last && b.UpTo != 0:
 			return Errorf(EInvalid, "tariff %q: the last block must have no up_to, so that every token has a price", t.Name)
+		case !last && b.UpTo == 0:
+			return Errorf(EInvalid, "tariff %q block %d: only the last block may leave out up_to; this one needs the token count it ends at", t.Name, i+1)
 		case !last && b.UpTo <= prev:
 			return Errorf(EInvalid, "tariff %q block %d: up_to %d must be above the previous block's %d", t.Name, i+1, b.UpTo, prev)
 		}

@@ -127,7 +127,7 @@ func (f *File) checkBilling(add func(line int, path, format string, args ...any)
 	}
 	loc, err := f.Location()
 	if err != nil {
-		add(at("timezone"), "timezone", "%v", err)
+		add(at("timezone"), "timezone", "%q is not a time zone name such as Africa/Nairobi", f.Timezone)
 		loc = time.UTC
 	}
 	tariffs := map[string]bool{}
@@ -159,6 +159,8 @@ func (f *File) checkBilling(add func(line int, path, format string, args ...any)
 					add(at("tenants", i, "account"), path+".account", "a prepaid account has no credit_limit (did you mean postpaid?)")
 				}
 			case aigrid.Postpaid:
+			case "":
+				add(at("tenants", i, "account"), path+".account", "type is required: prepaid or postpaid")
 			default:
 				add(at("tenants", i, "account", "type"), path+".account.type", "%q is not prepaid or postpaid", a.Type)
 			}

@@ -296,7 +296,9 @@ tenants:
 func TestBillingConfigErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
 		"currency: KESH":         "ISO 4217",
-		"timezone: Mars/Olympus": "time zone",
+		"timezone: Mars/Olympus": `timezone: "Mars/Olympus" is not a time zone`,
+		"tariffs: [{name: t, blocks: [{input: 1, output: 1}, {input: 2, output: 2}]}]":                                   "only the last block may leave out up_to",
+		"currency: KES\ntenants: [{name: a, account: {credit_limit: 5}}]":                                                "account: type is required",
 		"tariffs: [{name: t, blocks: [{up_to: 5, input: 1, output: 1}]}]":                                                "last block",
 		"tariffs: [{name: t, blocks: [{input: 1, output: 1}], off_peak: {from: \"25:00\", to: \"06:00\", factor: 0.5}}]": "HH:MM",
 		"tenants: [{name: a, tariff: nope}]":                                                                             "no tariff",

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -453,7 +454,7 @@ func (m *Meter) Reserve(ctx context.Context, call *aigrid.Call, est aigrid.Estim
 				refusal = aigrid.Errorf(aigrid.ERateLimited, "This request may use up to %d tokens (prompt and max_tokens), more than this %s's limit of %d tokens per minute: lower max_tokens or shorten the prompt.", c.cost, c.whose, c.limit)
 			} else {
 				refusal = &aigrid.Error{Code: aigrid.ERateLimited, RetryAfter: r.retryAfter,
-					Message: fmt.Sprintf("Rate limit reached: this %s may use %d %s per minute. Try again in %s.", c.whose, c.limit, c.unit, r.retryAfter.Round(time.Millisecond))}
+					Message: fmt.Sprintf("Rate limit reached: this %s may use %d %s per minute. Try again in %s.", c.whose, c.limit, perMinuteUnit(c.unit, c.limit), r.retryAfter.Round(time.Millisecond))}
 			}
 		}
 		// The headers show the tenant's own limits, or the key's when tighter.
@@ -533,6 +534,15 @@ func (m *Meter) countWaiting() {
 	if n <= m.set.MaxWaiting/2 && m.behind.Load() && m.behind.Swap(false) {
 		m.set.Logger.Info("meter: the ledger has caught up; calls are taken again", "waiting", n)
 	}
+}
+
+// perMinuteUnit is the unit of a per-minute limit of n, in the singular
+// when n is 1 ("1 request per minute").
+func perMinuteUnit(unit string, n int64) string {
+	if n == 1 {
+		return strings.TrimSuffix(unit, "s")
+	}
+	return unit
 }
 
 // limitCheck is one rate limit a call must pass.
@@ -729,7 +739,7 @@ func (m *Meter) credit(ctx context.Context, tenantID int64, tx *aigrid.LedgerTx,
 			}
 			return Credited{}, &aigrid.Error{Code: aigrid.EConflict, Param: "reference", Message: fmt.Sprintf(
 				"The reference %q was recorded on %s for a different %s (another amount or tenant); a different payment or correction needs its own reference.",
-				reference, before.At.In(m.set.Location).Format("2006-01-02 15:04"), what)}
+				reference, before.At.In(m.set.Location).Format("2006-01-02 15:04 MST"), what)}
 		}
 		return Credited{Balance: tm.balance, Repeated: true}, nil
 	}
