@@ -45,9 +45,16 @@ func unitsIn(d time.Duration, limit int64, period time.Duration) int64 {
 	return int64(float64(d) / float64(period) * float64(limit))
 }
 
-// give returns units taken by a call that used fewer than it reserved.
+// give returns units taken by a call that used fewer than it reserved;
+// negative units, used beyond what the call reserved (its prompt longer than
+// estimated), are taken now, even past the limit: they were spent, and the
+// calls after wait for them.
 func (g *gcra) give(now time.Time, limit int64, period time.Duration, units int64) {
-	if units <= 0 {
+	if units < 0 {
+		if g.tat.Before(now) {
+			g.tat = now
+		}
+		g.tat = g.tat.Add(span(-units, limit, period))
 		return
 	}
 	g.tat = g.tat.Add(-span(units, limit, period))

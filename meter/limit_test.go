@@ -37,6 +37,16 @@ func TestGCRAAllowsABurstThenTheRate(t *testing.T) {
 	if c := h.check(now, 100, time.Minute, 40); !c.ok {
 		t.Fatal("40 returned tokens are not usable again")
 	}
+	// Units used beyond what was reserved are taken, even past the limit:
+	// 100 are in use again, and 30 more were spent.
+	h.tat = h.check(now, 100, time.Minute, 40).tat
+	h.give(now, 100, time.Minute, -30)
+	if c := h.check(now.Add(17*time.Second), 100, time.Minute, 1); c.ok {
+		t.Fatal("a unit fits 17 s after 130 of a 100-a-minute allowance were spent")
+	}
+	if c := h.check(now.Add(19*time.Second), 100, time.Minute, 1); !c.ok {
+		t.Fatal("no unit fits 19 s after 130 of a 100-a-minute allowance were spent")
+	}
 }
 
 // A limit larger than the nanoseconds in its period works (an integer

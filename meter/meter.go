@@ -579,9 +579,10 @@ func (m *Meter) Release(h *aigrid.Hold) {
 }
 
 // giveKeyTokens returns tokens a call held but did not use to its key's
-// tokens-per-minute allowance.
+// tokens-per-minute allowance, or takes those it used beyond its hold
+// (unused negative).
 func (m *Meter) giveKeyTokens(h *aigrid.Hold, unused int64, now time.Time) {
-	if h.KeyID == "" || unused <= 0 {
+	if h.KeyID == "" || unused == 0 {
 		return
 	}
 	v, ok := m.keys.Load(h.KeyID)

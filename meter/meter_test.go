@@ -627,3 +627,27 @@ func BenchmarkReserveSettle(b *testing.B) {
 		}
 	})
 }
+
+// A call that used more tokens than it held (its prompt longer than the
+// grid estimated) has them taken from the tenant's and the key's tokens per
+// minute all the same.
+func TestTokensBeyondTheHoldCount(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, aigrid.Account{Type: aigrid.Postpaid, CreditLimit: 1 << 40, Tariff: "public", Limits: aigrid.Limits{TPM: 1000}})
+	f.key.Limits = aigrid.Limits{TPM: 5000}
+	h, err := f.m.Reserve(ctx, f.call("big"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Settle(ctx, h, served(900, 300)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.m.Reserve(ctx, f.call("next"), aigrid.Estimate{PromptTokens: 10, MaxTokens: 10})
+	if aigrid.ErrorCode(err) != aigrid.ERateLimited {
+		t.Fatalf("after 1,200 tokens of a 1,000-a-minute allowance: %v, want a refusal", err)
+	}
+	km := f.m.keyMeter(f.key.ID)
+	if r := km.tpm.check(f.m.now(), 5000, time.Minute, 3900); r.ok {
+		t.Error("the key's allowance did not count the 1,200 tokens")
+	}
+}
