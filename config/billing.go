@@ -260,8 +260,21 @@ func (f *File) applyBilling(ctx context.Context, store aigrid.Store, tenants map
 				tx := &aigrid.LedgerTx{Key: "opening:" + t.Name, Kind: aigrid.TxTopUp, TenantID: t.ID, At: now,
 					Memo: "opening balance from the config file", Actor: "config",
 					Entries: []aigrid.Entry{{Account: account, Amount: amount}, {Account: aigrid.AccountCash, Amount: -amount}}}
-				if _, err := store.CommitTxs(ctx, []*aigrid.LedgerTx{tx}); err != nil {
+				applied, err := store.CommitTxs(ctx, []*aigrid.LedgerTx{tx})
+				if err != nil {
 					return err
+				}
+				// The opening balance is credited once; a file that says
+				// another amount later changes nothing, and says so.
+				if !applied[0] {
+					first, err := store.TxByKey(ctx, tx.Key)
+					if err != nil {
+						return err
+					}
+					if was := first.Entries[0].Amount; first.Entries[0].Account == account && was != amount {
+						res.Warnings = append(res.Warnings, fmt.Sprintf("tenant %s: the opening balance was credited as %s at its first start; the file's %s changes nothing (top up or adjust to change a balance)",
+							t.Name, cur.Format(was), cur.Format(amount)))
+					}
 				}
 			}
 		}

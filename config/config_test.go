@@ -267,8 +267,12 @@ tenants:
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := f.Apply(ctx, store); err != nil {
+		res, err := f.Apply(ctx, store)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if len(res.Warnings) != 0 {
+			t.Errorf("warnings applying the same file: %v", res.Warnings)
 		}
 	}
 	tariffs, _ := store.ListTariffs(ctx)
@@ -290,6 +294,16 @@ tenants:
 	acct, _ := store.GetAccount(ctx, tn.ID)
 	if bal != 10050 || acct.Type != aigrid.Prepaid || acct.Tariff != "public" || acct.Limits.RPM != 600 || acct.Limits.TokensPerMonth != 10000000 {
 		t.Errorf("balance %d, account %+v", bal, acct)
+	}
+	// Another opening balance in the file later credits nothing, and says so.
+	f.Tenants[0].Account.Balance = "250"
+	res, err := f.Apply(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := store.AccountBalance(ctx, aigrid.TenantAccount(tn.ID), time.Time{}); bal != 10050 || len(res.Warnings) != 1 ||
+		!strings.Contains(res.Warnings[0], "credited as 100.50 KES at its first start; the file's 250.00 KES changes nothing") {
+		t.Errorf("balance %d, warnings %v", bal, res.Warnings)
 	}
 }
 
