@@ -186,15 +186,19 @@ type StatementTx struct {
 	Kind   string    `json:"kind"`
 	Memo   string    `json:"memo,omitempty"`
 	Amount string    `json:"amount"`
-	// Actor is who recorded it: an admin key, "config", a voucher.
+	// Actor is who recorded it: "config", or an admin key ("operator" in
+	// the tenant's own copy).
 	Actor string `json:"actor,omitempty"`
 }
 
 func (s *Server) getStatement(w http.ResponseWriter, r *http.Request, call *aigrid.Call) {
-	s.writeStatement(w, r, call.Tenant)
+	s.writeStatement(w, r, call.Tenant, false)
 }
 
-func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigrid.Tenant) {
+// writeStatement answers a tenant's statement of a month; the operator's
+// copy names the admin key that recorded each credit, the tenant's says
+// "operator".
+func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigrid.Tenant, operator bool) {
 	m := s.billingMeter(w, r)
 	if m == nil {
 		return
@@ -210,7 +214,7 @@ func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigri
 		writeError(w, r, aigrid.Errorf(aigrid.ENotFound, "The month %s has not begun.", month))
 		return
 	}
-	st, err := s.statement(r.Context(), m, t, start, now)
+	st, err := s.statement(r.Context(), m, t, start, now, operator)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -230,7 +234,7 @@ func (s *Server) writeStatement(w http.ResponseWriter, r *http.Request, t *aigri
 	}
 }
 
-func (s *Server) statement(ctx context.Context, m *meter.Meter, t *aigrid.Tenant, start, now time.Time) (*Statement, error) {
+func (s *Server) statement(ctx context.Context, m *meter.Meter, t *aigrid.Tenant, start, now time.Time, operator bool) (*Statement, error) {
 	end := start.AddDate(0, 1, 0)
 	cur := m.Currency()
 	st := &Statement{Tenant: t.Name, Month: start.Format("2006-01"), Currency: cur.Code, TimeZone: m.Location().String(),
@@ -262,7 +266,11 @@ func (s *Server) statement(ctx context.Context, m *meter.Meter, t *aigrid.Tenant
 				amount += e.Amount
 			}
 		}
-		st.Credits = append(st.Credits, StatementTx{At: tx.At.In(m.Location()), Kind: tx.Kind, Memo: tx.Memo, Amount: cur.Decimal(amount), Actor: tx.Actor})
+		actor := tx.Actor
+		if !operator && strings.HasPrefix(actor, "key:") {
+			actor = "operator"
+		}
+		st.Credits = append(st.Credits, StatementTx{At: tx.At.In(m.Location()), Kind: tx.Kind, Memo: tx.Memo, Amount: cur.Decimal(amount), Actor: actor})
 	}
 	st.Opening, st.UsageTotal, st.Closing = cur.Decimal(st.OpeningMinor), cur.Decimal(st.UsageTotalMinor), cur.Decimal(st.ClosingMinor)
 	return st, nil

@@ -296,7 +296,7 @@ func (s *Server) tenantUsage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) tenantStatement(w http.ResponseWriter, r *http.Request) {
 	if t := s.tenantFor(w, r); t != nil {
-		s.writeStatement(w, r, t)
+		s.writeStatement(w, r, t, true)
 	}
 }
 

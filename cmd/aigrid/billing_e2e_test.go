@@ -419,3 +419,34 @@ func (g *grid) creditsRecordedOnce() {
 		t.Errorf("the top-up retried: %d %+v, want 200 repeated", status, a)
 	}
 }
+
+// A tenant's statement says "operator" where the operator's copy names the
+// admin key that recorded a credit: the grid's key ids are not the tenant's.
+func TestStatementActor(t *testing.T) {
+	g := startBillingGrid(t)
+	const key = "sk-clinic-a-0001"
+	if r := g.do("POST", "/admin/v1/tenants/clinic-a/topups", g.adminKey, map[string]string{"amount": "5", "reference": "MPESA-ACT1"}, nil); r.StatusCode != 201 {
+		t.Fatalf("topup: %d", r.StatusCode)
+	}
+	type statement struct {
+		Transactions []struct{ Kind, Actor string }
+	}
+	actors := func(path, k string) []string {
+		var st statement
+		g.do("GET", path, k, nil, &st)
+		var out []string
+		for _, tx := range st.Transactions {
+			out = append(out, tx.Kind+" by "+tx.Actor)
+		}
+		return out
+	}
+	month := monthNow()
+	tenant := actors("/v1/statements/"+month, key)
+	operator := actors("/admin/v1/tenants/clinic-a/statements/"+month, g.adminKey)
+	if len(tenant) != 2 || tenant[0] != "topup by config" || tenant[1] != "topup by operator" {
+		t.Errorf("the tenant's statement: %q", tenant)
+	}
+	if len(operator) != 2 || !strings.HasPrefix(operator[1], "topup by key:") {
+		t.Errorf("the operator's statement: %q", operator)
+	}
+}
