@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,23 +19,67 @@ type Currency struct {
 	Exponent int    `json:"exponent"`
 }
 
+// currencyCodes are ISO 4217's codes of money (not of metals, funds units
+// or tests), the current ones and a few lately withdrawn: a grid's currency
+// is fixed at its first start, so a typo must be caught before it.
+var currencyCodes = strings.Fields(`
+	AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV
+	BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE
+	CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD
+	HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD
+	KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN
+	MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+	RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS
+	TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST
+	XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL`)
+
 // currencyExponents lists the ISO 4217 minor-unit exponents that are not 2.
 var currencyExponents = map[string]int{
 	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
 	"PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
 	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+	"CLF": 4, "UYW": 4,
 }
 
 // LookupCurrency returns the currency of an ISO 4217 code such as KES or XOF.
 func LookupCurrency(code string) (Currency, error) {
-	if len(code) != 3 || strings.ToUpper(code) != code || strings.ContainsFunc(code, func(r rune) bool { return r < 'A' || r > 'Z' }) {
-		return Currency{}, Errorf(EInvalid, "currency %q is not an ISO 4217 code such as KES, XOF, NGN, INR or USD", code)
+	if !slices.Contains(currencyCodes, code) {
+		msg := fmt.Sprintf("currency %q is not an ISO 4217 code such as KES, XOF, NGN, INR or USD", code)
+		if near := nearCurrencies(code); len(near) > 0 {
+			msg += " (did you mean " + strings.Join(near, " or ") + "?)"
+		}
+		return Currency{}, Errorf(EInvalid, "%s", msg)
 	}
 	exp, ok := currencyExponents[code]
 	if !ok {
 		exp = 2
 	}
 	return Currency{Code: code, Exponent: exp}, nil
+}
+
+// nearCurrencies lists the codes one letter away from code, written in
+// capitals: KES for KEZ or kes.
+func nearCurrencies(code string) []string {
+	code = strings.ToUpper(code)
+	if slices.Contains(currencyCodes, code) {
+		return []string{code}
+	}
+	var near []string
+	for _, c := range currencyCodes {
+		if len(c) != len(code) {
+			continue
+		}
+		diff := 0
+		for i := range c {
+			if c[i] != code[i] {
+				diff++
+			}
+		}
+		if diff <= 1 {
+			near = append(near, c)
+		}
+	}
+	return near
 }
 
 // Format writes m in major units with the currency's decimals: "1234.50 KES".
