@@ -61,3 +61,15 @@ func TestGCRAHugeLimit(t *testing.T) {
 	g.tat = r.tat
 	g.give(now, 100_000_000_000, time.Minute, 5_000)
 }
+
+func TestPerMinuteUnit(t *testing.T) {
+	for _, c := range []struct {
+		unit string
+		n    int64
+		want string
+	}{{"requests", 1, "request"}, {"requests", 2, "requests"}, {"tokens", 1, "token"}, {"tokens", 1000, "tokens"}} {
+		if got := perMinuteUnit(c.unit, c.n); got != c.want {
+			t.Errorf("%d %s: %q, want %q", c.n, c.unit, got, c.want)
+		}
+	}
+}
