@@ -52,12 +52,13 @@ func streakID(subject, area string) string {
 
 // advance runs the rule over points (in time order), skipping those not
 // after the last point seen, so that a resent batch changes nothing. It
-// returns the points at which a run reached the length the rule needs.
-func (s *streak) advance(points []anomalyPoint, times []time.Time, st Settings) []int {
+// returns the points at which a run reached the length the rule needs, and
+// how many points it skipped.
+func (s *streak) advance(points []anomalyPoint, times []time.Time, st Settings) (fired []int, skipped int) {
 	need := max(st.AnomalyRun, 1)
-	var fired []int
 	for i, pt := range points {
 		if !s.Last.IsZero() && !times[i].After(s.Last) {
+			skipped++
 			continue
 		}
 		s.Last = times[i]
@@ -74,7 +75,7 @@ func (s *streak) advance(points []anomalyPoint, times []time.Time, st Settings) 
 			fired = append(fired, i)
 		}
 	}
-	return fired
+	return fired, skipped
 }
 
 func (r *anomalyRequest) validate() ([]time.Time, error) {
@@ -142,13 +143,16 @@ func (p *Package) anomalies(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	var fired []int
+	var skipped int
 	run, err := p.store.updateStreak(ctx, c.tenant.ID, streakID(req.Subject, req.Area), func(s *streak) {
-		fired = s.advance(req.Points, times, st)
+		fired, skipped = s.advance(req.Points, times, st)
 	})
 	if err != nil {
 		return err
 	}
-	c.count(len(req.Points))
+	// Points seen before are neither judged nor charged again: a client
+	// that resends a batch it is unsure of pays once.
+	c.count(len(req.Points) - skipped)
 	drafted := []string{}
 	for _, i := range fired {
 		pt := req.Points[i]
@@ -180,7 +184,7 @@ func (p *Package) anomalies(w http.ResponseWriter, r *http.Request, c caller) er
 		}
 		drafted = append(drafted, a.Identifier)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"received": len(req.Points), "run": run, "alerts": drafted})
+	writeJSON(w, http.StatusOK, map[string]any{"received": len(req.Points), "skipped": skipped, "run": run, "alerts": drafted})
 	return nil
 }
 

@@ -109,9 +109,9 @@ func FuzzAnomalies(f *testing.F) {
 			return
 		}
 		var s streak
-		fired := s.advance(req.Points, times, Settings{AnomalyScore: 0.5, AnomalyRun: 2})
-		if len(fired) > len(req.Points)/2 || s.Run > len(req.Points) {
-			t.Fatalf("%d fired, run %d, from %d points", len(fired), s.Run, len(req.Points))
+		fired, skipped := s.advance(req.Points, times, Settings{AnomalyScore: 0.5, AnomalyRun: 2})
+		if len(fired) > len(req.Points)/2 || s.Run > len(req.Points) || skipped > len(req.Points) {
+			t.Fatalf("%d fired, %d skipped, run %d, from %d points", len(fired), skipped, s.Run, len(req.Points))
 		}
 	})
 }

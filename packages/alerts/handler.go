@@ -3,12 +3,14 @@ package alerts
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"aigrid"
 )
@@ -83,6 +85,9 @@ func (p *Package) create(w http.ResponseWriter, r *http.Request, c caller) error
 	if err := checkPublish(c, a.Status); err != nil {
 		return err
 	}
+	if err := checkNotExpired(a, now); err != nil {
+		return err
+	}
 	langs, err := languagesFor(r, st, req.Languages)
 	if err != nil {
 		return err
@@ -107,6 +112,26 @@ func checkPublish(c caller, status string) error {
 		return aigrid.Errorf(aigrid.EForbidden, "Only an admin key may issue an alert with status %s. Leave status out to create a Draft, and have an admin approve it with POST /alerts/{identifier}/approve.", status)
 	}
 	return nil
+}
+
+// checkNotExpired refuses an Alert or Update all of whose info blocks have
+// expired by now: published, it would never be current, so it would never
+// reach the feed, and nothing would say why. (A Cancel may outlive them.)
+func checkNotExpired(a Alert, now time.Time) error {
+	if a.MsgType == MsgCancel || len(a.Info) == 0 {
+		return nil
+	}
+	last := -1
+	for i, in := range a.Info {
+		if in.Expires == nil || in.Expires.After(now) {
+			return nil
+		}
+		if last < 0 || in.Expires.After(a.Info[last].Expires.Time) {
+			last = i
+		}
+	}
+	return aigrid.ParamErrorf(fmt.Sprintf("info[%d].expires", last), "info[%d].expires %s has passed already (it is %s): the alert would never be current. Give a later expires, or leave it out.",
+		last, a.Info[last].Expires, NewTime(now.UTC()))
 }
 
 func (p *Package) created(w http.ResponseWriter, r *http.Request, a Alert) error {
@@ -196,9 +221,15 @@ func (p *Package) approve(w http.ResponseWriter, r *http.Request, c caller) erro
 		if len(refs) > 0 {
 			last := refs[len(refs)-1]
 			if later, ok := supersession(all)[last.sender+","+last.identifier]; ok {
+				if later.MsgType == MsgCancel {
+					return aigrid.Errorf(aigrid.EConflict, "Alert %q was meanwhile cancelled by %q: this draft can no longer be published; create a new alert instead.", last.identifier, later.Identifier)
+				}
 				return aigrid.Errorf(aigrid.EConflict, "Alert %q was meanwhile superseded by %s %q; draft the change against that one.", last.identifier, later.MsgType, later.Identifier)
 			}
 		}
+	}
+	if err := checkNotExpired(a, p.now()); err != nil {
+		return aigrid.Errorf(aigrid.EConflict, "Draft %q expired while it waited for approval: published, it would never be current. Draft it again with a later expires.", a.Identifier)
 	}
 	a.Status = StatusActual
 	a.Sent = NewTime(p.now()) // a draft is sent when it is published
@@ -223,6 +254,9 @@ func (p *Package) change(msgType string) func(http.ResponseWriter, *http.Request
 		}
 		var req changeRequest
 		if len(strings.TrimSpace(string(body))) > 0 {
+			if err := serverSetFields(body, msgType); err != nil {
+				return err
+			}
 			if err := decodeJSON(body, &req, true); err != nil {
 				return err
 			}
@@ -256,6 +290,9 @@ func (p *Package) change(msgType string) func(http.ResponseWriter, *http.Request
 		if err := checkPublish(c, a.Status); err != nil {
 			return err
 		}
+		if err := checkNotExpired(a, p.now()); err != nil {
+			return err
+		}
 		st, err := p.settingsOf(r.Context(), c)
 		if err != nil {
 			return err
@@ -273,6 +310,21 @@ func (p *Package) change(msgType string) func(http.ResponseWriter, *http.Request
 	}
 }
 
+// serverSetFields refuses, with a reason, the fields of an Update or Cancel
+// that the server sets (a plain unknown-field error would suggest a typo).
+func serverSetFields(body []byte, msgType string) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return nil // decodeJSON explains what is wrong with the body
+	}
+	for _, f := range []string{"identifier", "sender", "sent", "msgType", "references"} {
+		if _, ok := fields[f]; ok {
+			return aigrid.ParamErrorf(f, "%s is set by the server: an %s is a new message with its own identifier, sender and sent time, whose references list the earlier messages. Leave %s out.", f, msgType, f)
+		}
+	}
+	return nil
+}
+
 // checkChangeable keeps each chain of updates a line: only the latest
 // published message of a chain may be updated or cancelled.
 func (p *Package) checkChangeable(ctx context.Context, c caller, earlier Alert) error {
@@ -287,6 +339,9 @@ func (p *Package) checkChangeable(ctx context.Context, c caller, earlier Alert) 
 		return err
 	}
 	if later, ok := supersession(all)[earlier.Sender+","+earlier.Identifier]; ok {
+		if later.MsgType == MsgCancel {
+			return aigrid.Errorf(aigrid.EConflict, "Alert %q was cancelled by %q; a cancelled alert cannot be updated or cancelled again: create a new alert instead.", earlier.Identifier, later.Identifier)
+		}
 		return aigrid.Errorf(aigrid.EConflict, "Alert %q was superseded by %s %q; update or cancel that one.", earlier.Identifier, later.MsgType, later.Identifier)
 	}
 	return nil

@@ -562,3 +562,56 @@ func TestDraftFromAnomaly(t *testing.T) {
 		t.Errorf("drafted %+v, %v", a.Info, err)
 	}
 }
+
+// Mistakes in an update's or a cancel's life get errors that say what to do.
+func TestChangeErrorsExplain(t *testing.T) {
+	e := newEnv(t, nil)
+	var orig, upd, cancel Alert
+	e.must(http.StatusCreated, "POST", "/alerts", "a-admin", strings.Replace(choleraJSON, `{"info"`, `{"status":"Actual","info"`, 1), &orig)
+
+	// A field the server sets is named as such, not taken for a typo.
+	var eb errorBody
+	e.must(http.StatusBadRequest, "POST", "/alerts/"+orig.Identifier+"/update", "a", `{"identifier":"mine"}`, &eb)
+	if eb.Error.Param == nil || *eb.Error.Param != "identifier" || !strings.Contains(eb.Error.Message, "set by the server") {
+		t.Errorf("identifier in an update: %+v", eb)
+	}
+
+	// An update drafted, then the alert cancelled: neither can go on, and
+	// the errors say the alert was cancelled rather than send the caller
+	// to update the cancellation.
+	e.must(http.StatusCreated, "POST", "/alerts/"+orig.Identifier+"/update", "a", `{"note":"More cases"}`, &upd)
+	e.now = e.now.Add(time.Minute)
+	e.must(http.StatusCreated, "POST", "/alerts/"+orig.Identifier+"/cancel", "a-admin", `{"status":"Actual"}`, &cancel)
+	e.must(http.StatusConflict, "POST", "/alerts/"+orig.Identifier+"/update", "a-admin", `{}`, &eb)
+	if !strings.Contains(eb.Error.Message, "cancelled by \""+cancel.Identifier+"\"") || strings.Contains(eb.Error.Message, "update or cancel that one") {
+		t.Errorf("update of a cancelled alert: %s", eb.Error.Message)
+	}
+	e.must(http.StatusConflict, "POST", "/alerts/"+upd.Identifier+"/approve", "a-admin", "", &eb)
+	if !strings.Contains(eb.Error.Message, "cancelled by \""+cancel.Identifier+"\"") || strings.Contains(eb.Error.Message, "draft the change against") {
+		t.Errorf("approval of an update to a cancelled alert: %s", eb.Error.Message)
+	}
+}
+
+// An alert that has expired already would never reach the feed: it is
+// refused when created, and a draft that expired waiting is not published.
+func TestExpiredAlertsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.now = time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC) // after choleraJSON's expiry
+	var eb errorBody
+	e.must(http.StatusBadRequest, "POST", "/alerts", "a-admin", strings.Replace(choleraJSON, `{"info"`, `{"status":"Actual","info"`, 1), &eb)
+	if eb.Error.Param == nil || *eb.Error.Param != "info[0].expires" || !strings.Contains(eb.Error.Message, "has passed") {
+		t.Errorf("expired alert: %+v", eb)
+	}
+	// One info block still in force is enough.
+	two := strings.Replace(choleraJSON, `"info":[{`, `"info":[{"language":"sw","category":["Health"],"event":"Kipindupindu","urgency":"Expected","severity":"Severe","certainty":"Likely","expires":"2026-12-07T00:00:00Z"},{`, 1)
+	e.must(http.StatusCreated, "POST", "/alerts", "a", two, nil)
+
+	e.now = time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)
+	var draft Alert
+	e.must(http.StatusCreated, "POST", "/alerts", "a", choleraJSON, &draft)
+	e.now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	e.must(http.StatusConflict, "POST", "/alerts/"+draft.Identifier+"/approve", "a-admin", "", &eb)
+	if !strings.Contains(eb.Error.Message, "expired while it waited") {
+		t.Errorf("approval of an expired draft: %+v", eb)
+	}
+}

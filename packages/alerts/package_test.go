@@ -198,6 +198,7 @@ func TestAnomalies(t *testing.T) {
 	e := newEnv(t, nil)
 	post := func(key, body string) (res struct {
 		Received int      `json:"received"`
+		Skipped  int      `json:"skipped"`
 		Run      int      `json:"run"`
 		Alerts   []string `json:"alerts"`
 	}) {
@@ -221,9 +222,9 @@ func TestAnomalies(t *testing.T) {
 		!strings.Contains(in.Description, "812, where about 430 was expected. Flagged by anomaly ensemble. Anomaly score 0.97") {
 		t.Errorf("drafted %+v", a)
 	}
-	// A resent batch changes nothing.
-	if res := post("a", head+`{"timestamp":"2026-11-24T10:05:00Z","value":812,"score":0.97,"flag":true}]}`); res.Run != 1 || len(res.Alerts) != 0 {
-		t.Errorf("resent: %+v", res)
+	// A resent batch changes nothing, says so, and is not charged again.
+	if res := post("a", head+`{"timestamp":"2026-11-24T10:05:00Z","value":812,"score":0.97,"flag":true}]}`); res.Run != 1 || len(res.Alerts) != 0 || res.Skipped != 1 || e.units() != 0 {
+		t.Errorf("resent: %+v, %d units", res, e.units())
 	}
 
 	// The tenant's rule: a score of 0.9 three points in a row, across requests.

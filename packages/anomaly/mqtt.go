@@ -61,7 +61,10 @@ type Listener struct {
 	conn net.Conn
 	ids  uint16
 
-	refused throttle // refused packs, logged at most once a minute
+	// Refused packs, logged at most once a minute for each reason, so that
+	// redelivered packs refused as old do not hide a tenant whose readings
+	// are being dropped.
+	badTopic, notAdmitted, refused throttle
 }
 
 // MQTT control packet types (MQTT 3.1.1, section 2.2.1).
@@ -325,13 +328,13 @@ func (l *Listener) handle(ctx context.Context, topic string, payload []byte) {
 	id, ok := strings.CutPrefix(topic, l.Prefix+"/")
 	id = strings.ReplaceAll(id, "/", ".")
 	if !ok || !validID(id) {
-		l.refused.warn(l.Logger, "anomaly: MQTT topic names no valid series", "topic", topic)
+		l.badTopic.warn(l.Logger, "anomaly: MQTT topic names no valid series", "topic", topic)
 		return
 	}
 	done, err := l.admit(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {
-			l.refused.warn(l.Logger, "anomaly: MQTT pack not admitted; its readings are dropped", "topic", topic, "error", aigrid.ErrorMessage(err))
+			l.notAdmitted.warn(l.Logger, "anomaly: MQTT pack not admitted; its readings are dropped", "topic", topic, "error", aigrid.ErrorMessage(err))
 		}
 		return
 	}

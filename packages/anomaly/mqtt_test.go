@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,6 +271,36 @@ func TestRefusalsLoggedOnce(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "MQTT pack refused"); n != 1 {
 		t.Errorf("%d lines for 5 bad packs in a minute:\n%s", n, logs.String())
+	}
+}
+
+// Each kind of refusal has its own minute: a redelivered pack refused as old
+// must not hide, for a minute, that the tenant's readings are being dropped.
+func TestRefusalKindsLoggedApart(t *testing.T) {
+	b := mqtttest.New(t)
+	var logs logbuf.Buffer
+	var disabled atomic.Bool
+	l := &Listener{Package: NewPackage(newMemDocs()), Broker: "mqtt://" + b.Addr(), ClientID: "grid-1", Tenant: tenantA.ID,
+		Prefix: "w", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Admit: func(context.Context, string) (func(int), error) {
+			if disabled.Load() {
+				return nil, aigrid.Errorf(aigrid.EForbidden, "The tenant is disabled.")
+			}
+			return func(int) {}, nil
+		}}
+	runListener(t, l)
+	c := b.Accept(t)
+	c.Publish(t, 1, "w/bad id", senmlMinutes(start, []float64{1}))
+	c.WantAck(t, 1)
+	c.Publish(t, 2, "w/pump-7", []byte(`[{"n":"pressure","v":"high"}]`))
+	c.WantAck(t, 2)
+	disabled.Store(true)
+	c.Publish(t, 3, "w/pump-7", senmlMinutes(start, []float64{1}))
+	c.WantAck(t, 3)
+	for _, msg := range []string{"MQTT topic names no valid series", "MQTT pack refused", "MQTT pack not admitted"} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("no %q in the log:\n%s", msg, logs.String())
+		}
 	}
 }
 

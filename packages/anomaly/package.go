@@ -75,7 +75,7 @@ func (p *Package) Info() aigrid.PackageInfo {
 	return aigrid.PackageInfo{
 		Name: Name,
 		Description: "Streaming anomaly detection for sensor series: post readings as SenML (RFC 8428) or JSON points, " +
-			"get each one's anomaly score in [0, 1] and a flag from an ensemble of a robust z-score, a relative entropy test and a forecast error.",
+			"get each one's anomaly score in [0, 1] and a flag from an ensemble of five detectors (a robust z-score, a relative entropy test, a forecast error, the seasonal shape and new extremes).",
 		Unit:      "point: one per reading scored",
 		Endpoints: p.endpoints,
 	}

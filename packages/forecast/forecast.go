@@ -117,7 +117,7 @@ func (o Options) Validate(n int) error {
 	}
 	if o.Method != "" && o.Method != MethodAuto {
 		if _, ok := parseSpec(o.Method, o.seasons()); !ok {
-			return aigrid.ParamErrorf("method", "Method %q is not %q or one of %v (optionally @PERIOD for a longer season, joined by + to average).", o.Method, MethodAuto, Methods())
+			return methodError(o.Method, o.seasons())
 		}
 	}
 	return nil

@@ -231,3 +231,19 @@ func TestHandlerRoutes(t *testing.T) {
 		t.Errorf("info %+v", info)
 	}
 }
+
+// Errors name the mistake in the request's terms, not Go's, and a method at
+// a cycle the request lacks is told so rather than called unknown.
+func TestHandlerErrorMessages(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"series": [[1,2,3],[4,5,6]], "horizon": 1}`, "found array where a number goes"},
+		{`{"series": [{"id": "a", "values": "1,2,3"}], "horizon": 1}`, "values is string where a list goes"},
+		{`{"series": [1,2,3,4,5,6], "horizon": 1, "method": "ses@168"}`, `season [1] gives none: list it after the main period`},
+		{`{"series": [1,2,3,4,5,6,7,8], "horizon": 1, "season": [2, 4], "method": "seasonal_naive+ses@3"}`, "not one of season [2 4]'s: use one of [4] after @"},
+	} {
+		w, _ := post(t, New(), "application/json", "/", c.body)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), c.want) || strings.Contains(w.Body.String(), "Go value") {
+			t.Errorf("%s: %d %s, want %q", c.body, w.Code, w.Body, c.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"aigrid"
@@ -236,8 +237,21 @@ func decodeStrict(body []byte, v any) error {
 
 // plainJSONError is a JSON error without Go's "json: " prefix.
 func plainJSONError(err error) string {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "it ends too early"
+	case errors.As(err, &typ):
+		// Say what was found where, in JSON's words rather than Go's.
+		want := map[reflect.Kind]string{reflect.Float64: "a number", reflect.Pointer: "a number", reflect.Slice: "a list",
+			reflect.String: "a string", reflect.Struct: "an object", reflect.Interface: "a string or a number"}[typ.Type.Kind()]
+		if want == "" {
+			want = "another type"
+		}
+		if typ.Field != "" {
+			return fmt.Sprintf("%s is %s where %s goes", typ.Field, typ.Value, want)
+		}
+		return fmt.Sprintf("found %s where %s goes", typ.Value, want)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }

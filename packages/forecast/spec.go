@@ -3,6 +3,8 @@ package forecast
 import (
 	"strconv"
 	"strings"
+
+	"aigrid"
 )
 
 // A spec names a forecast: one method at one seasonal period, or the mean of
@@ -51,6 +53,24 @@ func parseSpec(text string, seasons []int) (spec, bool) {
 		s = append(s, p)
 	}
 	return s, len(s) > 0
+}
+
+// methodError says what is wrong with a method parseSpec refused: a name it
+// does not know, or a period that is not one of the request's longer cycles.
+func methodError(text string, seasons []int) error {
+	for _, item := range strings.Split(text, "+") {
+		name, at, hasPeriod := strings.Cut(item, "@")
+		if _, known := methods[name]; !known {
+			break
+		}
+		if period, err := strconv.Atoi(at); hasPeriod && (err != nil || period < 1 || !contains(seasons[1:], period)) {
+			if len(seasons) < 2 {
+				return aigrid.ParamErrorf("method", "Method %q works at a longer cycle (%q), but season %v gives none: list it after the main period, as in \"season\": [%d, %s].", text, item, seasons, seasons[0], at)
+			}
+			return aigrid.ParamErrorf("method", "Method %q works at a longer cycle (%q), which is not one of season %v's: use one of %v after @.", text, item, seasons, seasons[1:])
+		}
+	}
+	return aigrid.ParamErrorf("method", "Method %q is not %q or one of %v (optionally @PERIOD for a longer season, joined by + to average).", text, MethodAuto, Methods())
 }
 
 func contains(list []int, v int) bool {
