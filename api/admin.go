@@ -1,9 +1,15 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	httppprof "net/http/pprof"
+	"reflect"
+	"runtime"
 	rtpprof "runtime/pprof"
+	"strings"
+	"sync"
 	"time"
 
 	"aigrid"
@@ -83,6 +89,8 @@ func profile(w http.ResponseWriter, r *http.Request) {
 		httppprof.Profile(w, r)
 	case name == "trace":
 		httppprof.Trace(w, r)
+	case name == "block" || name == "mutex":
+		contention(w, r, name)
 	case rtpprof.Lookup(name) != nil:
 		httppprof.Handler(name).ServeHTTP(w, r)
 	default:
@@ -90,17 +98,74 @@ func profile(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decodeAdmin reads a JSON admin request body into v.
+// contentionMu lets one block or mutex profile run at a time, so that the
+// rates one sets are not turned off under another.
+var contentionMu sync.Mutex
+
+// contention records the block or mutex profile for ?seconds=N (default 10)
+// and serves what was recorded then. Go records neither unless its rate is
+// set, and recording costs every lock and channel operation, so the grid
+// turns it on for the profile's seconds only: always off, the profiles would
+// be empty.
+func contention(w http.ResponseWriter, r *http.Request, name string) {
+	q := r.URL.Query()
+	if q.Get("debug") != "" {
+		writeError(w, r, aigrid.ParamErrorf("debug", "The %s profile is recorded over ?seconds=N and served for go tool pprof; it has no debug form.", name))
+		return
+	}
+	if q.Get("seconds") == "" {
+		q.Set("seconds", "10")
+		r.URL.RawQuery = q.Encode()
+	}
+	contentionMu.Lock()
+	defer contentionMu.Unlock()
+	if name == "block" {
+		// One sample for each microsecond spent blocked.
+		runtime.SetBlockProfileRate(int(time.Microsecond))
+		defer runtime.SetBlockProfileRate(0)
+	} else {
+		runtime.SetMutexProfileFraction(10)
+		defer runtime.SetMutexProfileFraction(0)
+	}
+	// With seconds, net/http/pprof serves the difference between the profile
+	// at the end and at the start: what happened while the rate was set.
+	httppprof.Handler(name).ServeHTTP(w, r)
+}
+
+// decodeAdmin reads a JSON admin request body into v. A field v does not
+// have is refused: a misspelt max_concurrency or price would otherwise be
+// dropped, and the provider or tenant stored without it.
 func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err == nil {
 		err = decodeJSON(body, v)
+	}
+	if err == nil {
+		err = unknownField(body, v)
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return false
 	}
 	return true
+}
+
+// unknownField reports the first field of body that v's type does not have.
+// It decodes into a fresh value, so v keeps what decodeJSON put in it.
+func unknownField(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(reflect.New(reflect.TypeOf(v).Elem()).Interface())
+	if err == nil {
+		return nil
+	}
+	// encoding/json has no error type for it, only this text.
+	name, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return nil
+	}
+	name = strings.Trim(name, `"`)
+	return aigrid.ParamErrorf(name, "Unknown field %q in the request body: check its spelling. Nothing was changed.", name)
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {

@@ -271,3 +271,30 @@ func eventually(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached in 5s")
 }
+
+// The merit order shown for a tenant says which of its rules keeps each
+// offer out: it said the tenant's whole policy, so that an offer kept out by
+// residency alone read as if it retained data too.
+func TestExplainNamesTheRuleBroken(t *testing.T) {
+	b := &busy{served: map[string]int{}}
+	d := busyDispatcher(t, b, Settings{},
+		providerCfg("ke", "KE", true, chatOffer("a", "chat")),
+		providerCfg("us", "US", false, chatOffer("b", "chat")),
+		providerCfg("none", "", false, chatOffer("c", "chat")),
+		providerCfg("tz", "TZ", false, chatOffer("d", "chat")))
+	ex, err := d.Explain("chat", &aigrid.Tenant{Name: "clinic", Residency: []string{"KE", "TZ"}, NoRetention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ke":   "outside the tenant's data policy: retains data, and the tenant has no_retention",
+		"us":   "outside the tenant's data policy: jurisdiction US, not in the tenant's residency KE, TZ",
+		"none": "outside the tenant's data policy: no jurisdiction, not in the tenant's residency KE, TZ",
+		"tz":   "in merit order",
+	}
+	for _, o := range ex.Offers {
+		if o.Reason != want[o.Provider] {
+			t.Errorf("%s: %q, want %q", o.Provider, o.Reason, want[o.Provider])
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -226,6 +228,24 @@ type Explanation struct {
 	Offers         []OfferStatus `json:"offers"`
 }
 
+// outsidePolicy says which of the tenant's rules keeps p from serving it:
+// the operator reading the merit order needs the rule broken, not the
+// tenant's whole policy.
+func outsidePolicy(t *aigrid.Tenant, p *aigrid.ProviderConfig) string {
+	var why []string
+	if len(t.Residency) > 0 && !slices.Contains(t.Residency, p.Jurisdiction) {
+		j := "no jurisdiction"
+		if p.Jurisdiction != "" {
+			j = "jurisdiction " + p.Jurisdiction
+		}
+		why = append(why, j+", not in the tenant's residency "+strings.Join(t.Residency, ", "))
+	}
+	if t.NoRetention && p.RetainsData {
+		why = append(why, "retains data, and the tenant has no_retention")
+	}
+	return "outside the tenant's data policy: " + strings.Join(why, "; ")
+}
+
 // Explain shows the merit order of a service model for a typical chat call,
 // and for each offer whether it is in and why not. With a tenant, its data
 // policy is applied too.
@@ -249,7 +269,7 @@ func (d *Dispatcher) Explain(service string, tenant *aigrid.Tenant) (*Explanatio
 			InFlight: inFlight, Queued: queued, Capacity: capacity, TTFTSeconds: r.ttft, Health: r.health.String(), Reason: "in merit order"}
 		switch {
 		case tenant != nil && !tenant.Allows(r.provider.cfg):
-			st.Reason = "outside the tenant's data policy (" + policy(tenant) + ")"
+			st.Reason = outsidePolicy(tenant, r.provider.cfg)
 		case !r.offer.offer.Can(aigrid.CapChat) && !r.offer.offer.Can(aigrid.CapEmbeddings):
 			st.Reason = "declares neither chat nor embeddings"
 		case !r.health.healthy(now):

@@ -72,3 +72,35 @@ func TestUnmeteredWarnsOfAJournal(t *testing.T) {
 		t.Errorf("no warning in the log:\n%s", logs.String())
 	}
 }
+
+// An admin body with a field the grid does not know is refused, naming it,
+// and changes nothing: a misspelt max_concurrency was dropped, and the
+// provider stored with no limit.
+func TestAdminRefusesUnknownFields(t *testing.T) {
+	g := startGrid(t, "")
+	var e apiError
+	provider := `{"base_url": "http://127.0.0.1:1/v1", "offers": [{"model": "m", "serves": ["chat"], "max_concurency": 4}]}`
+	if resp := g.do("PUT", "/admin/v1/providers/up1", g.adminKey, provider, &e); resp.StatusCode != http.StatusBadRequest ||
+		e.Error.Param == nil || *e.Error.Param != "max_concurency" || !strings.Contains(e.Error.Message, `"max_concurency"`) {
+		t.Errorf("provider with a misspelt field: %d %+v", resp.StatusCode, e)
+	}
+	if resp := g.do("GET", "/admin/v1/providers/up1", g.adminKey, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused provider was stored: %d", resp.StatusCode)
+	}
+	if resp := g.do("POST", "/admin/v1/tenants", g.adminKey, `{"name": "school-b", "class": "lifeline"}`, nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create tenant: %d", resp.StatusCode)
+	}
+	e = apiError{}
+	if resp := g.do("PATCH", "/admin/v1/tenants/school-b", g.adminKey, `{"clas": "priority"}`, &e); resp.StatusCode != http.StatusBadRequest ||
+		e.Error.Param == nil || *e.Error.Param != "clas" {
+		t.Errorf("tenant update with a misspelt field: %d %+v", resp.StatusCode, e)
+	}
+	// What GET answers goes back in as it is.
+	var p map[string]any
+	if resp := g.do("PUT", "/admin/v1/providers/up2", g.adminKey, `{"base_url": "http://127.0.0.1:1/v1", "offers": [{"model": "m", "serves": ["chat"]}]}`, &p); resp.StatusCode != http.StatusOK {
+		t.Fatalf("put provider: %d %v", resp.StatusCode, p)
+	}
+	if resp := g.do("PUT", "/admin/v1/providers/up2", g.adminKey, p, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("a provider as GET answers it: %d", resp.StatusCode)
+	}
+}
