@@ -271,3 +271,14 @@ func TestParseXMLRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestValidLanguage(t *testing.T) {
+	for tag, want := range map[string]bool{
+		"en": true, "sw-KE": true, "fil": true, "zh-Hant-TW": true, "es-419": true, "x-klingon": true, "i-navajo": true,
+		"english": false, "e": false, "x": false, "q-abc": false, "en_US": false, "": false, "en-": false, "12": false, "sw-toolongsubtag": false,
+	} {
+		if got := validLanguage(tag); got != want {
+			t.Errorf("validLanguage(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}

@@ -302,9 +302,16 @@ func oneOf(param, v string, set []string) error {
 	return aigrid.ParamErrorf(param, "%s %q is not one of %s.", param, v, strings.Join(set, ", "))
 }
 
-// validLanguage checks the xs:language pattern: [a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*.
+// validLanguage checks the xs:language pattern, [a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*,
+// and that the first part is an ISO 639 code of 2 or 3 letters, or the "x"
+// (private use) or "i" (grandfathered) of RFC 5646: the schema takes
+// "english", which names no language and matches none a tenant translates to.
 func validLanguage(s string) bool {
-	for i, part := range strings.Split(s, "-") {
+	parts := strings.Split(s, "-")
+	if n := len(parts[0]); n != 2 && n != 3 && (n != 1 || len(parts) < 2 || !strings.ContainsAny(parts[0], "xXiI")) {
+		return false
+	}
+	for i, part := range parts {
 		if len(part) < 1 || len(part) > 8 {
 			return false
 		}
