@@ -280,21 +280,23 @@ func chatNeed(req *aigrid.ChatRequest) need {
 		prompt: req.EstimatePromptTokens(), maxOutput: req.MaxOutputTokens()}
 }
 
-func (o *offer) lacks(n need) string {
+// lacks says what the offer lacks to serve n, and the request's parameter
+// that asks for it; "" when it lacks nothing.
+func (o *offer) lacks(n need) (why, param string) {
 	switch {
 	case !o.offer.Can(n.capability):
-		return "serves " + n.capability
+		return "serves " + n.capability, "model"
 	case n.tools && !o.offer.Can(aigrid.CapTools):
-		return "accepts tools"
+		return "accepts tools", "tools"
 	case n.images && !o.offer.Can(aigrid.CapVision):
-		return "accepts images"
+		return "accepts images", "messages"
 	case n.json && !o.offer.Can(aigrid.CapJSON):
-		return "supports response_format JSON"
+		return "supports response_format JSON", "response_format"
 	case n.maxOutput > 0 && o.offer.ContextLength > 0 && n.prompt+n.maxOutput > o.offer.ContextLength:
 		return fmt.Sprintf("has a context long enough for this request (about %d tokens of prompt and max_tokens; the longest context is %d)",
-			n.prompt+n.maxOutput, o.offer.ContextLength)
+			n.prompt+n.maxOutput, o.offer.ContextLength), "messages"
 	}
-	return ""
+	return "", ""
 }
 
 // eligible returns the offers of the service that can serve the call, or an
@@ -308,14 +310,14 @@ func (d *Dispatcher) eligible(call *aigrid.Call, n need) ([]*offer, error) {
 			Message: fmt.Sprintf("The model %q does not exist or you do not have access to it.", call.Service)}
 	}
 	var fit []*offer
-	allowed, why := 0, ""
+	allowed, why, param := 0, "", ""
 	for _, o := range offers {
 		if !call.Tenant.Allows(o.provider.cfg) {
 			continue
 		}
 		allowed++
-		if reason := o.lacks(n); reason != "" {
-			why = reason
+		if reason, p := o.lacks(n); reason != "" {
+			why, param = reason, p
 			continue
 		}
 		fit = append(fit, o)
@@ -324,7 +326,7 @@ func (d *Dispatcher) eligible(call *aigrid.Call, n need) ([]*offer, error) {
 	case allowed == 0:
 		return nil, aigrid.Errorf(aigrid.EForbidden, "The model %q is served only by providers outside your tenant's data policy (%s).", call.Service, policy(call.Tenant))
 	case len(fit) == 0:
-		return nil, &aigrid.Error{Code: aigrid.EInvalid, Param: "messages",
+		return nil, &aigrid.Error{Code: aigrid.EInvalid, Param: param,
 			Message: fmt.Sprintf("No offer of the model %q %s.", call.Service, why)}
 	}
 	return fit, nil

@@ -137,8 +137,15 @@ func TestPolicyAndCapabilities(t *testing.T) {
 	tools.Tools = []aigrid.Tool{{Type: "function", Function: aigrid.FunctionDecl{Name: "f"}}}
 	vision := call(anyone)
 	vision.Service = "vision"
-	if _, err := d.Chat(context.Background(), vision, tools, nil); aigrid.ErrorCode(err) != aigrid.EInvalid {
+	// The error names the parameter that asks for what no offer has.
+	var e *aigrid.Error
+	if _, err := d.Chat(context.Background(), vision, tools, nil); !errors.As(err, &e) || e.Code != aigrid.EInvalid || e.Param != "tools" {
 		t.Errorf("tools to an offer without tools: %v", err)
+	}
+	asJSON := request()
+	asJSON.ResponseFormat = &aigrid.ResponseFormat{Type: "json_object"}
+	if _, err := d.Chat(context.Background(), vision, asJSON, nil); !errors.As(err, &e) || e.Param != "response_format" {
+		t.Errorf("JSON from an offer without json: %v", err)
 	}
 	long := request()
 	max := 200

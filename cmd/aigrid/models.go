@@ -184,7 +184,7 @@ func runModelsGenerate(args []string, stdout io.Writer) error {
 		threads   int
 		asJSON    bool
 	)
-	const usage = "aigrid models generate FILE --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--json]"
+	const usage = "aigrid models generate FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--json]"
 	pos, err := localFlags("models generate", usage, args, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&prompt, "prompt", "", "raw prompt text (no chat template; BOS as the model's metadata says; control tokens such as <|im_start|> are recognised)")
 		fs.IntVar(&maxTokens, "max-tokens", 64, "most tokens to generate")
