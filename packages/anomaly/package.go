@@ -295,8 +295,12 @@ func (p *Package) Score(ctx context.Context, tenant int64, id string, pack *Pack
 		}
 		s = &series{ID: id, Created: now.UTC(), Name: pack.Name, Unit: pack.Unit, Detector: d}
 	} else if cfg != nil {
-		if c, err := cfg.withDefaults(); err != nil || c != s.Detector.Config() {
-			return nil, aigrid.Errorf(aigrid.EConflict, "Series %q exists with another config: delete it to start again with a new one, or leave config out.", id)
+		c, err := cfg.withDefaults()
+		if err != nil {
+			return nil, aigrid.ParamErrorf("config", "Invalid config: %v.", err)
+		}
+		if c != s.Detector.Config() {
+			return nil, &aigrid.Error{Code: aigrid.EConflict, Param: "config", Message: fmt.Sprintf("Series %q exists with another config: delete it to start again with a new one, or leave config out.", id)}
 		}
 	}
 	if pack.Name != "" && s.Name != "" && pack.Name != s.Name {
@@ -358,6 +362,40 @@ func mediaType(r *http.Request, body []byte) string {
 	return ""
 }
 
+// explicitZeros refuses a config field given as 0: Config reads 0 as "the
+// default", so "warmup": 0 would silently be 150 and "alpha": 0 0.3.
+func explicitZeros(body []byte) error {
+	var req struct {
+		Config map[string]json.Number `json:"config"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return nil // the typed decoding has said what is wrong
+	}
+	d := DefaultConfig()
+	ranges := []struct {
+		field, in string
+		def       any
+	}{
+		{"window", fmt.Sprintf("%d to %d", minRobust, maxWindow), d.Window},
+		{"entropy_window", fmt.Sprintf("2 to %d", maxWindow), d.EntropyWindow},
+		{"bins", "2 to 100", d.Bins},
+		{"alpha", "(0, 1]", d.Alpha},
+		{"beta", "(0, 1]", d.Beta},
+		{"history", fmt.Sprintf("%d to %d", minCalibrate, maxHistory), d.History},
+		{"warmup", fmt.Sprintf("1 to %d", maxWarmup), d.Warmup},
+		{"suppress", fmt.Sprintf("1 to %d", maxWindow), d.Suppress},
+		{"threshold", "(0, 1]", d.Threshold},
+	}
+	for _, r := range ranges {
+		if v, ok := req.Config[r.field]; ok {
+			if f, err := v.Float64(); err == nil && f == 0 {
+				return aigrid.ParamErrorf("config."+r.field, "config.%s is 0: leave it out for the default (%v), or give %s.", r.field, r.def, r.in)
+			}
+		}
+	}
+	return nil
+}
+
 // parsePoints reads the JSON form: {"points": [{"timestamp", "value"}...], "config": {...}}.
 // Timestamps are RFC 3339 strings, "2006-01-02 15:04:05" in UTC, or seconds
 // since 1970; they must increase.
@@ -373,6 +411,9 @@ func parsePoints(body []byte) (*Pack, *Config, error) {
 	}
 	if _, err := dec.Token(); err == nil {
 		return nil, nil, aigrid.Errorf(aigrid.EInvalid, "The body is not valid: extra data after the JSON object.")
+	}
+	if err := explicitZeros(body); err != nil {
+		return nil, nil, err
 	}
 	if len(req.Points) == 0 {
 		return nil, nil, aigrid.ParamErrorf("points", "points is empty: send {\"points\": [{\"timestamp\": \"2025-01-01T00:00:00Z\", \"value\": 1.5}...]}.")

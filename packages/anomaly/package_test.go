@@ -253,7 +253,11 @@ func TestErrors(t *testing.T) {
 			`{"timestamp":"2025-03-02T00:00:00Z","value":1},{"timestamp":"2025-03-01T23:00:00Z","value":2}]}`, 400, "invalid", "points[1].timestamp"},
 		{"before the series' last", "POST", "/series/s", "", pointsBody(start.Add(5*time.Minute), []float64{1}), 400, "invalid", "timestamp"},
 		{"bad config", "POST", "/series/new", "", `{"points":[{"timestamp":1,"value":1}],"config":{"window":2}}`, 400, "invalid", "config"},
-		{"other config", "POST", "/series/s", "", `{"points":[{"timestamp":"2030-01-01T00:00:00Z","value":1}],"config":{"window":50}}`, 409, "conflict", ""},
+		{"other config", "POST", "/series/s", "", `{"points":[{"timestamp":"2030-01-01T00:00:00Z","value":1}],"config":{"window":50}}`, 409, "conflict", "config"},
+		{"bad config of a series", "POST", "/series/s", "", `{"points":[{"timestamp":"2030-01-01T00:00:00Z","value":1}],"config":{"window":2}}`, 400, "invalid", "config"},
+		// 0 would be read as "the default": refused rather than replaced.
+		{"config zero", "POST", "/series/new", "", `{"points":[{"timestamp":1,"value":1}],"config":{"alpha":0}}`, 400, "invalid", "config.alpha"},
+		{"config zero warmup", "POST", "/series/new", "", `{"points":[{"timestamp":1,"value":1}],"config":{"warmup":0,"window":50}}`, 400, "invalid", "config.warmup"},
 		{"SenML not an array of records", "POST", "/series/s", "application/senml+json", `[1]`, 400, "invalid", ""},
 		{"SenML empty", "POST", "/series/s", "application/senml+json", `[]`, 400, "invalid", ""},
 		{"SenML string value", "POST", "/series/s", "application/senml+json", `[{"n":"a","vs":"on"}]`, 400, "invalid", "[0].vs"},
