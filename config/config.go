@@ -120,16 +120,19 @@ func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 
 // Tenant is a tenant as the file writes it.
 type Tenant struct {
-	Name        string      `yaml:"name"`
-	Class       string      `yaml:"class"`
-	Residency   []string    `yaml:"residency"`
-	NoRetention bool        `yaml:"no_retention"`
-	Brownout    bool        `yaml:"brownout"`
-	Disabled    bool        `yaml:"disabled"`
-	Keys        []TenantKey `yaml:"keys"`
-	Tariff      string      `yaml:"tariff"`
-	Account     *Account    `yaml:"account"`
-	Limits      *Limits     `yaml:"limits"`
+	Name        string   `yaml:"name"`
+	Class       string   `yaml:"class"`
+	Residency   []string `yaml:"residency"`
+	NoRetention bool     `yaml:"no_retention"`
+	Brownout    bool     `yaml:"brownout"`
+	// Disabled, when the file leaves it out, keeps what the store has: a
+	// tenant the operator disabled through the admin API stays disabled
+	// across a restart with the file.
+	Disabled *bool       `yaml:"disabled"`
+	Keys     []TenantKey `yaml:"keys"`
+	Tariff   string      `yaml:"tariff"`
+	Account  *Account    `yaml:"account"`
+	Limits   *Limits     `yaml:"limits"`
 }
 
 // TenantKey is a key listed under a tenant: a plain secret, or a mapping
@@ -378,7 +381,7 @@ func (f *File) ProviderConfigs() []*aigrid.ProviderConfig {
 
 func (t *Tenant) tenant() *aigrid.Tenant {
 	return &aigrid.Tenant{Name: t.Name, Class: aigrid.ServiceClass(t.Class), Residency: t.Residency,
-		NoRetention: t.NoRetention, Brownout: t.Brownout, Disabled: t.Disabled}
+		NoRetention: t.NoRetention, Brownout: t.Brownout, Disabled: t.Disabled != nil && *t.Disabled}
 }
 
 // Apply writes the file into the store: providers, tenants and their keys, and
@@ -404,6 +407,14 @@ func (f *File) Apply(ctx context.Context, store aigrid.Store) (Result, error) {
 	for i := range f.Tenants {
 		ft := &f.Tenants[i]
 		t := ft.tenant()
+		if ft.Disabled == nil {
+			switch old, err := store.FindTenantByName(ctx, t.Name); {
+			case err == nil:
+				t.Disabled = old.Disabled
+			case aigrid.ErrorCode(err) != aigrid.ENotFound:
+				return res, err
+			}
+		}
 		if err := store.UpsertTenant(ctx, t); err != nil {
 			return res, err
 		}

@@ -49,7 +49,7 @@ func TestParseFull(t *testing.T) {
 	if k.Secret != "sk-clinic-a-2" || k.Name != "mobile-app" || k.Models[0] != "chat" || !k.Expires.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("key: %+v", k)
 	}
-	if !f.Tenants[1].Disabled {
+	if d := f.Tenants[1].Disabled; d == nil || !*d {
 		t.Error("school-b not disabled")
 	}
 	mq := f.Packages.Anomaly.MQTT
@@ -219,6 +219,49 @@ func TestApplyIdempotent(t *testing.T) {
 	p, _ := store.FindProvider(ctx, "up1")
 	if p.Offers[0].MaxConcurrency != 32 {
 		t.Errorf("provider %+v", p)
+	}
+}
+
+// A tenant the operator disabled through the admin API stays disabled when
+// the grid restarts with a file that says nothing of it: the restart enabled
+// it again, silently. A file that says disabled: false enables it.
+func TestApplyKeepsDisabled(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "aigrid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	apply := func(yaml string) *aigrid.Tenant {
+		t.Helper()
+		f, err := Parse("grid.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Apply(ctx, store); err != nil {
+			t.Fatal(err)
+		}
+		tn, err := store.FindTenantByName(ctx, "clinic-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tn
+	}
+	if tn := apply("tenants:\n  - name: clinic-a\n"); tn.Disabled {
+		t.Fatal("a new tenant is disabled")
+	}
+	yes := true
+	if _, err := store.UpdateTenant(ctx, "clinic-a", aigrid.TenantUpdate{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if tn := apply("tenants:\n  - name: clinic-a\n    class: priority\n"); !tn.Disabled || tn.Class != aigrid.ClassPriority {
+		t.Errorf("after a restart with a file silent on it: %+v", tn)
+	}
+	if tn := apply("tenants:\n  - name: clinic-a\n    disabled: false\n"); tn.Disabled {
+		t.Error("disabled: false in the file did not enable the tenant")
+	}
+	if tn := apply("tenants:\n  - name: clinic-a\n    disabled: true\n"); !tn.Disabled {
+		t.Error("disabled: true in the file did not disable the tenant")
 	}
 }
 
