@@ -385,6 +385,19 @@ func (s *Server) putServiceModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.Name = r.PathValue("name")
+	// As the config file does: a name or fallback no offer serves is most
+	// often a typo, and brownout would then find nothing to fall back on.
+	if s.cfg.Explainer != nil {
+		for _, c := range []struct{ param, name string }{{"name", m.Name}, {"fallback", m.Fallback}} {
+			if c.name == "" {
+				continue
+			}
+			if _, err := s.cfg.Explainer.Explain(c.name, nil); aigrid.ErrorCode(err) == aigrid.ENotFound {
+				writeError(w, r, aigrid.ParamErrorf(c.param, "No offer serves the model %q: check its spelling, or add an offer that serves it first (aigrid provider add).", c.name))
+				return
+			}
+		}
+	}
 	if err := s.cfg.Store.UpsertServiceModel(r.Context(), &m); err != nil {
 		writeError(w, r, err)
 		return

@@ -35,7 +35,9 @@ func adminFlags(name, usage string, args []string, out io.Writer, define func(*f
 	var help bytes.Buffer
 	fs.SetOutput(&help)
 	fs.StringVar(&c.server, "server", envOr("AIGRID_SERVER", "http://127.0.0.1:8080"), "URL of the running aigrid (env AIGRID_SERVER)")
-	fs.StringVar(&c.key, "admin-key", os.Getenv("AIGRID_ADMIN_KEY"), "operator admin key (env AIGRID_ADMIN_KEY)")
+	// The key from the environment is not the flag's default: -h and a flag
+	// error print the defaults, and would show the secret.
+	fs.StringVar(&c.key, "admin-key", "", "operator admin key (default: env AIGRID_ADMIN_KEY)")
 	fs.BoolVar(&c.json, "json", false, "print the server's JSON answer")
 	if define != nil {
 		define(fs)
@@ -51,6 +53,9 @@ func adminFlags(name, usage string, args []string, out io.Writer, define func(*f
 			return nil, nil, errUsageShown
 		}
 		return nil, nil, fmt.Errorf("%v\n%s", err, help.String())
+	}
+	if c.key == "" {
+		c.key = os.Getenv("AIGRID_ADMIN_KEY")
 	}
 	if c.key == "" {
 		return nil, nil, errors.New("no admin key: pass --admin-key or set AIGRID_ADMIN_KEY (aigrid serve printed one on first start; aigrid init makes another)")

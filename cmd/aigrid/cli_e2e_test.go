@@ -147,6 +147,32 @@ func TestCLIErrors(t *testing.T) {
 	}
 }
 
+// The help of an admin command, and the usage a bad flag prints, never show
+// the admin key taken from the environment: it was the flag's default, and
+// printed as such.
+func TestHelpHidesTheAdminKey(t *testing.T) {
+	const secret = "sk-admin-not-for-the-screen-1234"
+	t.Setenv("AIGRID_ADMIN_KEY", secret)
+	for _, args := range [][]string{{"tenant", "list", "-h"}, {"tenant", "list", "--bogus"}, {"provider", "add", "-h"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if all := out.String() + errOut.String() + msg; strings.Contains(all, secret) || !strings.Contains(all, "AIGRID_ADMIN_KEY") {
+			t.Errorf("aigrid %s printed %q", strings.Join(args, " "), all)
+		}
+	}
+	// The key from the environment is still the one used.
+	g := startGrid(t, "")
+	t.Setenv("AIGRID_ADMIN_KEY", g.adminKey)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"tenant", "list", "--server", g.url}, &out, &errOut); err != nil {
+		t.Errorf("with the key in the environment: %v", err)
+	}
+}
+
 func TestInitAndConfigAdminKey(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer

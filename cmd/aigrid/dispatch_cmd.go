@@ -74,6 +74,10 @@ func runServiceModel(ctx context.Context, args []string, stdout io.Writer) error
 		if err := wantArgs(pos, 1, usage); err != nil {
 			return err
 		}
+		// Without it the fallback was cleared, silently: remove says so.
+		if fallback == "" {
+			return fmt.Errorf("--fallback is required (to take a fallback away: aigrid service-model remove %s)\nusage: %s", pos[0], usage)
+		}
 		raw, err := c.call(ctx, "PUT", "/admin/v1/service-models/"+url.PathEscape(pos[0]), aigrid.ServiceModel{Fallback: fallback}, nil)
 		if err != nil || c.json {
 			return jsonOr(c, raw, err)

@@ -85,6 +85,21 @@ tenants:
 	if !asAPIError(err, &apiErr) || apiErr.StatusCode != 503 {
 		t.Errorf("brownout after the fallback was removed: %v", err)
 	}
+	// A misspelt fallback or model is refused, as the config file refuses
+	// it, and so is a set that names no fallback (it cleared the one there).
+	for _, args := range [][]string{{"big", "--fallback", "big-smal"}, {"bgi", "--fallback", "big-small"}, {"big"}} {
+		if out, err := g.cli(t, append([]string{"service-model", "set"}, args...)...); err == nil {
+			t.Errorf("service-model set %v: %q", args, out)
+		}
+	}
+	var e apiError
+	if resp := g.do("PUT", "/admin/v1/service-models/big", g.adminKey, `{"fallback": "big-smal"}`, &e); resp.StatusCode != http.StatusBadRequest ||
+		e.Error.Param == nil || *e.Error.Param != "fallback" || !strings.Contains(e.Error.Message, `"big-smal"`) {
+		t.Errorf("misspelt fallback: %d %+v", resp.StatusCode, e)
+	}
+	if out := g.mustCLI(t, "service-model", "list"); strings.Contains(out, "big-smal ") || strings.Contains(out, "bgi") {
+		t.Errorf("a refused fallback was stored:\n%s", out)
+	}
 	g.mustCLI(t, "service-model", "set", "big", "--fallback", "big-small")
 	if _, err := school.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "big", Messages: user("hi")}); err != nil {
 		t.Errorf("brownout after the fallback was set again: %v", err)
