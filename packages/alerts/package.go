@@ -52,7 +52,7 @@ func (p *Package) Info() aigrid.PackageInfo {
 		Name: Name,
 		Description: "Early warning in the Common Alerting Protocol (CAP 1.2): create, approve, update and cancel alerts, " +
 			"an Atom feed for alert aggregators, and EARS C1/C2/C3 outbreak detection on weekly DHIS2 case counts that drafts alerts.",
-		Unit:      "record: one per CAP message written (created, drafted by a detection, approved, updated, cancelled) and one per data value stored",
+		Unit:      "record: one per CAP message written (created, drafted by a detection, approved, updated, cancelled), one per week of a case series stored, and one per anomaly point taken",
 		Endpoints: p.endpoints,
 	}
 }
