@@ -407,7 +407,7 @@ func (m *Main) newProvider(cfg *aigrid.ProviderConfig) (aigrid.Provider, error) 
 			m.Logger.Warn("the embedded engine runs its portable kernels: this aigrid was built without GOEXPERIMENT=simd, "+
 				"and decodes a single request several times slower; build it with GOEXPERIMENT=simd (see README.md)", "provider", cfg.Name)
 		}
-		return local.New(cfg, local.Options{Threads: m.Threads, KVBudget: m.KVBudget})
+		return local.New(cfg, local.Options{Threads: m.Threads, KVBudget: m.KVBudget, Logger: m.Logger})
 	default:
 		return nil, aigrid.Errorf(aigrid.EInvalid, "provider %q: kind %q is not available in this version", cfg.Name, cfg.Kind)
 	}

@@ -7,6 +7,7 @@ package local
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync"
 	"time"
@@ -34,6 +35,8 @@ type Options struct {
 	// PrefillChunk and MaxWait: see engine.Options.
 	PrefillChunk int
 	MaxWait      time.Duration
+	// Logger receives the warnings of loading (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Provider serves the models of one local provider configuration.
@@ -60,6 +63,9 @@ type served struct {
 func New(cfg *aigrid.ProviderConfig, opt Options) (*Provider, error) {
 	if opt.Threads <= 0 {
 		opt.Threads = runtime.NumCPU()
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
 	}
 	p := &Provider{name: cfg.Name, models: map[string]*served{}}
 	var loaded []*served
@@ -102,14 +108,22 @@ func New(cfg *aigrid.ProviderConfig, opt Options) (*Provider, error) {
 		}
 		eo := engine.Options{Name: o.Model, Context: o.ContextLength, KVBudget: opt.KVBudget,
 			MaxBatch: o.MaxConcurrency, PrefillChunk: opt.PrefillChunk, MaxWait: opt.MaxWait}
+		ctx := o.ContextLength
+		if ctx <= 0 {
+			ctx = s.m.Context
+		}
 		if eo.KVBudget <= 0 && o.MaxConcurrency > 0 {
-			ctx := o.ContextLength
-			if ctx <= 0 {
-				ctx = s.m.Context
-			}
 			eo.KVBudget = int64(o.MaxConcurrency) * int64(ctx) * int64(s.m.KVBytesPerToken())
 		}
 		s.sched = engine.New(s.m, p.pool, eo)
+		// The engine shortens the context to what the budget holds, and its
+		// clients only see "maximum context length is N": the operator
+		// should know why N is not the context_length they set.
+		if got := s.sched.Context(); got < ctx {
+			opt.Logger.Warn("the KV budget of a local model holds less than one context: its requests may have at most this many tokens, "+
+				"prompt and answer together; raise --kv-budget", "provider", cfg.Name, "model", o.Model, "tokens", got, "context_length", ctx,
+				"kv_budget_bytes", eo.KVBudget)
+		}
 	}
 	return p, nil
 }

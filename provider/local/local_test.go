@@ -1,11 +1,13 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -66,6 +68,30 @@ func TestNewRefusesBadFiles(t *testing.T) {
 		_, err := New(&aigrid.ProviderConfig{Name: "here", Kind: aigrid.KindLocal, Offers: []aigrid.Offer{c.offer}}, Options{Threads: 1})
 		if aigrid.ErrorCode(err) != aigrid.EInvalid || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.offer, err, c.want)
+		}
+	}
+}
+
+// A KV budget smaller than one context shortens every request's context,
+// and the 400 its clients get names only the shorter length: the start warns
+// the operator, naming both.
+func TestSmallBudgetWarns(t *testing.T) {
+	path := tiny(t)
+	for _, c := range []struct {
+		budget int64
+		warn   bool
+	}{{64 * 512, true}, {0, false}} {
+		var logs bytes.Buffer
+		p, err := New(&aigrid.ProviderConfig{Name: "here", Kind: aigrid.KindLocal, Offers: []aigrid.Offer{{Model: "tiny", Path: path, Serves: []string{"chat"}}}},
+			Options{Threads: 1, KVBudget: c.budget, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		got := logs.String()
+		if warned := strings.Contains(got, "less than one context"); warned != c.warn ||
+			c.warn && (!strings.Contains(got, `"tokens":64`) || !strings.Contains(got, `"context_length":256`)) {
+			t.Errorf("budget %d: log %q", c.budget, got)
 		}
 	}
 }
