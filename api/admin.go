@@ -344,11 +344,24 @@ func (s *Server) putProvider(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.cfg.Store.UpsertProvider(r.Context(), &p); err != nil {
+	// Loaded first, stored only once it loads: a provider stored that
+	// cannot load (a missing model file) would be refused here and still be
+	// there at the next start.
+	old, err := s.cfg.Store.FindProvider(r.Context(), p.Name)
+	if err != nil && aigrid.ErrorCode(err) != aigrid.ENotFound {
 		writeError(w, r, err)
 		return
 	}
 	if err := s.cfg.Providers.Set(&p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Store.UpsertProvider(r.Context(), &p); err != nil {
+		if old != nil {
+			s.cfg.Providers.Set(old)
+		} else {
+			s.cfg.Providers.Remove(p.Name)
+		}
 		writeError(w, r, err)
 		return
 	}

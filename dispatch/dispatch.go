@@ -96,7 +96,11 @@ func New(factory Factory, logger *slog.Logger, settings Settings) *Dispatcher {
 		providers: map[string]*provider{}, services: map[string][]*offer{}, fallbacks: map[string]string{}}
 }
 
-// Load replaces the dispatcher's providers and service models with those stored.
+// Load replaces the dispatcher's providers and service models with those
+// stored. A provider that cannot be built (a model file moved away) is left
+// out with an error in the log, and the others serve: stopping the grid
+// instead would leave the operator no running server to remove or fix it
+// through.
 func (d *Dispatcher) Load(ctx context.Context, store aigrid.Store) error {
 	cfgs, err := store.ListProviders(ctx)
 	if err != nil {
@@ -113,10 +117,9 @@ func (d *Dispatcher) Load(ctx context.Context, store aigrid.Store) error {
 		}
 		p, err := d.build(cfg)
 		if err != nil {
-			for _, built := range next {
-				built.close()
-			}
-			return err
+			d.logger.Error("provider not loaded: it serves nothing until it is fixed (aigrid provider add) or removed (aigrid provider remove)",
+				"provider", cfg.Name, "error", err.Error())
+			continue
 		}
 		next[cfg.Name] = p
 	}

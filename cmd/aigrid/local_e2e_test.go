@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,5 +169,46 @@ func TestLocalDisconnect(t *testing.T) {
 	}
 	if resp.Usage.CompletionTokens < 1 || time.Since(start) > 5*time.Second {
 		t.Errorf("after the disconnect: %+v in %s", resp.Usage, time.Since(start))
+	}
+}
+
+// A provider that cannot load is refused by the admin API and not stored:
+// it was stored first, and the next start stopped on it. One stored that
+// no longer loads (its model file moved away) is left out at the next start,
+// which serves on, so that the operator can remove or fix it.
+func TestBrokenProviderNeitherStoredNorFatal(t *testing.T) {
+	const config = "admin_keys: [sk-admin-0123456789abcdef]\n"
+	const admin = "sk-admin-0123456789abcdef"
+	data := filepath.Join(t.TempDir(), "data")
+	g := startGridIn(t, data, config)
+	missing := `{"kind": "local", "offers": [{"model": "m", "path": "` + filepath.Join(t.TempDir(), "missing.gguf") + `", "serves": ["chat"]}]}`
+	var e apiError
+	if resp := g.do("PUT", "/admin/v1/providers/here", admin, missing, &e); resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error.Message, "missing.gguf") {
+		t.Fatalf("a missing file: %d %+v", resp.StatusCode, e)
+	}
+	if resp := g.do("GET", "/admin/v1/providers/here", admin, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the refused provider was stored: %d", resp.StatusCode)
+	}
+
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	spec := model.Spec{Arch: "qwen2", Quant: "Q8_0", Dim: 64, Layers: 2, FFN: 128, Heads: 4, KVHeads: 2, Vocab: 400, Context: 512, Seed: 11}
+	if err := model.WriteRandom(path, spec); err != nil {
+		t.Fatal(err)
+	}
+	good := `{"kind": "local", "offers": [{"model": "m", "path": "` + path + `", "serves": ["chat"]}]}`
+	if resp := g.do("PUT", "/admin/v1/providers/here", admin, good, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a good provider: %d", resp.StatusCode)
+	}
+	if err := g.main.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+
+	g = startGridIn(t, data, config)
+	if !strings.Contains(g.logs.String(), "provider not loaded") {
+		t.Errorf("no error logged for the provider that did not load: %s", g.logs.String())
+	}
+	if resp := g.do("DELETE", "/admin/v1/providers/here", admin, nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("remove the broken provider: %d", resp.StatusCode)
 	}
 }

@@ -95,6 +95,18 @@ func TestAdminRefusesUnknownFields(t *testing.T) {
 		e.Error.Param == nil || *e.Error.Param != "clas" {
 		t.Errorf("tenant update with a misspelt field: %d %+v", resp.StatusCode, e)
 	}
+	// The CLI reads a --file itself: it refuses the field too, before
+	// sending (it dropped it, and the server never saw it).
+	file := filepath.Join(t.TempDir(), "up1.json")
+	if err := os.WriteFile(file, []byte(provider), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.cli(t, "provider", "add", "up1", "--file", file); err == nil || !strings.Contains(err.Error(), `"max_concurency"`) {
+		t.Errorf("provider add --file with a misspelt field: %q %v", out, err)
+	}
+	if resp := g.do("GET", "/admin/v1/providers/up1", g.adminKey, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused provider was stored: %d", resp.StatusCode)
+	}
 	// What GET answers goes back in as it is.
 	var p map[string]any
 	if resp := g.do("PUT", "/admin/v1/providers/up2", g.adminKey, `{"base_url": "http://127.0.0.1:1/v1", "offers": [{"model": "m", "serves": ["chat"]}]}`, &p); resp.StatusCode != http.StatusOK {

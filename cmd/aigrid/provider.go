@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -88,7 +89,15 @@ func runProvider(ctx context.Context, args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(raw, &p); err != nil {
+			// A field the grid does not know would be dropped here, before
+			// the server could refuse it: a misspelt max_concurrency stored
+			// the provider with no limit.
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&p); err != nil {
+				if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+					return fmt.Errorf("%s: unknown field %s: check its spelling; nothing was changed", file, name)
+				}
 				return fmt.Errorf("%s: %v", file, err)
 			}
 			if len(pos) == 1 {
