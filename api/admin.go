@@ -247,6 +247,15 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
+		// As the config file does: a key limited to a model no offer
+		// serves could use nothing, and a typo would only show at its
+		// first call.
+		if s.cfg.Explainer != nil {
+			if _, err := s.cfg.Explainer.Explain(m, nil); aigrid.ErrorCode(err) == aigrid.ENotFound {
+				writeError(w, r, aigrid.ParamErrorf("models", "No offer serves the model %q: check its spelling, or add an offer that serves it first (aigrid provider add).", m))
+				return
+			}
+		}
 	}
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
 		writeError(w, r, aigrid.ParamErrorf("expires_at", "expires_at %s is in the past.", req.ExpiresAt.Format(time.RFC3339)))

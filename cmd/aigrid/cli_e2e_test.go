@@ -67,6 +67,14 @@ func TestCLIAdministration(t *testing.T) {
 	if out := g.mustCLI(t, "tenant", "show", "clinic-a"); !strings.Contains(out, "priority") || !strings.Contains(out, "KE,TZ") || !strings.Contains(out, "triage-app") {
 		t.Errorf("tenant show:\n%s", out)
 	}
+	// A key limited to a model no offer serves is refused, as the config
+	// file refuses it: it could use nothing (it was made, and 403 at use).
+	if out, err := g.cli(t, "key", "create", "clinic-a", "--models", "chat,chat-fsat"); err == nil || !strings.Contains(err.Error(), `"chat-fsat"`) {
+		t.Errorf("key for a misspelt model: %q %v", out, err)
+	}
+	if out := g.mustCLI(t, "key", "create", "clinic-a", "--models", "chat-fast"); !strings.HasPrefix(out, "sk-") {
+		t.Errorf("key for a served model: %q", out)
+	}
 	// A key takes per-minute limits; a quota it would never be held to is refused.
 	for body, want := range map[string]int{
 		`{"name": "till", "limits": {"rpm": 60, "tpm": 10000}}`:     http.StatusCreated,
