@@ -43,6 +43,9 @@ func adminFlags(name, usage string, args []string, out io.Writer, define func(*f
 		define(fs)
 	}
 	fs.Usage = func() {
+		// The flag package has just written its error here; the error
+		// returned carries it already, so it would show twice.
+		help.Reset()
 		fmt.Fprintf(&help, "usage: %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}

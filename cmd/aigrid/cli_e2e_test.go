@@ -157,7 +157,7 @@ func TestCLIErrors(t *testing.T) {
 
 // The help of an admin command, and the usage a bad flag prints, never show
 // the admin key taken from the environment: it was the flag's default, and
-// printed as such.
+// printed as such. A bad flag's error was printed twice.
 func TestHelpHidesTheAdminKey(t *testing.T) {
 	const secret = "sk-admin-not-for-the-screen-1234"
 	t.Setenv("AIGRID_ADMIN_KEY", secret)
@@ -170,6 +170,10 @@ func TestHelpHidesTheAdminKey(t *testing.T) {
 		}
 		if all := out.String() + errOut.String() + msg; strings.Contains(all, secret) || !strings.Contains(all, "AIGRID_ADMIN_KEY") {
 			t.Errorf("aigrid %s printed %q", strings.Join(args, " "), all)
+		}
+		// A flag error is said once, then the usage.
+		if strings.Count(msg, "not defined: -bogus") > 1 {
+			t.Errorf("aigrid %s: the error twice: %q", strings.Join(args, " "), msg)
 		}
 	}
 	// The key from the environment is still the one used.

@@ -42,6 +42,9 @@ func localFlags(name, usage string, args []string, out io.Writer, define func(*f
 	fs.SetOutput(&help)
 	define(fs)
 	fs.Usage = func() {
+		// The flag package has just written its error here; the error
+		// returned carries it already, so it would show twice.
+		help.Reset()
 		fmt.Fprintf(&help, "usage: %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}
