@@ -173,7 +173,9 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAdmin(w, r, &t) {
 		return
 	}
-	t.ID, t.Disabled = 0, false
+	// The store numbers tenants. A tenant may be made disabled, to be
+	// enabled when its account is ready, as the config file may.
+	t.ID = 0
 	if err := s.cfg.Store.CreateTenant(r.Context(), &t); err != nil {
 		writeError(w, r, err)
 		return

@@ -90,6 +90,11 @@ func TestAdminRefusesUnknownFields(t *testing.T) {
 	if resp := g.do("POST", "/admin/v1/tenants", g.adminKey, `{"name": "school-b", "class": "lifeline"}`, nil); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create tenant: %d", resp.StatusCode)
 	}
+	// A tenant made disabled is disabled (it was made active, silently).
+	var made map[string]any
+	if resp := g.do("POST", "/admin/v1/tenants", g.adminKey, `{"name": "pilot", "disabled": true}`, &made); resp.StatusCode != http.StatusCreated || made["disabled"] != true {
+		t.Errorf("create a disabled tenant: %d %v", resp.StatusCode, made)
+	}
 	e = apiError{}
 	if resp := g.do("PATCH", "/admin/v1/tenants/school-b", g.adminKey, `{"clas": "priority"}`, &e); resp.StatusCode != http.StatusBadRequest ||
 		e.Error.Param == nil || *e.Error.Param != "clas" {
