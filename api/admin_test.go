@@ -2,13 +2,18 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"aigrid"
 )
 
 // The block and mutex profiles hold what happened during their seconds: Go
@@ -82,4 +87,22 @@ func TestContentionProfilesRecord(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("debug=1: %d", resp.StatusCode)
 	}
+}
+
+// Whatever an admin body holds, unknownField answers nil or a 400 that
+// names the field as its param, and never panics.
+func FuzzUnknownField(f *testing.F) {
+	f.Add([]byte(`{"base_url": "http://x/v1", "offers": [{"model": "m", "serves": ["chat"], "max_concurency": 4}]}`))
+	f.Add([]byte(`{"clas": "priority"}`))
+	f.Add([]byte(`{"timeouts": {"connect": "5s", "idle": 3}}`))
+	f.Add([]byte(`[1, 2]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, v := range []any{&aigrid.ProviderConfig{}, &aigrid.TenantUpdate{}, &createKeyRequest{}} {
+			err := unknownField(body, v)
+			var e *aigrid.Error
+			if err != nil && (!errors.As(err, &e) || e.Code != aigrid.EInvalid || !strings.Contains(e.Message, strconv.Quote(e.Param))) {
+				t.Errorf("%q: %v", body, err)
+			}
+		}
+	})
 }
