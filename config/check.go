@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -43,9 +44,17 @@ func (f *File) check(filename string, root *yaml.Node) Errors {
 		if err := cfg.Validate(); err != nil {
 			add(at("providers", i), path, "%s", aigrid.ErrorMessage(err))
 		}
-		for _, o := range cfg.Offers {
+		for j, o := range cfg.Offers {
 			for _, s := range o.Serves {
 				served[s] = true
+			}
+			// A model file that is not there would leave the provider
+			// out at start, with only a line in the log: a file's typo
+			// is better refused here, with its line.
+			if cfg.Kind == aigrid.KindLocal && o.Path != "" {
+				if _, err := os.Stat(o.Path); err != nil {
+					add(at("providers", i, "offers", j, "path"), fmt.Sprintf("%s.offers[%d].path", path, j), "%v", err)
+				}
 			}
 		}
 	}

@@ -94,6 +94,10 @@ func TestErrors(t *testing.T) {
 		{"bad yaml", "providers: [\n", `grid.yaml:`},
 		{"fallback not served", "providers:\n  - {name: up1, base_url: http://x/v1, offers: [{model: m, serves: [chat]}]}\nservice_models:\n  - {name: chat, fallback: chat-tiny}\n", `grid.yaml:4: service_models[0].fallback: no offer in this file serves the fallback "chat-tiny"`},
 		{"own fallback", "service_models:\n  - {name: chat, fallback: chat}\n", `cannot be its own fallback`},
+		// A missing model file is the file's problem, with its line: the
+		// provider was left out at start with only a line in the log.
+		{"missing model file", "providers:\n  - name: eng\n    kind: local\n    offers:\n      - {model: m, path: /nonexistent/m.gguf, serves: [chat]}\n",
+			`grid.yaml:5: providers[0].offers[0].path: stat /nonexistent/m.gguf: no such file or directory`},
 		{"short admin key", "admin_keys: [abc]\n", `grid.yaml:1: admin_keys[0]: an admin key must be at least 16 characters long`},
 	}
 	for _, c := range cases {
