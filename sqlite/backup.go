@@ -43,8 +43,9 @@ type BackupInfo struct {
 	Currency string `json:"currency,omitempty"`
 	Tenants  int64  `json:"tenants"`
 	// Transactions counts the ledger's transactions (a minute of a
-	// tenant's calls is one); Last is the time of the latest, zero when
-	// there is none.
+	// tenant's calls is one); Last is the time of the latest transaction or
+	// call (a usage transaction is dated by its minute), zero when there is
+	// none.
 	Transactions int64     `json:"transactions"`
 	Last         time.Time `json:"last_transaction"`
 	// Calls counts the calls in the ledger.
@@ -105,7 +106,8 @@ func Inspect(ctx context.Context, path string) (*BackupInfo, error) {
 	var currency sql.NullString
 	var last sql.NullInt64
 	err = db.QueryRowContext(ctx, `SELECT (SELECT body FROM docs WHERE package = 'grid' AND tenant_id = 0 AND id = 'currency'),
-		(SELECT count(*) FROM tenants), (SELECT count(*) FROM ledger_tx), (SELECT max(at) FROM ledger_tx),
+		(SELECT count(*) FROM tenants), (SELECT count(*) FROM ledger_tx),
+		nullif(max(coalesce((SELECT max(at) FROM ledger_tx), 0), coalesce((SELECT max(last_at) FROM usage_packs), 0)), 0),
 		(SELECT coalesce(sum(calls), 0) FROM usage_packs)`).
 		Scan(&currency, &info.Tenants, &info.Transactions, &last, &info.Calls)
 	if err != nil {

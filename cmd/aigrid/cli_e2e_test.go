@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,6 +67,25 @@ func TestCLIAdministration(t *testing.T) {
 	}
 	if out := g.mustCLI(t, "tenant", "show", "clinic-a"); !strings.Contains(out, "priority") || !strings.Contains(out, "KE,TZ") || !strings.Contains(out, "triage-app") {
 		t.Errorf("tenant show:\n%s", out)
+	}
+	// The CLI makes a tenant admin key with its own per-minute limits.
+	g.mustCLI(t, "key", "create", "clinic-a", "--name", "alerts-desk", "--tenant-admin", "--rpm", "30", "--tpm", "9000")
+	var keys struct {
+		Data []struct {
+			Name        string
+			TenantAdmin bool `json:"tenant_admin"`
+			Limits      struct{ RPM, TPM int64 }
+		}
+	}
+	json.Unmarshal([]byte(g.mustCLI(t, "key", "list", "clinic-a", "--json")), &keys)
+	found := false
+	for _, k := range keys.Data {
+		if k.Name == "alerts-desk" {
+			found = k.TenantAdmin && k.Limits.RPM == 30 && k.Limits.TPM == 9000
+		}
+	}
+	if !found {
+		t.Errorf("the tenant admin key with limits: %+v", keys.Data)
 	}
 	// A key limited to a model no offer serves is refused, as the config
 	// file refuses it: it could use nothing (it was made, and 403 at use).

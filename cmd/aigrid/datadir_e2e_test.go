@@ -65,3 +65,43 @@ func TestOneServerPerDataDir(t *testing.T) {
 		t.Fatalf("a start after the first stopped: %v", err)
 	}
 }
+
+// The currency and time zone of the first start are kept: a restart without
+// the file serves in them (it refused to start, its ledger being in KES, and
+// would have counted months in UTC), and a file that names another currency
+// is refused.
+func TestCurrencyAndZoneKept(t *testing.T) {
+	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
+	config := strings.Replace(billingConfig, "UPSTREAM", up.URL, 1)
+	data := filepath.Join(t.TempDir(), "data")
+	g := startGridIn(t, data, config)
+	const key = "sk-clinic-a-0001"
+	if r := g.do("POST", "/v1/chat/completions", key, chatBody("one two", false), nil); r.StatusCode != 200 {
+		t.Fatalf("chat: %d", r.StatusCode)
+	}
+	g.main.Close()
+
+	g2 := startGridIn(t, data, "")
+	var b balance
+	g2.do("GET", "/v1/balance", key, nil, &b)
+	var page struct {
+		Data []struct{ Created string }
+	}
+	g2.do("GET", "/v1/usage", key, nil, &page)
+	if b.Currency != "KES" || len(page.Data) != 1 || !strings.HasSuffix(page.Data[0].Created, "+03:00") {
+		t.Errorf("restarted without the file: balance in %q, usage %+v; want KES and Africa/Nairobi's +03:00", b.Currency, page.Data)
+	}
+	g2.main.Close()
+
+	m := NewMain()
+	m.DataDir, m.Listen, m.Stdout, m.Logger = data, "127.0.0.1:0", io.Discard, slog.New(slog.DiscardHandler)
+	m.ConfigPath = filepath.Join(t.TempDir(), "usd.yaml")
+	os.WriteFile(m.ConfigPath, []byte("currency: USD\n"), 0o600)
+	err := m.Run(context.Background(), "", io.Discard)
+	if err == nil {
+		m.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), `kept in "KES", and the configuration says "USD"`) {
+		t.Errorf("a file naming USD on a KES ledger: %v", err)
+	}
+}

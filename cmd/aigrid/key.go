@@ -20,11 +20,16 @@ func runKey(ctx context.Context, args []string, stdout io.Writer) error {
 	switch verb {
 	case "create":
 		var name, models, expires string
-		const usage = "aigrid key create TENANT [--name NAME] [--models chat,embed] [--expires 2027-01-01|720h]"
+		var tenantAdmin bool
+		var limits aigrid.Limits
+		const usage = "aigrid key create TENANT [--name NAME] [--models chat,embed] [--expires 2027-01-01|720h] [--rpm N] [--tpm N] [--tenant-admin]"
 		c, pos, err := adminFlags("key create", usage, args, stdout, func(fs *flag.FlagSet) {
 			fs.StringVar(&name, "name", "", "a name to tell the key apart (e.g. the app using it)")
 			fs.StringVar(&models, "models", "", "comma-separated service models the key may use (default: all)")
 			fs.StringVar(&expires, "expires", "", "expiry: a date (2027-01-01, midnight UTC), an RFC 3339 time, or a duration from now (720h)")
+			fs.Int64Var(&limits.RPM, "rpm", 0, "the key's own requests per minute, within the tenant's (0: only the tenant's)")
+			fs.Int64Var(&limits.TPM, "tpm", 0, "the key's own tokens per minute, within the tenant's (0: only the tenant's)")
+			fs.BoolVar(&tenantAdmin, "tenant-admin", false, "the key may also manage its tenant's packages (approve alerts, settings)")
 		})
 		if err != nil {
 			return err
@@ -33,10 +38,12 @@ func runKey(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		body := struct {
-			Name      string     `json:"name,omitempty"`
-			Models    []string   `json:"models,omitempty"`
-			ExpiresAt *time.Time `json:"expires_at,omitempty"`
-		}{Name: name, Models: commaList(models)}
+			Name        string        `json:"name,omitempty"`
+			Models      []string      `json:"models,omitempty"`
+			ExpiresAt   *time.Time    `json:"expires_at,omitempty"`
+			TenantAdmin bool          `json:"tenant_admin,omitempty"`
+			Limits      aigrid.Limits `json:"limits"`
+		}{Name: name, Models: commaList(models), TenantAdmin: tenantAdmin, Limits: limits}
 		if expires != "" {
 			t, err := parseExpiry(expires, time.Now())
 			if err != nil {

@@ -112,6 +112,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := m.Run(ctx, *logLevel, stderr); err != nil {
 		return err
 	}
+	// The packages log through slog's default: the server's JSON lines, not
+	// plain text among them. (Set here, not in Run, which tests run many of
+	// in one process.)
+	slog.SetDefault(m.Logger)
 	fmt.Fprintf(stderr, "aigrid: serving on http://%s (data in %s)\n", m.Addr(), m.DataDir)
 	select {
 	case <-ctx.Done():
@@ -252,29 +256,52 @@ func (m *Main) Run(ctx context.Context, logLevel string, logOut io.Writer) (err 
 
 // startMeter starts the meter in the grid's currency and time zone. The
 // ledger keeps amounts in minor units of one currency, so a grid whose ledger
-// was kept in one currency refuses to start in another.
+// was kept in one currency refuses to start in another. Both are stored at
+// the first start, and a later start whose file names neither (or has no
+// file) keeps them: without them, a restart without --config would refuse to
+// start (USD) or count months and off-peak hours in UTC.
 func (m *Main) startMeter(ctx context.Context, file *config.File) error {
-	cur, loc := aigrid.Currency{Code: "USD", Exponent: 2}, time.UTC
-	if file != nil {
-		var err error
+	storedCode, err := m.gridSetting(ctx, "currency")
+	if err != nil {
+		return err
+	}
+	cur := aigrid.Currency{Code: "USD", Exponent: 2}
+	switch {
+	case file != nil && file.Currency != "":
 		if cur, err = file.CurrencyInfo(); err != nil {
 			return err
 		}
-		if loc, err = file.Location(); err != nil {
+		if storedCode != "" && storedCode != cur.Code {
+			return fmt.Errorf("the ledger in %s is kept in %q, and the configuration says %q: a grid keeps one currency", m.DataDir, storedCode, cur.Code)
+		}
+	case storedCode != "":
+		if cur, err = aigrid.LookupCurrency(storedCode); err != nil {
 			return err
 		}
 	}
-	want, _ := json.Marshal(cur.Code)
-	d, err := m.store.GetDoc(ctx, "grid", 0, "currency")
+	storedZone, err := m.gridSetting(ctx, "timezone")
+	if err != nil {
+		return err
+	}
+	loc := time.UTC
 	switch {
-	case aigrid.ErrorCode(err) == aigrid.ENotFound:
-		if err := m.store.PutDoc(ctx, &aigrid.Doc{Package: "grid", ID: "currency", Body: want}); err != nil {
+	case file != nil && file.Timezone != "":
+		if loc, err = file.Location(); err != nil {
 			return err
 		}
-	case err != nil:
-		return err
-	case string(d.Body) != string(want):
-		return fmt.Errorf("the ledger in %s is kept in %s, and the configuration says %s: a grid keeps one currency", m.DataDir, d.Body, want)
+		if storedZone != "" && storedZone != loc.String() {
+			m.Logger.Warn("the grid's time zone changes: months, days and off-peak hours are counted in the new one from now on; statements of past months are not rewritten",
+				"was", storedZone, "now", loc.String())
+		}
+	case storedZone != "":
+		if loc, err = time.LoadLocation(storedZone); err != nil {
+			return fmt.Errorf("the grid's time zone %q, kept in %s, is not known to this system: name one with timezone: in the configuration", storedZone, m.DataDir)
+		}
+	}
+	for name, value := range map[string]string{"currency": cur.Code, "timezone": loc.String()} {
+		if err := m.putGridSetting(ctx, name, value); err != nil {
+			return err
+		}
 	}
 	m.meter, err = gridmeter.New(ctx, m.store, gridmeter.Settings{Currency: cur, Location: loc, Logger: m.Logger,
 		JournalDir: m.journalDir(), Registerer: m.registry})
@@ -283,6 +310,29 @@ func (m *Main) startMeter(ctx context.Context, file *config.File) error {
 	}
 	m.probeSync()
 	return nil
+}
+
+// gridSetting reads a setting the grid keeps in its store ("currency",
+// "timezone"), or "" when none was kept.
+func (m *Main) gridSetting(ctx context.Context, name string) (string, error) {
+	d, err := m.store.GetDoc(ctx, "grid", 0, name)
+	if aigrid.ErrorCode(err) == aigrid.ENotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var v string
+	if err := json.Unmarshal(d.Body, &v); err != nil {
+		return "", fmt.Errorf("the grid's %s kept in %s is not readable: %w", name, m.DataDir, err)
+	}
+	return v, nil
+}
+
+// putGridSetting keeps a setting of the grid in its store.
+func (m *Main) putGridSetting(ctx context.Context, name, value string) error {
+	body, _ := json.Marshal(value)
+	return m.store.PutDoc(ctx, &aigrid.Doc{Package: "grid", ID: name, Body: body})
 }
 
 // probeSync tells the operator how fast the data directory's disk makes a
