@@ -15,6 +15,24 @@ import (
 	"aigrid/internal/upstreamtest"
 )
 
+// startAndStop starts a server on the data directory with the config text,
+// stops it at once if it started, and returns why it did not.
+func startAndStop(t *testing.T, data, config string) error {
+	t.Helper()
+	m := NewMain()
+	m.DataDir, m.Listen, m.Grace, m.Stdout = data, "127.0.0.1:0", time.Second, io.Discard
+	m.Logger = slog.New(slog.DiscardHandler)
+	m.ConfigPath = filepath.Join(t.TempDir(), "grid.yaml")
+	if err := os.WriteFile(m.ConfigPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background(), "", io.Discard)
+	if err == nil {
+		m.Close()
+	}
+	return err
+}
+
 // One server at a time serves from a data directory: a second start is
 // refused before it reads or writes anything, naming the holder, and the
 // first serves on with its journal whole; once it stops, a start succeeds.
@@ -30,21 +48,7 @@ func TestOneServerPerDataDir(t *testing.T) {
 	if r := g.do("POST", "/v1/chat/completions", key, chatBody("one two three", false), nil); r.StatusCode != 200 {
 		t.Fatalf("chat: %d", r.StatusCode)
 	}
-	second := func() error {
-		m := NewMain()
-		m.DataDir, m.Listen, m.Grace, m.Stdout = data, "127.0.0.1:0", time.Second, io.Discard
-		m.Logger = slog.New(slog.DiscardHandler)
-		m.ConfigPath = filepath.Join(t.TempDir(), "grid.yaml")
-		if err := os.WriteFile(m.ConfigPath, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		err := m.Run(context.Background(), "", io.Discard)
-		if err == nil {
-			m.Close()
-		}
-		return err
-	}
-	err := second()
+	err := startAndStop(t, data, config)
 	if err == nil || !strings.Contains(err.Error(), "the data directory "+data+" is in use by process "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("a second server on the same data directory: %v", err)
 	}
@@ -61,7 +65,7 @@ func TestOneServerPerDataDir(t *testing.T) {
 		t.Errorf("%d calls in the first server's usage, want 2", page.Totals.Calls)
 	}
 	g.main.Close()
-	if err := second(); err != nil {
+	if err := startAndStop(t, data, config); err != nil {
 		t.Fatalf("a start after the first stopped: %v", err)
 	}
 }
@@ -93,14 +97,7 @@ func TestCurrencyAndZoneKept(t *testing.T) {
 	}
 	g2.main.Close()
 
-	m := NewMain()
-	m.DataDir, m.Listen, m.Stdout, m.Logger = data, "127.0.0.1:0", io.Discard, slog.New(slog.DiscardHandler)
-	m.ConfigPath = filepath.Join(t.TempDir(), "usd.yaml")
-	os.WriteFile(m.ConfigPath, []byte("currency: USD\n"), 0o600)
-	err := m.Run(context.Background(), "", io.Discard)
-	if err == nil {
-		m.Close()
-	}
+	err := startAndStop(t, data, "currency: USD\n")
 	if err == nil || !strings.Contains(err.Error(), `kept in "KES", and the configuration says "USD"`) {
 		t.Errorf("a file naming USD on a KES ledger: %v", err)
 	}
