@@ -10,6 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The time zones in the binary (about 450 KB): a grid's months, days and
+	// off-peak hours are counted in its zone, and a server without the
+	// system's zoneinfo (a minimal container) could not load Africa/Nairobi.
+	_ "time/tzdata"
 
 	"aigrid/engine/tensor"
 )
