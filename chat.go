@@ -632,6 +632,28 @@ func ValidateFunctionName(name string) error {
 	return nil
 }
 
+// EstimateUsage is the grid's own count of a call whose provider counted
+// nothing: the prompt's estimate, and about four characters a token of the
+// output's completionChars, marked Estimated.
+func (r *ChatRequest) EstimateUsage(completionChars int) *Usage {
+	in, out := r.EstimatePromptTokens(), (completionChars+3)/4
+	return &Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out, Estimated: true}
+}
+
+// CompletionChars counts the characters of the response's output (content,
+// reasoning, tool calls), for EstimateUsage.
+func (r *ChatResponse) CompletionChars() int {
+	n := 0
+	for i := range r.Choices {
+		m := &r.Choices[i].Message
+		n += len(m.Content.String()) + len(m.ReasoningContent)
+		for _, tc := range m.ToolCalls {
+			n += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+	}
+	return n
+}
+
 // EstimatePromptTokens guesses the prompt's size in tokens before any tokenizer
 // has seen it: about four characters a token, plus a few tokens of framing per
 // message. Used where a bound is needed before the provider counts exactly.

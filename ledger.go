@@ -149,6 +149,16 @@ type VoucherSum struct {
 // Add adds s to u.
 func (u *VoucherSum) Add(s VoucherSum) { u.Count += s.Count; u.Value += s.Value }
 
+// AddStates adds o's vouchers, state by state, to b's: the totals of
+// several batches.
+func (b *VoucherBatch) AddStates(o *VoucherBatch) {
+	b.Minted.Add(o.Minted)
+	b.Redeemed.Add(o.Redeemed)
+	b.Voided.Add(o.Voided)
+	b.Expired.Add(o.Expired)
+	b.Outstanding.Add(o.Outstanding)
+}
+
 // VoucherVoid is what a void did: the batch of the vouchers it selected,
 // those it voided, and how many of the others were redeemed or voided before.
 type VoucherVoid struct {

@@ -1,14 +1,10 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	httppprof "net/http/pprof"
-	"reflect"
 	"runtime"
 	rtpprof "runtime/pprof"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,11 +12,26 @@ import (
 	"aigrid/internal/openaierr"
 )
 
+// served refuses, as the config file does, a service model (named in the
+// request's param) that no offer serves.
+func (s *Server) served(param, model string) error {
+	if s.cfg.Explainer == nil {
+		return nil
+	}
+	if _, err := s.cfg.Explainer.Explain(model, nil); aigrid.ErrorCode(err) == aigrid.ENotFound {
+		return aigrid.ParamErrorf(param, "No offer serves the model %q: check its spelling, or add an offer that serves it first (aigrid provider add).", model)
+	}
+	return nil
+}
+
+// adminRoute is one endpoint of the admin API.
+type adminRoute struct {
+	pattern string
+	h       http.HandlerFunc
+}
+
 func (s *Server) adminRoutes(mux *http.ServeMux) {
-	routes := []struct {
-		pattern string
-		h       http.HandlerFunc
-	}{
+	routes := []adminRoute{
 		{"POST /admin/v1/tenants", s.createTenant},
 		{"GET /admin/v1/tenants", s.listTenants},
 		{"GET /admin/v1/tenants/{name}", s.getTenant},
@@ -54,10 +65,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"GET /admin/debug/pprof/{profile}", profile},
 	}
 	if s.cfg.Backup != nil {
-		routes = append(routes, struct {
-			pattern string
-			h       http.HandlerFunc
-		}{"GET /admin/v1/backup", s.backup})
+		routes = append(routes, adminRoute{"GET /admin/v1/backup", s.backup})
 	}
 	byPath := map[string][]string{}
 	for _, rt := range routes {
@@ -132,40 +140,18 @@ func contention(w http.ResponseWriter, r *http.Request, name string) {
 	httppprof.Handler(name).ServeHTTP(w, r)
 }
 
-// decodeAdmin reads a JSON admin request body into v. A field v does not
-// have is refused: a misspelt max_concurrency or price would otherwise be
-// dropped, and the provider or tenant stored without it.
+// decodeAdmin reads a JSON admin request body into v, refusing a field v
+// does not have (see decodeStrictJSON).
 func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err == nil {
-		err = decodeJSON(body, v)
-	}
-	if err == nil {
-		err = unknownField(body, v)
+		err = decodeStrictJSON(body, v)
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return false
 	}
 	return true
-}
-
-// unknownField reports the first field of body that v's type does not have.
-// It decodes into a fresh value, so v keeps what decodeJSON put in it.
-func unknownField(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(reflect.New(reflect.TypeOf(v).Elem()).Interface())
-	if err == nil {
-		return nil
-	}
-	// encoding/json has no error type for it, only this text.
-	name, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
-	if !ok {
-		return nil
-	}
-	name = strings.Trim(name, `"`)
-	return aigrid.ParamErrorf(name, "Unknown field %q in the request body: check its spelling. Nothing was changed.", name)
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
@@ -249,14 +235,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
-		// As the config file does: a key limited to a model no offer
-		// serves could use nothing, and a typo would only show at its
-		// first call.
-		if s.cfg.Explainer != nil {
-			if _, err := s.cfg.Explainer.Explain(m, nil); aigrid.ErrorCode(err) == aigrid.ENotFound {
-				writeError(w, r, aigrid.ParamErrorf("models", "No offer serves the model %q: check its spelling, or add an offer that serves it first (aigrid provider add).", m))
-				return
-			}
+		// A key limited to a model no offer serves could use nothing, and
+		// a typo would only show at its first call.
+		if err := s.served("models", m); err != nil {
+			writeError(w, r, err)
+			return
 		}
 	}
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
@@ -409,17 +392,15 @@ func (s *Server) putServiceModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.Name = r.PathValue("name")
-	// As the config file does: a name or fallback no offer serves is most
-	// often a typo, and brownout would then find nothing to fall back on.
-	if s.cfg.Explainer != nil {
-		for _, c := range []struct{ param, name string }{{"name", m.Name}, {"fallback", m.Fallback}} {
-			if c.name == "" {
-				continue
-			}
-			if _, err := s.cfg.Explainer.Explain(c.name, nil); aigrid.ErrorCode(err) == aigrid.ENotFound {
-				writeError(w, r, aigrid.ParamErrorf(c.param, "No offer serves the model %q: check its spelling, or add an offer that serves it first (aigrid provider add).", c.name))
-				return
-			}
+	// A name or fallback no offer serves is most often a typo, and
+	// brownout would then find nothing to fall back on.
+	for _, c := range [][2]string{{"name", m.Name}, {"fallback", m.Fallback}} {
+		if c[1] == "" {
+			continue
+		}
+		if err := s.served(c[0], c[1]); err != nil {
+			writeError(w, r, err)
+			return
 		}
 	}
 	if err := s.cfg.Store.UpsertServiceModel(r.Context(), &m); err != nil {

@@ -401,18 +401,17 @@ func (s *Server) listVouchers(w http.ResponseWriter, r *http.Request) {
 	}
 	cur := m.Currency()
 	text := func(v aigrid.VoucherSum) voucherSum { return voucherSum{Count: v.Count, Value: cur.Decimal(v.Value)} }
-	out := voucherList{Object: "list", Currency: cur.Code, Data: []voucherBatch{}}
-	var minted, redeemed, voided, expired, outstanding aigrid.VoucherSum
-	for _, b := range batches {
-		out.Data = append(out.Data, voucherBatch{Batch: b.Batch, MintedAt: b.MintedAt, Expires: b.ExpiresAt, Value: cur.Decimal(b.Value),
-			voucherStates: voucherStates{Minted: text(b.Minted), Redeemed: text(b.Redeemed), Voided: text(b.Voided), Expired: text(b.Expired), Outstanding: text(b.Outstanding)}})
-		minted.Add(b.Minted)
-		redeemed.Add(b.Redeemed)
-		voided.Add(b.Voided)
-		expired.Add(b.Expired)
-		outstanding.Add(b.Outstanding)
+	states := func(b *aigrid.VoucherBatch) voucherStates {
+		return voucherStates{Minted: text(b.Minted), Redeemed: text(b.Redeemed), Voided: text(b.Voided), Expired: text(b.Expired), Outstanding: text(b.Outstanding)}
 	}
-	out.Totals = voucherStates{Minted: text(minted), Redeemed: text(redeemed), Voided: text(voided), Expired: text(expired), Outstanding: text(outstanding)}
+	out := voucherList{Object: "list", Currency: cur.Code, Data: []voucherBatch{}}
+	var totals aigrid.VoucherBatch
+	for i := range batches {
+		b := &batches[i]
+		out.Data = append(out.Data, voucherBatch{Batch: b.Batch, MintedAt: b.MintedAt, Expires: b.ExpiresAt, Value: cur.Decimal(b.Value), voucherStates: states(b)})
+		totals.AddStates(b)
+	}
+	out.Totals = states(&totals)
 	writeJSON(w, http.StatusOK, out)
 }
 

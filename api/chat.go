@@ -90,14 +90,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 			writeError(w, r, err)
 			return
 		}
-		estimated := resp.Usage == nil || resp.Usage.Estimated
-		if resp.Usage == nil {
-			u = aigrid.Usage{PromptTokens: promptEstimate, CompletionTokens: estimateOutputTokens(resp)}
-			u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		} else {
-			u = *resp.Usage
+		counted := resp.Usage
+		if counted == nil {
+			counted = req.EstimateUsage(resp.CompletionChars())
 		}
-		if err := s.settle(w, r, call, hold, u, estimated); err != nil {
+		u = *counted
+		if err := s.settle(w, r, call, hold, u, counted.Estimated); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -109,21 +107,6 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, call *a
 		writeJSON(w, http.StatusOK, resp)
 	}
 	s.countUsage(w, r, call, &u)
-}
-
-// estimateOutputTokens guesses the output of a response whose provider did
-// not count it: about four characters a token.
-func estimateOutputTokens(resp *aigrid.ChatResponse) int {
-	chars := 0
-	for _, c := range resp.Choices {
-		if c.Message.Content != nil {
-			chars += len(c.Message.Content.String())
-		}
-		for _, tc := range c.Message.ToolCalls {
-			chars += len(tc.Function.Name) + len(tc.Function.Arguments)
-		}
-	}
-	return (chars + 3) / 4
 }
 
 // countUsage records the tokens of a served call in the metrics and the log.

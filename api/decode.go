@@ -39,9 +39,38 @@ func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return aigrid.Errorf(aigrid.EInvalid, "The request body is empty: send a JSON object.")
 	}
-	err := json.Unmarshal(body, v)
+	return jsonError(json.Unmarshal(body, v))
+}
+
+// decodeStrictJSON is decodeJSON refusing a field that v does not have: in
+// the admin API a misspelt max_concurrency or price would otherwise be
+// dropped, and the provider or tenant stored without it.
+func decodeStrictJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return aigrid.Errorf(aigrid.EInvalid, "The request body is empty: send a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	// A decoder stops after one value; Unmarshal refuses what follows it.
+	if at := dec.InputOffset(); len(bytes.TrimSpace(body[at:])) > 0 {
+		return aigrid.Errorf(aigrid.EInvalid, "We could not parse the JSON body of your request: more follows the object (at byte %d).", at)
+	}
+	return nil
+}
+
+// jsonError turns a decoder's error into a message that names the parameter
+// at fault; nil stays nil.
+func jsonError(err error) error {
 	if err == nil {
 		return nil
+	}
+	// encoding/json has no error type for an unknown field, only this text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return aigrid.ParamErrorf(name, "Unknown field %q in the request body: check its spelling. Nothing was changed.", name)
 	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError

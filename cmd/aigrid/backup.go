@@ -88,7 +88,7 @@ func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := keepAs(part, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backup written to %s: %s, sha256 %s\n%s\n", out, sizeText(n), hex.EncodeToString(sum.Sum(nil)), describeStore(info))
+	fmt.Fprintf(stdout, "backup written to %s: %s, sha256 %s\n%s\n", out, sizeString(n), hex.EncodeToString(sum.Sum(nil)), describeStore(info))
 	return nil
 }
 
@@ -203,17 +203,4 @@ func describeStore(info *sqlite.BackupInfo) string {
 	}
 	return fmt.Sprintf("schema %d, %s, %d tenants, %d calls in %d ledger transactions, %s (integrity checked)",
 		info.Schema, currency, info.Tenants, info.Calls, info.Transactions, last)
-}
-
-// sizeText writes a byte count for people.
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

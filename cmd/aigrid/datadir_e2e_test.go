@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,9 +36,6 @@ func startAndStop(t *testing.T, data, config string) error {
 // refused before it reads or writes anything, naming the holder, and the
 // first serves on with its journal whole; once it stops, a start succeeds.
 func TestOneServerPerDataDir(t *testing.T) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
-		t.Skip("no flock on", runtime.GOOS)
-	}
 	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
 	config := strings.Replace(billingConfig, "UPSTREAM", up.URL, 1)
 	data := filepath.Join(t.TempDir(), "data")

@@ -1,8 +1,7 @@
-//go:build !(linux || darwin)
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
 package dirlock
 
-// Take takes no lock where flock is missing: on these systems, one aigrid
-// at a time on a data directory is the operator's to see to. It returns a
-// Lock all the same, whose Release does nothing.
-func Take(path, what string) (*Lock, error) { return &Lock{}, nil }
+// Take locks by the lock file's being there, where flock is missing (see
+// takeFile).
+func Take(path, what string) (*Lock, error) { return takeFile(path, what) }

@@ -1,4 +1,4 @@
-//go:build linux || darwin
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
 package dirlock
 
@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 )
 
 // Take locks the file at path (made if missing) for this process, or says
 // which process holds it: what names the directory's use in the message
-// ("the settlement journal in /srv/aigrid/journal"). The lock is flock's,
-// on the file kept open; the file keeps the holder's process ID.
+// ("the settlement journal in /srv/aigrid/journal"). The lock is flock's, on
+// the file kept open, so a process that dies, however, lets go of it; the
+// file keeps the holder's process ID.
 func Take(path, what string) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -27,13 +27,8 @@ func Take(path, what string) (*Lock, error) {
 		}
 	}
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		holder, _ := os.ReadFile(path)
 		f.Close()
-		who := "another process"
-		if pid := strings.TrimSpace(string(holder)); pid != "" {
-			who = "process " + pid
-		}
-		return nil, fmt.Errorf("%s is in use by %s: another aigrid serves from this data directory, and one at a time may", what, who)
+		return nil, fmt.Errorf("%s is in use by %s: another aigrid serves from this data directory, and one at a time may", what, holder(path))
 	}
 	if err != nil {
 		f.Close()

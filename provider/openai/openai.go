@@ -122,7 +122,7 @@ func (p *Provider) Chat(ctx context.Context, offer *aigrid.Offer, req *aigrid.Ch
 		return nil, p.readError(ctx, err)
 	}
 	if out.Usage == nil {
-		out.Usage = estimateUsage(req, completionChars(&out))
+		out.Usage = req.EstimateUsage(out.CompletionChars())
 	}
 	return &out, nil
 }
@@ -223,7 +223,7 @@ func (p *Provider) stream(ctx context.Context, up, orig *aigrid.ChatRequest, emi
 		}
 	}
 	if out.Usage == nil {
-		out.Usage = estimateUsage(orig, chars)
+		out.Usage = orig.EstimateUsage(chars)
 	}
 	return out, nil
 }
@@ -531,26 +531,6 @@ func retryAfter(h string) time.Duration {
 		}
 	}
 	return time.Second
-}
-
-// Upstreams that do not report usage are metered by estimate: about four
-// characters a token, as the prompt estimate is.
-func estimateUsage(req *aigrid.ChatRequest, completionChars int) *aigrid.Usage {
-	in := req.EstimatePromptTokens()
-	out := (completionChars + 3) / 4
-	return &aigrid.Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out, Estimated: true}
-}
-
-func completionChars(r *aigrid.ChatResponse) int {
-	n := 0
-	for i := range r.Choices {
-		m := &r.Choices[i].Message
-		n += len(m.Content.String()) + len(m.ReasoningContent)
-		for _, tc := range m.ToolCalls {
-			n += len(tc.Function.Name) + len(tc.Function.Arguments)
-		}
-	}
-	return n
 }
 
 func deltaChars(d *aigrid.Delta) int {
