@@ -32,18 +32,27 @@ func startAndStop(t *testing.T, data, config string) error {
 	return err
 }
 
-// One server at a time serves from a data directory: a second start is
-// refused before it reads or writes anything, naming the holder, and the
-// first serves on with its journal whole; once it stops, a start succeeds.
-func TestOneServerPerDataDir(t *testing.T) {
+// billingGridWithACall starts the billing grid on a data directory of its
+// own and makes one call of clinic-a's, for the data-directory tests; it
+// returns the grid, its directory and its config text.
+func billingGridWithACall(t *testing.T) (*grid, string, string) {
+	t.Helper()
 	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
 	config := strings.Replace(billingConfig, "UPSTREAM", up.URL, 1)
 	data := filepath.Join(t.TempDir(), "data")
 	g := startGridIn(t, data, config)
-	const key = "sk-clinic-a-0001"
-	if r := g.do("POST", "/v1/chat/completions", key, chatBody("one two three", false), nil); r.StatusCode != 200 {
+	if r := g.do("POST", "/v1/chat/completions", "sk-clinic-a-0001", chatBody("one two three", false), nil); r.StatusCode != 200 {
 		t.Fatalf("chat: %d", r.StatusCode)
 	}
+	return g, data, config
+}
+
+// One server at a time serves from a data directory: a second start is
+// refused before it reads or writes anything, naming the holder, and the
+// first serves on with its journal whole; once it stops, a start succeeds.
+func TestOneServerPerDataDir(t *testing.T) {
+	g, data, config := billingGridWithACall(t)
+	const key = "sk-clinic-a-0001"
 	err := startAndStop(t, data, config)
 	if err == nil || !strings.Contains(err.Error(), "the data directory "+data+" is in use by process "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("a second server on the same data directory: %v", err)
@@ -71,14 +80,8 @@ func TestOneServerPerDataDir(t *testing.T) {
 // would have counted months in UTC), and a file that names another currency
 // is refused.
 func TestCurrencyAndZoneKept(t *testing.T) {
-	up := upstreamtest.New(t, "", map[string]upstreamtest.Behaviour{"small-chat": {}})
-	config := strings.Replace(billingConfig, "UPSTREAM", up.URL, 1)
-	data := filepath.Join(t.TempDir(), "data")
-	g := startGridIn(t, data, config)
+	g, data, _ := billingGridWithACall(t)
 	const key = "sk-clinic-a-0001"
-	if r := g.do("POST", "/v1/chat/completions", key, chatBody("one two", false), nil); r.StatusCode != 200 {
-		t.Fatalf("chat: %d", r.StatusCode)
-	}
 	g.main.Close()
 
 	g2 := startGridIn(t, data, "")
